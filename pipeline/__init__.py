@@ -1,0 +1,1 @@
+"""S3 file tracker: keeps the DynamoDB table `files` equal to a bucket's objects."""

@@ -1,0 +1,1 @@
+"""The local stack: the pipeline on one machine, around the real handlers."""

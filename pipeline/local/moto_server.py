@@ -1,0 +1,46 @@
+"""Start and stop moto's ThreadedMotoServer on loopback, quietly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from moto.server import ThreadedMotoServer
+
+
+@dataclass
+class MotoServer:
+    """An embedded moto server (S3, SQS, DynamoDB, ...) on 127.0.0.1; port 0 picks a free one."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    _server: ThreadedMotoServer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The server's base URL, e.g. `http://127.0.0.1:5000`."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> MotoServer:
+        """Start serving; returns self with the bound port filled in."""
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
+        server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        server.start()
+        self.host, self.port = server.get_host_and_port()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.stop()
+            server_socket = getattr(self._server._server, "socket", None)
+            if server_socket is not None:
+                server_socket.close()
+            self._server = None
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,132 @@
+"""The record model: what one S3 event says about one object, and how it is stored.
+
+Table schema (`files`, partition key `filename`, String):
+
+| attribute    | type | present                                                        |
+|--------------|------|----------------------------------------------------------------|
+| `filename`   | S    | always: the decoded object key                                 |
+| `bucket`     | S    | always                                                         |
+| `size`       | N    | creates                                                        |
+| `etag`       | S    | creates, when S3 sent one                                      |
+| `event_time` | S    | always: S3's `eventTime` (ISO 8601, UTC)                       |
+| `event_name` | S    | always: e.g. `ObjectCreated:Put`                                |
+| `sequencer`  | S    | when S3 sent one (orders events for the same key)              |
+| `version_id` | S    | when the bucket is versioned                                   |
+| `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |
+| `expires_at` | N    | tombstones only: epoch seconds, the table's TTL attribute      |
+
+Deletes are stored as tombstones rather than removed, so that a late, older create
+delivered after the delete (S3 delivery is at-least-once and unordered) cannot bring
+the file back. Tombstones expire through DynamoDB TTL and are never served by the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+PARTITION_KEY = "filename"
+DELETED = "deleted"
+EXPIRES_AT = "expires_at"
+TTL_ATTRIBUTE = EXPIRES_AT
+INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT})
+MAX_KEY_BYTES = 2_048
+"""DynamoDB's limit on a partition key value."""
+MAX_ITEM_BYTES = 400 * 1_024
+"""DynamoDB's limit on one item."""
+
+
+class Action(StrEnum):
+    """What an event does to the file's row."""
+
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvent:
+    """One S3 record, decoded: the newest of these per key decides the key's row."""
+
+    filename: str
+    bucket: str
+    action: Action
+    event_name: str
+    event_time: str
+    size: int | None = None
+    etag: str | None = None
+    sequencer: str | None = None
+    version_id: str | None = None
+
+    def row(self, *, now: float, tombstone_ttl_s: int) -> dict[str, Any]:
+        """The table item (plain Python values) this event writes."""
+        item: dict[str, Any] = {
+            PARTITION_KEY: self.filename,
+            "bucket": self.bucket,
+            "event_time": self.event_time,
+            "event_name": self.event_name,
+        }
+        if self.sequencer:
+            item["sequencer"] = self.sequencer
+        if self.version_id:
+            item["version_id"] = self.version_id
+        if self.action is Action.DELETE:
+            item[DELETED] = True
+            item[EXPIRES_AT] = int(now) + tombstone_ttl_s
+        else:
+            item["size"] = self.size if self.size is not None else 0
+            if self.etag:
+                item["etag"] = self.etag
+        return item
+
+
+def compare_sequencers(a: str, b: str) -> int:
+    """S3's rule: pad the shorter hex string with zeros on the right, compare as strings."""
+    width = max(len(a), len(b))
+    left, right = a.upper().ljust(width, "0"), b.upper().ljust(width, "0")
+    return (left > right) - (left < right)
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def compare_versions(
+    seq_a: str | None, time_a: str | None, seq_b: str | None, time_b: str | None
+) -> int:
+    """Order two events for the same key: sequencer when both have one, else eventTime.
+
+    Returns >0 when a is newer, <0 when b is newer, 0 when they cannot be told apart.
+    """
+    if seq_a and seq_b:
+        return compare_sequencers(seq_a, seq_b)
+    ta = _parse_time(time_a) if time_a else None
+    tb = _parse_time(time_b) if time_b else None
+    if ta is not None and tb is not None:
+        try:
+            return (ta > tb) - (ta < tb)
+        except TypeError:  # naive vs aware: compare as UTC text instead
+            pass
+    if time_a and time_b:
+        return (time_a > time_b) - (time_a < time_b)
+    return 0
+
+
+def is_newer(event: FileEvent, stored: dict[str, Any] | None) -> bool:
+    """Whether `event` should replace the `stored` row (None: nothing stored yet).
+
+    An event equal to the stored one by sequencer is a duplicate delivery: not newer.
+    Without sequencers, ties on eventTime go to the event being processed now.
+    """
+    if stored is None:
+        return True
+    stored_seq = stored.get("sequencer")
+    stored_time = stored.get("event_time")
+    order = compare_versions(event.sequencer, event.event_time, stored_seq, stored_time)
+    if order != 0:
+        return order > 0
+    return not (event.sequencer and stored_seq)

@@ -1,0 +1,83 @@
+"""The one settings object, read from the environment once and validated at cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a usable configuration."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer in [{low}, {high}], got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be an integer in [{low}, {high}], got {value}")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration shared by both functions and the local stack.
+
+    Only `TABLE_NAME` is required. The AWS SDK variables (`AWS_ENDPOINT_URL`,
+    `AWS_DEFAULT_REGION`, credentials) are honoured by botocore itself; they are kept here
+    so that every client is built from the same values.
+    """
+
+    table_name: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    # Ingest
+    write_concurrency: int = 16
+    """BatchWriteItem requests in flight at once per invocation."""
+    max_backoff_ms: int = 2_000
+    """Cap of the exponential backoff between retries (full jitter below it)."""
+    base_backoff_ms: int = 25
+    safety_margin_ms: int = 2_000
+    """Time kept back from the Lambda deadline to build the response."""
+    tombstone_ttl_days: int = 15
+    """How long a delete marker is kept to reject late, older creates (> SQS's 14-day retention)."""
+    # Read API
+    page_token_secret: str | None = None
+    """Key for signing page tokens; without it they are checksummed and strictly validated."""
+    cors_origin: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings; raise `SettingsError` naming the bad variable."""
+        env = os.environ if env is None else env
+        table_name = env.get("TABLE_NAME", "").strip()
+        if not table_name:
+            raise SettingsError(
+                "TABLE_NAME is required: the name of the DynamoDB table holding the files "
+                "(e.g. TABLE_NAME=files)"
+            )
+        if not 3 <= len(table_name) <= 255:
+            raise SettingsError(f"TABLE_NAME must be 3-255 characters, got {table_name!r}")
+        return cls(
+            table_name=table_name,
+            region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+            endpoint_url=_optional(env, "AWS_ENDPOINT_URL_DYNAMODB")
+            or _optional(env, "AWS_ENDPOINT_URL"),
+            write_concurrency=_int(env, "INGEST_WRITE_CONCURRENCY", 16, 1, 256),
+            max_backoff_ms=_int(env, "INGEST_MAX_BACKOFF_MS", 2_000, 1, 60_000),
+            base_backoff_ms=_int(env, "INGEST_BASE_BACKOFF_MS", 25, 1, 10_000),
+            safety_margin_ms=_int(env, "INGEST_SAFETY_MARGIN_MS", 2_000, 0, 60_000),
+            tombstone_ttl_days=_int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650),
+            page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
+            cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),
+        )

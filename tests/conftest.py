@@ -1,0 +1,49 @@
+"""Shared fixtures: one moto server per test session, a fresh table per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from pipeline.dynamo.schema import create_files_table
+from pipeline.local.moto_server import MotoServer
+
+REGION = "ap-south-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """A real moto server over HTTP on 127.0.0.1 (port chosen by the OS)."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point every SDK client of the test at the moto server; returns its endpoint URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server.endpoint_url
+
+
+@pytest.fixture
+def dynamodb(aws_env: str):  # type: ignore[no-untyped-def]
+    """A boto3 DynamoDB client on the moto server."""
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=aws_env)
+
+
+@pytest.fixture
+def table_name(dynamodb, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh `files`-shaped table; TABLE_NAME points at it."""
+    name = f"files-{uuid.uuid4().hex[:12]}"
+    create_files_table(dynamodb, name)
+    monkeypatch.setenv("TABLE_NAME", name)
+    yield name
+    dynamodb.delete_table(TableName=name)

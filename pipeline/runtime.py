@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -77,28 +78,21 @@ class LoopRuntime(Generic[C]):
         state = self._state
         if state.loop is not None and not state.loop.is_closed():
             if state.stack is not None:
-                try:
+                with contextlib.suppress(Exception):  # best effort at shutdown
                     state.loop.run_until_complete(state.stack.aclose())
-                except Exception:  # pragma: no cover - best effort at shutdown
-                    pass
             state.loop.close()
         state.loop, state.stack, state.value = None, None, None
 
 
-def dynamodb_client_factory(
-    settings: Settings, session: aioboto3.Session | None = None
-) -> Callable[[AsyncExitStack], Awaitable[Any]]:
-    """Factory opening one aioboto3 DynamoDB client sized for the writer's concurrency."""
-    shared_session = session or aioboto3.Session()
-
-    async def open_client(stack: AsyncExitStack) -> Any:
-        return await stack.enter_async_context(
-            shared_session.client(
-                "dynamodb",
-                region_name=settings.region,
-                endpoint_url=settings.endpoint_url,
-                config=client_config(max(10, settings.write_concurrency + 4)),
-            )
+async def open_dynamodb_client(
+    stack: AsyncExitStack, settings: Settings, session: aioboto3.Session | None = None
+) -> Any:
+    """Open an aioboto3 DynamoDB client sized for the writer's concurrency, closed by `stack`."""
+    return await stack.enter_async_context(
+        (session or aioboto3.Session()).client(
+            "dynamodb",
+            region_name=settings.region,
+            endpoint_url=settings.endpoint_url,
+            config=client_config(max(10, settings.write_concurrency + 4)),
         )
-
-    return open_client
+    )

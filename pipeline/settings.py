@@ -55,6 +55,9 @@ class Settings:
     page_token_secret: str | None = None
     """Key for signing page tokens; without it they are checksummed and strictly validated."""
     cors_origin: str | None = None
+    # Observability
+    metrics_namespace: str = "FileTracker"
+    """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,4 +83,5 @@ class Settings:
             tombstone_ttl_days=_int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
             cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),
+            metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",
         )

@@ -1,0 +1,73 @@
+"""SQS-triggered ingest Lambda: S3 notifications -> the files table, partial batch failures."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aioboto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline.dynamo.writer import DynamoFileStore
+from pipeline.ingest import IngestResult, ingest
+from pipeline.retry import Backoff, Deadline
+from pipeline.runtime import LoopRuntime, open_dynamodb_client
+from pipeline.settings import Settings
+
+settings = Settings.from_env()  # cold start: fails fast with a clear message
+logger = Logger()
+metrics = Metrics(namespace=settings.metrics_namespace)
+tracer = Tracer()
+copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
+_session = aioboto3.Session()
+
+
+async def _open_store(stack: AsyncExitStack) -> DynamoFileStore:
+    client = await open_dynamodb_client(stack, settings, _session)
+    backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_backoff_ms / 1000)
+    return DynamoFileStore(
+        client, settings.table_name, concurrency=settings.write_concurrency, backoff=backoff
+    )
+
+
+runtime: LoopRuntime[DynamoFileStore] = LoopRuntime(_open_store)
+
+
+def _record_metrics(result: IngestResult) -> None:
+    metrics.add_metric("BatchSize", MetricUnit.Count, result.messages)
+    metrics.add_metric("RecordsWritten", MetricUnit.Count, result.written)
+    metrics.add_metric("RecordsDeleted", MetricUnit.Count, result.deleted)
+    metrics.add_metric("RecordsSkipped", MetricUnit.Count, result.skipped)
+    metrics.add_metric("RecordsFailed", MetricUnit.Count, result.failed)
+    metrics.add_metric("Retries", MetricUnit.Count, result.retries)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Apply the batch; report the messages that could not be applied."""
+    records = event.get("Records") or []
+    budget_ms = context.get_remaining_time_in_millis() - settings.safety_margin_ms
+    deadline = Deadline(max(budget_ms, 0) / 1000)
+    result = runtime.run(
+        lambda store: ingest(
+            records, store, deadline, tombstone_ttl_s=settings.tombstone_ttl_days * 86_400
+        )
+    )
+    _record_metrics(result)
+    logger.info(
+        "Batch applied",
+        extra={
+            "messages": result.messages,
+            "written": result.written,
+            "deleted": result.deleted,
+            "skipped": result.skipped,
+            "failed_messages": len(result.failed_message_ids),
+            "retries": result.retries,
+        },
+    )
+    return result.response()

@@ -1,0 +1,191 @@
+"""Apply a batch of SQS messages (S3 notifications) to the files table.
+
+1. Parse every message; a bad one fails alone.
+2. Collapse events per key to the newest (sequencer, then eventTime, then arrival order):
+   one BatchWriteItem request may not name a key twice.
+3. Read the stored version of those keys and drop events older than (or equal to) what is
+   stored: S3 delivers at least once and out of order, and BatchWriteItem has no conditions.
+4. Write rows (creates) and tombstones (deletes), 25 per request, many requests in flight.
+5. Map every key that could not be written back to every message that carried an event for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipeline.events import NotificationError, parse_body
+from pipeline.model import FileEvent, compare_versions, is_newer
+from pipeline.retry import Deadline, OpStats
+
+logger = logging.getLogger(__name__)
+
+GROUP_SIZE = 100
+"""Keys whose stored versions are read (one BatchGetItem) before their rows are written."""
+
+
+class FileStore(Protocol):
+    """What ingest needs from the table (`pipeline.dynamo.writer.DynamoFileStore`)."""
+
+    async def read_versions(
+        self, keys: Sequence[str], deadline: Deadline, stats: OpStats
+    ) -> dict[str, dict[str, Any]]: ...
+
+    async def write_rows(
+        self, rows: Sequence[dict[str, Any]], deadline: Deadline, stats: OpStats
+    ) -> None: ...
+
+
+@dataclass
+class IngestResult:
+    """The outcome of one invocation, for the response and the metrics."""
+
+    failed_message_ids: list[str] = field(default_factory=list)
+    messages: int = 0
+    written: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    """Records that changed nothing: test events, ignored event types, stale or duplicate events."""
+    failed: int = 0
+    """Records (keys) that could not be applied, plus bad messages."""
+    retries: int = 0
+    calls: int = 0
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The ReportBatchItemFailures response Lambda expects."""
+        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in self.failed_message_ids]}
+
+
+@dataclass
+class _Latest:
+    event: FileEvent
+    message_ids: set[str]
+
+
+def _newer_in_batch(candidate: FileEvent, current: FileEvent) -> bool:
+    """Within one batch, ties after sequencer and eventTime go to the later arrival."""
+    order = compare_versions(
+        candidate.sequencer, candidate.event_time, current.sequencer, current.event_time
+    )
+    return order >= 0
+
+
+def collapse(events: Iterable[tuple[str, FileEvent]]) -> dict[str, _Latest]:
+    """Newest event per key, with every message id that carried an event for that key."""
+    latest: dict[str, _Latest] = {}
+    for message_id, event in events:
+        entry = latest.get(event.filename)
+        if entry is None:
+            latest[event.filename] = _Latest(event, {message_id})
+            continue
+        entry.message_ids.add(message_id)
+        if _newer_in_batch(event, entry.event):
+            entry.event = event
+    return latest
+
+
+def message_id_of(record: Mapping[str, Any]) -> str:
+    """The SQS messageId of a Lambda SQS record; without one the batch cannot be reported."""
+    message_id = record.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        raise ValueError("SQS record without a messageId: not a Lambda SQS event")
+    return message_id
+
+
+async def ingest(
+    records: Sequence[Mapping[str, Any]],
+    store: FileStore,
+    deadline: Deadline,
+    *,
+    tombstone_ttl_s: int,
+    now: float | None = None,
+) -> IngestResult:
+    """Apply the SQS `records` to the table; never raises for bad message bodies."""
+    result = IngestResult(messages=len(records))
+    failed: set[str] = set()
+    pairs: list[tuple[str, FileEvent]] = []
+    for record in records:
+        message_id = message_id_of(record)
+        try:
+            notification = parse_body(record.get("body"))
+        except NotificationError as error:
+            logger.warning(
+                "Rejected message: %s",
+                error,
+                extra={"message_id": message_id, "reason": str(error)},
+            )
+            failed.add(message_id)
+            result.failed += 1
+            continue
+        result.skipped += notification.skipped + (1 if notification.test_event else 0)
+        pairs.extend((message_id, event) for event in notification.events)
+
+    latest = collapse(pairs)
+    result.skipped += len(pairs) - len(latest)
+    stats = OpStats()
+    keys = list(latest)
+    await asyncio.gather(
+        *(
+            _apply_group(
+                [latest[key] for key in keys[i : i + GROUP_SIZE]],
+                store,
+                deadline,
+                stats,
+                result,
+                tombstone_ttl_s,
+                time.time() if now is None else now,
+            )
+            for i in range(0, len(keys), GROUP_SIZE)
+        )
+    )
+    for key, reason in stats.failures.items():
+        entry = latest[key]
+        result.failed += 1
+        for message_id in sorted(entry.message_ids):
+            if message_id not in failed:
+                logger.warning(
+                    "Could not apply %s: %s",
+                    entry.event.action.value,
+                    reason,
+                    extra={"message_id": message_id, "filename": key[:256], "reason": reason},
+                )
+            failed.add(message_id)
+    result.retries, result.calls = stats.retries, stats.calls
+    order = {message_id_of(record): index for index, record in enumerate(records)}
+    result.failed_message_ids = sorted(failed, key=order.__getitem__)
+    return result
+
+
+async def _apply_group(
+    group: list[_Latest],
+    store: FileStore,
+    deadline: Deadline,
+    stats: OpStats,
+    result: IngestResult,
+    tombstone_ttl_s: int,
+    now: float,
+) -> None:
+    """Read the stored versions of up to 100 keys, then write those events that are newer."""
+    keys = [entry.event.filename for entry in group]
+    stored = await store.read_versions(keys, deadline, stats)
+    rows = []
+    for entry in group:
+        event = entry.event
+        if event.filename in stats.failures:  # its version could not be read: retry later
+            continue
+        if not is_newer(event, stored.get(event.filename)):
+            result.skipped += 1
+            continue
+        rows.append(event.row(now=now, tombstone_ttl_s=tombstone_ttl_s))
+    await store.write_rows(rows, deadline, stats)
+    for row in rows:
+        if row["filename"] in stats.failures:
+            continue
+        if row.get("deleted"):
+            result.deleted += 1
+        else:
+            result.written += 1

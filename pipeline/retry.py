@@ -1,0 +1,41 @@
+"""Time budget, backoff and bookkeeping shared by the ingest service and its adapters."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+
+class Deadline:
+    """A point in monotonic time after which no new attempt is started."""
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self._at - time.monotonic()
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter (AWS Architecture Blog)."""
+
+    base_s: float = 0.025
+    cap_s: float = 2.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        """The sleep before retry number `attempt` (1-based): uniform in [0, min(cap, base*2^n)]."""
+        return self.rng.uniform(0, min(self.cap_s, self.base_s * (2 ** min(attempt, 30))))
+
+
+@dataclass
+class OpStats:
+    """What happened during one batch of calls: retries made and why keys failed."""
+
+    retries: int = 0
+    calls: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    """Failed partition key -> short reason."""

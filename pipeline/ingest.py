@@ -151,7 +151,7 @@ async def ingest(
                     "Could not apply %s: %s",
                     entry.event.action.value,
                     reason,
-                    extra={"message_id": message_id, "filename": key[:256], "reason": reason},
+                    extra={"message_id": message_id, "object_key": key[:256], "reason": reason},
                 )
             failed.add(message_id)
     result.retries, result.calls = stats.retries, stats.calls

@@ -1,4 +1,4 @@
-"""The `files` table's definition, for the local stack and tests (template.yaml deploys it on AWS)."""
+"""The `files` table for the local stack and tests (template.yaml defines it on AWS)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ up: $(VENV)/.installed
 	$(PY) -m pipeline up
 
 ## test: the whole test suite (unit, integration on moto server, end-to-end on the local stack).
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
@@ -35,7 +35,31 @@ lint: $(VENV)/.installed
 ## iac-check: cfn-lint, SAM transform and checkov on template.yaml (offline).
 iac-check: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
-	$(TOOLS)/bin/checkov --quiet --compact -f template.yaml --framework cloudformation
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
+	$(PY) -m pytest -q tests/unit/test_template.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+
+# ---------------------------------------------------------------------------------------------
+# Lambda artifact, called by `sam build` (template.yaml: Metadata BuildMethod: makefile) with
+# ARTIFACTS_DIR set. Both functions get the same artifact: pipeline/ and handlers/ (not tests/,
+# load/ or the moto-based local stack) plus requirements/runtime.lock installed as wheels for
+# Lambda's Python 3.13 on Linux. Wheels with compiled code (aiohttp, pydantic-core, ...) are
+# per CPU: LAMBDA_ARCH must match the template's Architecture parameter, e.g.
+#   LAMBDA_ARCH=arm64 sam build --parameter-overrides Architecture=arm64
+LAMBDA_ARCH ?= x86_64
+LAMBDA_PLATFORM = manylinux2014_$(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)
+
+.PHONY: build-IngestFunction build-ApiFunction
+build-IngestFunction build-ApiFunction:
+	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: these targets are run by `sam build`))
+	$(if $(filter x86_64 arm64,$(LAMBDA_ARCH)),,$(error LAMBDA_ARCH must be x86_64 or arm64, got '$(LAMBDA_ARCH)'))
+	mkdir -p "$(ARTIFACTS_DIR)"
+	cp -R pipeline handlers "$(ARTIFACTS_DIR)/"
+	rm -rf "$(ARTIFACTS_DIR)/pipeline/local"
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-warn-conflicts \
+		--require-hashes -r requirements/runtime.lock --target "$(ARTIFACTS_DIR)" \
+		--only-binary=:all: --implementation cp --python-version 3.13 \
+		--platform $(LAMBDA_PLATFORM)

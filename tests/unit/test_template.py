@@ -1,0 +1,416 @@
+"""template.yaml, checked offline: cfn-lint, the SAM transform, exact IAM, wiring, checkov.
+
+The SAM transform runs locally with aws-sam-translator (what CloudFormation runs on deploy)
+after the same CodeUri rewrite `sam package` does; no AWS account, no network.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint
+from cfnlint.config import ManualArgs
+from cfnlint.decode import cfn_yaml
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
+REGIONS = ["ap-south-1", "us-east-1"]
+
+TABLE_ARN = {"Fn::GetAtt": ["FilesTable", "Arn"]}
+DYNAMODB_ACTIONS = {
+    "IngestFunction": {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"},
+    "ApiFunction": {"dynamodb:Scan", "dynamodb:GetItem"},
+}
+CONTRACT_DEFAULTS: dict[str, Any] = {
+    "BucketName": "serverless-event4",
+    "TableName": "files",
+    "IngestBatchSize": 1000,
+    "IngestBatchingWindowSeconds": 1,
+    "IngestMaximumConcurrency": 5,
+    "IngestTimeoutSeconds": 60,
+    "IngestMemorySize": 256,
+    "QueueVisibilityTimeoutSeconds": 360,
+    "MaxReceiveCount": 5,
+    "Architecture": "x86_64",
+    "BucketVersioning": "Suspended",
+    "ApiThrottlingRateLimit": 100,
+    "ApiThrottlingBurstLimit": 200,
+    "EnableAccessLogs": "false",
+    "LogLevel": "INFO",
+    "PageTokenSecret": "",
+    "CorsAllowOrigin": "",
+}
+
+
+class _NoManagedPolicies:
+    """Stands in for the loader that lists AWS managed policies through IAM: none are used."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def _load(text: str) -> dict[str, Any]:
+    """Parse CloudFormation YAML (short-form tags included) into plain dicts and lists."""
+    return json.loads(json.dumps(cfn_yaml.loads(text)))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return _load(TEMPLATE.read_text())
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The plain CloudFormation template CloudFormation would deploy."""
+    packaged = copy.deepcopy(template)
+    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts-bucket/app.zip"  # sam package
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "ap-south-1")  # the translator needs a region
+        env.delenv("AWS_PROFILE", raising=False)
+        yield transform(packaged, {}, _NoManagedPolicies())
+
+
+def _default(template: dict[str, Any], value: Any) -> Any:
+    """A literal, or the default of the parameter a `Ref` names."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return template["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def _resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role_ref = cfn["Resources"][function]["Properties"]["Role"]
+    assert set(role_ref) == {"Fn::GetAtt"}, f"{function} must use a role of this stack"
+    role_name = role_ref["Fn::GetAtt"][0]
+    role = cfn["Resources"][role_name]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert not role["Properties"].get("ManagedPolicyArns"), f"{role_name}: managed policies"
+    attached = [
+        name
+        for name, res in cfn["Resources"].items()
+        if res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+        and {"Ref": role_name} in res["Properties"].get("Roles", [])
+    ]
+    assert not attached, f"{role_name}: policies attached from outside the role: {attached}"
+    return [
+        statement
+        for policy in role["Properties"].get("Policies", [])
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+    ]
+
+
+# ------------------------------------------------------------------------------------ linters
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    # Given the template; When cfn-lint runs with its bundled specs (offline)
+    matches = lint(TEMPLATE.read_text(), config=ManualArgs(regions=REGIONS))
+    # Then there is no error and no warning (suppressions, if any, are inline)
+    assert [str(m) for m in matches] == []
+
+
+def test_cfn_lint_reports_nothing_on_the_transformed_template(
+    transformed: dict[str, Any],
+) -> None:
+    matches = lint(json.dumps(transformed), config=ManualArgs(regions=REGIONS))
+    assert [str(m) for m in matches] == []
+
+
+def test_cfn_lint_would_catch_a_broken_template() -> None:
+    # The lint path is live: a dangling reference is reported.
+    broken = TEMPLATE.read_text().replace("!GetAtt FilesTable.Arn", "!GetAtt NoSuchTable.Arn")
+    assert any(m.rule.id.startswith("E") for m in lint(broken, config=ManualArgs(regions=REGIONS)))
+
+
+def test_sam_transform_yields_plain_cloudformation(transformed: dict[str, Any]) -> None:
+    types = {res["Type"] for res in transformed["Resources"].values()}
+    assert not any(t.startswith("AWS::Serverless::") for t in types)
+    assert "Transform" not in transformed
+    assert {
+        "AWS::Lambda::Function",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGateway::Stage",
+    } <= types
+
+
+def _checkov_or_skip() -> Path:
+    if CHECKOV.exists():
+        return CHECKOV
+    reason = f"{CHECKOV.relative_to(ROOT)} is missing: run `make .venv-tools/.installed`"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_checkov_has_no_failed_checks() -> None:
+    checkov = _checkov_or_skip()
+    # --skip-download: no call to the vendor's API (guidelines, severities); fully offline.
+    command = [str(checkov), "--skip-download", "--framework", "cloudformation", "-o", "json"]
+    completed = subprocess.run(
+        [*command, "-f", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    try:
+        report = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"checkov printed no JSON report (exit {completed.returncode}): {completed.stderr}"
+        )
+    summary = report["summary"]
+    failed = [
+        (c["check_id"], c["resource"], c["check_name"])
+        for c in report.get("results", {}).get("failed_checks", [])
+    ]
+    assert failed == []
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 0
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_every_checkov_suppression_is_justified(template: dict[str, Any]) -> None:
+    skips = [
+        (name, skip)
+        for name, res in template["Resources"].items()
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips, "the template is expected to carry its justified suppressions inline"
+    for name, skip in skips:
+        assert skip["id"].startswith("CKV"), (name, skip)
+        assert len(skip.get("comment", "")) >= 20, f"{name}: {skip['id']} needs a reason"
+
+
+# ------------------------------------------------------------------------------------ IAM
+
+
+@pytest.mark.parametrize("function", sorted(DYNAMODB_ACTIONS))
+def test_function_may_use_only_its_dynamodb_actions_on_the_table(
+    transformed: dict[str, Any], function: str
+) -> None:
+    statements = _role_statements(transformed, function)
+    dynamodb = [
+        s
+        for s in statements
+        if any(str(a).startswith("dynamodb:") for a in _as_list(s.get("Action", [])))
+    ]
+    assert dynamodb, f"{function} has no DynamoDB statement"
+    granted: set[str] = set()
+    for statement in dynamodb:
+        assert statement["Effect"] == "Allow"
+        assert _as_list(statement["Resource"]) == [TABLE_ARN], statement
+        assert all(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
+        assert "Condition" not in statement
+        granted |= set(_as_list(statement["Action"]))
+    assert granted == DYNAMODB_ACTIONS[function]
+
+
+@pytest.mark.parametrize("function", sorted(DYNAMODB_ACTIONS))
+def test_function_role_has_no_wildcards(transformed: dict[str, Any], function: str) -> None:
+    for statement in _role_statements(transformed, function):
+        assert "NotAction" not in statement and "NotResource" not in statement, statement
+        actions = [str(a) for a in _as_list(statement["Action"])]
+        assert not any("*" in action for action in actions), statement
+        if "*" in _as_list(statement["Resource"]):
+            # X-Ray has no resource-level permissions: the only statement allowed on '*'.
+            assert all(a.startswith("xray:Put") for a in actions), statement
+
+
+def test_ingest_role_polls_only_the_ingest_queue(transformed: dict[str, Any]) -> None:
+    sqs = [
+        s
+        for s in _role_statements(transformed, "IngestFunction")
+        if any(str(a).startswith("sqs:") for a in _as_list(s["Action"]))
+    ]
+    assert [s["Resource"] for s in sqs] == [{"Fn::GetAtt": ["IngestQueue", "Arn"]}]
+    assert set(sqs[0]["Action"]) == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+
+
+# ------------------------------------------------------------------------------------ wiring
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(CONTRACT_DEFAULTS.items()))
+def test_contract_parameter_defaults(template: dict[str, Any], name: str, default: Any) -> None:
+    assert template["Parameters"][name]["Default"] == default
+
+
+def test_queue_visibility_is_at_least_six_ingest_timeouts(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["IngestQueue"]["Properties"]
+    function = template["Resources"]["IngestFunction"]["Properties"]
+    visibility = _default(template, queue["VisibilityTimeout"])
+    assert visibility >= 6 * _default(template, function["Timeout"])
+
+
+def test_dead_letter_queue_after_at_least_five_receives(template: dict[str, Any]) -> None:
+    redrive = template["Resources"]["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    assert _default(template, redrive["maxReceiveCount"]) >= 5
+    assert template["Parameters"]["MaxReceiveCount"]["MinValue"] >= 5
+    dlq = template["Resources"]["IngestDeadLetterQueue"]["Properties"]
+    assert dlq["MessageRetentionPeriod"] == 14 * 86_400
+
+
+def test_queues_are_encrypted(template: dict[str, Any]) -> None:
+    for queue in _resources(template, "AWS::SQS::Queue").values():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props
+
+
+def test_ingest_event_source_reports_batch_item_failures(transformed: dict[str, Any]) -> None:
+    mappings = _resources(transformed, "AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 1
+    props = next(iter(mappings.values()))["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert props["BatchSize"] == {"Ref": "IngestBatchSize"}
+    assert props["MaximumBatchingWindowInSeconds"] == {"Ref": "IngestBatchingWindowSeconds"}
+    assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}}
+    # Lambda refuses BatchSize > 10 on a standard queue without a batching window.
+    if _default(transformed, props["BatchSize"]) > 10:
+        assert _default(transformed, props["MaximumBatchingWindowInSeconds"]) >= 1
+
+
+def test_bucket_notifies_the_queue_without_a_circular_dependency(
+    template: dict[str, Any],
+) -> None:
+    bucket = template["Resources"]["FilesBucket"]
+    queue_arn = {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    events = {
+        (c["Event"], json.dumps(c["Queue"]))
+        for c in bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    }
+    assert events == {
+        ("s3:ObjectCreated:*", json.dumps(queue_arn)),
+        ("s3:ObjectRemoved:*", json.dumps(queue_arn)),
+    }
+    assert "IngestQueuePolicy" in _as_list(bucket["DependsOn"])
+    policy = template["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]
+    allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert len(allow) == 1
+    assert allow[0]["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert allow[0]["Action"] == "sqs:SendMessage"
+    condition = allow[0]["Condition"]
+    # The bucket ARN is built from its name: referencing FilesBucket would be a cycle.
+    assert condition["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"
+    }
+    assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "FilesBucket" not in json.dumps(policy)
+
+
+def test_bucket_is_private_encrypted_and_tls_only(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FilesBucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["VersioningConfiguration"]["Status"] == {"Ref": "BucketVersioning"}
+    statements = template["Resources"]["FilesBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert any(
+        s["Effect"] == "Deny"
+        and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and s["Principal"] == "*"
+        for s in statements
+    )
+
+
+def test_files_table_shape(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FilesTable"]["Properties"]
+    assert props["TableName"] == {"Ref": "TableName"}
+    assert props["KeySchema"] == [{"AttributeName": "filename", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "filename", "AttributeType": "S"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+@pytest.mark.parametrize(
+    ("function", "handler", "service"),
+    [
+        ("IngestFunction", "handlers.ingest.lambda_handler", "file-tracker-ingest"),
+        ("ApiFunction", "handlers.api.lambda_handler", "file-tracker-api"),
+    ],
+)
+def test_function_runtime_and_environment(
+    transformed: dict[str, Any], function: str, handler: str, service: str
+) -> None:
+    props = transformed["Resources"][function]["Properties"]
+    assert props["Handler"] == handler
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    assert props["Code"] == {"S3Bucket": "artifacts-bucket", "S3Key": "app.zip"}
+    variables = props["Environment"]["Variables"]
+    assert variables["TABLE_NAME"] == {"Ref": "FilesTable"}
+    assert variables["POWERTOOLS_SERVICE_NAME"] == service
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "FileTracker"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
+    functions = _resources(template, "AWS::Serverless::Function")
+    assert set(functions) == set(DYNAMODB_ACTIONS)
+    for function in functions.values():
+        assert function["Metadata"]["BuildMethod"] == "makefile"
+        assert "CodeUri" not in function["Properties"]  # Globals: the same source for both
+    makefile = (ROOT / "Makefile").read_text()
+    for name in functions:
+        assert f"build-{name}" in makefile
+
+
+def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
+    api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
+    assert set(api["paths"]) == {"/files", "/files/{filename+}"}
+    assert all(set(methods) == {"get"} for methods in api["paths"].values())
+    stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
+    settings = stage["Properties"]["MethodSettings"]
+    assert settings[0]["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings[0]["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+
+
+def test_alarms_watch_dlq_errors_and_backlog(template: dict[str, Any]) -> None:
+    watched = {
+        (a["Properties"]["Namespace"], a["Properties"]["MetricName"])
+        for a in _resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+    } <= watched
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert {
+        "ApiUrl",
+        "BucketName",
+        "IngestQueueUrl",
+        "IngestQueueArn",
+        "DeadLetterQueueUrl",
+        "TableName",
+    } <= set(template["Outputs"])

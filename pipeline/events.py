@@ -125,6 +125,8 @@ def _unwrap(document: Any) -> Any:
             return json.loads(message)
         except ValueError:
             raise NotificationError("SNS Message is not JSON") from None
+        except RecursionError:
+            raise NotificationError("SNS Message is nested too deeply") from None
     return document
 
 
@@ -133,11 +135,12 @@ def parse_body(body: Any) -> Notification:
     if not isinstance(body, str):
         raise NotificationError("message body must be a string")
     try:
-        document = _unwrap(json.loads(body))
+        document = json.loads(body)
     except ValueError:
         raise NotificationError("message body is not JSON") from None
     except RecursionError:
         raise NotificationError("message body is nested too deeply") from None
+    document = _unwrap(document)
     if not isinstance(document, dict):
         raise NotificationError("message body is not a JSON object")
     if document.get("Event") == "s3:TestEvent" and "Records" not in document:

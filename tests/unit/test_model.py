@@ -1,0 +1,214 @@
+"""The record model: ordering of events for one key, and the rows they write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.model import (
+    DELETED,
+    EXPIRES_AT,
+    INTERNAL_ATTRIBUTES,
+    PARTITION_KEY,
+    Action,
+    FileEvent,
+    compare_sequencers,
+    compare_versions,
+    is_newer,
+)
+
+T0 = "2026-11-24T10:00:00.000Z"
+T1 = "2026-11-24T10:00:01.000Z"
+
+
+def event(
+    *,
+    action: Action = Action.PUT,
+    sequencer: str | None = None,
+    event_time: str = T0,
+    **kwargs: Any,
+) -> FileEvent:
+    return FileEvent(
+        filename=kwargs.pop("filename", "dir/report.csv"),
+        bucket=kwargs.pop("bucket", "bucket-a"),
+        action=action,
+        event_name=kwargs.pop(
+            "event_name", "ObjectCreated:Put" if action is Action.PUT else "ObjectRemoved:Delete"
+        ),
+        event_time=event_time,
+        sequencer=sequencer,
+        **kwargs,
+    )
+
+
+# --- compare_sequencers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E6", -1),
+        ("0055AED6DCD90281E6", "0055AED6DCD90281E5", 1),
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E5", 0),
+        # different lengths: the shorter is padded with zeros on the right
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E500", 0),
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E501", -1),
+        ("0055AED6DCD90281E6", "0055AED6DCD90281E5FF", 1),
+        ("1", "0FFFFFFFFFFFFFFFFF", 1),  # not numeric: "1000..." > "0FFF..."
+        ("00A", "009FFFF", 1),
+        ("", "00", 0),
+        # hex digits in either case are the same digit
+        ("00ab", "00AB", 0),
+        ("00ab", "00AC", -1),
+    ],
+)
+def test_compare_sequencers_pads_right_and_compares_as_strings(
+    a: str, b: str, expected: int
+) -> None:
+    # Given two sequencers / When compared / Then S3's rule decides
+    assert compare_sequencers(a, b) == expected
+    # and the comparison is antisymmetric
+    assert compare_sequencers(b, a) == -expected
+
+
+# --- compare_versions -------------------------------------------------------------------
+
+
+def test_compare_versions_uses_sequencers_over_event_time() -> None:
+    # Given an event with a later sequencer but an earlier eventTime
+    # When compared / Then the sequencer wins
+    assert compare_versions("0B", T0, "0A", T1) > 0
+    assert compare_versions("0A", T1, "0B", T0) < 0
+
+
+@pytest.mark.parametrize(("seq_a", "seq_b"), [(None, None), ("0A", None), (None, "0A"), ("", "0B")])
+def test_compare_versions_falls_back_to_event_time_without_both_sequencers(
+    seq_a: str | None, seq_b: str | None
+) -> None:
+    # Given events of which at most one has a sequencer
+    # When compared / Then eventTime decides
+    assert compare_versions(seq_a, T1, seq_b, T0) > 0
+    assert compare_versions(seq_a, T0, seq_b, T1) < 0
+    assert compare_versions(seq_a, T0, seq_b, T0) == 0
+
+
+def test_compare_versions_compares_times_as_instants_not_text() -> None:
+    # Given the same instant in two offsets, and a later instant that sorts lower as text
+    same = ("2026-11-24T10:00:00+00:00", "2026-11-24T15:30:00+05:30")
+    later = "2026-11-24T11:00:00+05:30"  # 05:30Z, earlier than 10:00Z
+    # When compared / Then instants are compared
+    assert compare_versions(None, same[0], None, same[1]) == 0
+    assert compare_versions(None, later, None, T0) < 0
+
+
+def test_compare_versions_without_any_order_is_a_tie() -> None:
+    # Given events with no sequencers and no times / When compared / Then neither is newer
+    assert compare_versions(None, None, None, None) == 0
+    assert compare_versions(None, T0, None, None) == 0
+    assert compare_versions(None, "", None, T0) == 0
+
+
+def test_compare_versions_with_unparsable_times_compares_text() -> None:
+    # Given times that are not ISO 8601 / When compared / Then as strings
+    assert compare_versions(None, "b", None, "a") > 0
+    assert compare_versions(None, "a", None, "a") == 0
+
+
+# --- is_newer ---------------------------------------------------------------------------
+
+
+def test_is_newer_with_nothing_stored() -> None:
+    # Given no stored row / When / Then any event is newer
+    assert is_newer(event(sequencer="01"), None) is True
+    assert is_newer(event(), None) is True
+
+
+def test_is_newer_duplicate_sequencer_is_not_newer() -> None:
+    # Given the stored row was written by the same S3 event (duplicate delivery)
+    stored = {"sequencer": "0055AED6DCD90281E5", "event_time": T0}
+    # When / Then it is not applied again, even if the copy has a different eventTime
+    assert is_newer(event(sequencer="0055AED6DCD90281E5"), stored) is False
+    assert is_newer(event(sequencer="0055AED6DCD90281E5", event_time=T1), stored) is False
+
+
+def test_is_newer_by_sequencer() -> None:
+    # Given a stored row with a sequencer
+    stored = {"sequencer": "0055AED6DCD90281E5", "event_time": T1}
+    # When / Then a later sequencer is newer, an older one is not (eventTime is ignored)
+    assert is_newer(event(sequencer="0055AED6DCD90281E6", event_time=T0), stored) is True
+    assert is_newer(event(sequencer="0055AED6DCD90281E4", event_time=T1), stored) is False
+    assert is_newer(event(sequencer="0055AED6DCD90281E500"), stored) is False
+
+
+def test_is_newer_by_event_time_without_sequencers() -> None:
+    # Given a stored row without sequencer (moto sends none)
+    stored = {"event_time": T1, DELETED: True}
+    # When / Then a later time is newer, an older is not, an equal one is (re-applied)
+    assert is_newer(event(event_time="2026-11-24T10:00:02.000Z"), stored) is True
+    assert is_newer(event(event_time=T0), stored) is False
+    assert is_newer(event(event_time=T1), stored) is True
+
+
+# --- FileEvent.row ----------------------------------------------------------------------
+
+
+def test_row_for_a_create() -> None:
+    # Given a versioned create with sequencer
+    created = event(
+        size=1024,
+        etag="d41d8cd98f00b204e9800998ecf8427e",
+        sequencer="0055AED6DCD90281E5",
+        version_id="096fKKXTRTtl3on89fVO.nfljtsv6qko",
+    )
+
+    # When its row is built
+    row = created.row(now=1_700_000_000.9, tombstone_ttl_s=86_400)
+
+    # Then it holds exactly the schema's create attributes
+    assert row == {
+        PARTITION_KEY: "dir/report.csv",
+        "bucket": "bucket-a",
+        "size": 1024,
+        "etag": "d41d8cd98f00b204e9800998ecf8427e",
+        "event_time": T0,
+        "event_name": "ObjectCreated:Put",
+        "sequencer": "0055AED6DCD90281E5",
+        "version_id": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+    }
+    assert not INTERNAL_ATTRIBUTES & row.keys()
+
+
+def test_row_for_a_create_without_optional_fields() -> None:
+    # Given a create without size, eTag, sequencer or version (moto-style)
+    # When its row is built
+    row = event(size=None).row(now=0, tombstone_ttl_s=1)
+    # Then size defaults to 0 and the absent optionals are absent (not None)
+    assert row == {
+        PARTITION_KEY: "dir/report.csv",
+        "bucket": "bucket-a",
+        "size": 0,
+        "event_time": T0,
+        "event_name": "ObjectCreated:Put",
+    }
+
+
+def test_row_for_a_delete_is_a_tombstone() -> None:
+    # Given a delete with sequencer
+    removed = event(action=Action.DELETE, sequencer="0055AED6DCD90281E6")
+
+    # When its row is built at a given time with a 15-day TTL
+    row = removed.row(now=1_700_000_000.7, tombstone_ttl_s=15 * 86_400)
+
+    # Then it is a tombstone expiring at now + ttl (epoch seconds, int), without size or eTag
+    assert row == {
+        PARTITION_KEY: "dir/report.csv",
+        "bucket": "bucket-a",
+        "event_time": T0,
+        "event_name": "ObjectRemoved:Delete",
+        "sequencer": "0055AED6DCD90281E6",
+        DELETED: True,
+        EXPIRES_AT: 1_700_000_000 + 15 * 86_400,
+    }
+    assert isinstance(row[EXPIRES_AT], int)
+    assert "size" not in row and "etag" not in row

@@ -1,0 +1,32 @@
+"""Read Lambda behind API Gateway (REST, proxy): GET /files and GET /files/{filename+}."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline.api import build_app
+from pipeline.dynamo.reader import DynamoFileReader, make_client
+from pipeline.settings import Settings
+
+# 404s and GET /files/{filename+} add no metric; that is expected, not worth a warning each time
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+settings = Settings.from_env()  # cold start: fails fast with a clear message
+logger = Logger()
+metrics = Metrics(namespace=settings.metrics_namespace)
+copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
+reader = DynamoFileReader(make_client(settings), settings.table_name)
+app = build_app(reader, settings, metrics=metrics)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Route the API Gateway proxy event; always answer with a proxy response."""
+    return app.resolve(event, context)

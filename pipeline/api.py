@@ -1,0 +1,413 @@
+"""The read API: routes, parameter checks and error mapping on Powertools' REST resolver.
+
+`build_app(reader, settings)` returns a ready `APIGatewayRestResolver`; `handlers/api.py`
+wires it to DynamoDB, tests to an in-memory fake. Every error leaves as `{"message": "..."}`
+with the right status; exception text never reaches a client.
+
+The OpenAPI document (`openapi.json` at the repo root) is generated from these routes:
+
+    python -m pipeline.api --openapi > openapi.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from http import HTTPStatus
+from typing import Annotated, Any, NotRequired, Protocol
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on Python < 3.12
+
+from pipeline.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SCAN_CALLS_PER_PAGE,
+    FileReader,
+    StoreUnavailableError,
+    public_view,
+    read_page,
+)
+from pipeline.model import MAX_KEY_BYTES
+from pipeline.settings import Settings
+from pipeline.tokens import (
+    MAX_PREFIX_CHARS,
+    MAX_TOKEN_CHARS,
+    InvalidTokenError,
+    TokenCodec,
+    TokenPrefixMismatchError,
+)
+
+logger = logging.getLogger(__name__)
+
+API_TITLE = "S3 File Tracker API"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "Lists the files of the tracked S3 bucket, page by page, and returns one file's record. "
+    "Every error is a JSON object with a single `message`."
+)
+LIMIT_MESSAGE = f"limit must be an integer between 1 and {MAX_LIMIT}"
+TOKEN_MESSAGE = "next_token is invalid: pass the next_token of the previous page unchanged"
+PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} characters"
+_LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
+_TAIL_PARAMETER = re.compile(r"<(\w+)>$")
+_SCHEMAS = "#/components/schemas/"
+
+
+@with_config(ConfigDict(extra="allow"))
+class FileRecord(TypedDict):
+    """One file as the API returns it: the stored attributes, internal ones left out."""
+
+    filename: str
+    bucket: NotRequired[str]
+    size: NotRequired[int]
+    etag: NotRequired[str]
+    event_time: NotRequired[str]
+    event_name: NotRequired[str]
+    sequencer: NotRequired[str]
+    version_id: NotRequired[str]
+
+
+class FilePage(TypedDict):
+    """One page of `GET /files`; `next_token` is null exactly on the last page."""
+
+    items: list[FileRecord]
+    next_token: str | None
+
+
+class ErrorMessage(TypedDict):
+    """The body of every error response."""
+
+    message: str
+
+
+class BadRequest(Exception):
+    """A request parameter is invalid; the message is safe to show to the client."""
+
+
+class FileNotFound(Exception):
+    """No live file has the requested name."""
+
+
+class MetricsSink(Protocol):
+    """Where counters go (Powertools `Metrics` fits)."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        """Add `value` to the metric `name`."""
+        ...
+
+
+def _error_doc(description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": ErrorMessage}}}
+
+
+_SERVER_ERRORS: dict[int, OpenAPIResponse] = {
+    500: _error_doc("Internal error (details are logged, never returned)"),
+    503: _error_doc("The table is throttling or unreachable; retry later"),
+}
+LIST_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "A page of files",
+        "content": {"application/json": {"model": FilePage}},
+    },
+    400: _error_doc("Invalid limit, prefix or next_token"),
+    **_SERVER_ERRORS,
+}
+GET_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {"description": "The file", "content": {"application/json": {"model": FileRecord}}},
+    404: _error_doc("No such file (or it was deleted)"),
+    **_SERVER_ERRORS,
+}
+
+
+class FileTrackerResolver(APIGatewayRestResolver):
+    """REST resolver whose trailing `<name>` route parameter is greedy, like `{name+}`.
+
+    API Gateway has already routed `/files/{filename+}` here; the parameter at the end of a
+    rule takes the rest of the path, slashes included.
+    """
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> re.Pattern[str]:
+        tail = _TAIL_PARAMETER.search(rule)
+        if tail is None:
+            return APIGatewayRestResolver._compile_regex(rule, base_regex)
+        head = ApiGatewayResolver._compile_regex(rule[: tail.start()], "{}").pattern
+        return re.compile(rf"^{head}(?P<{tail.group(1)}>[\s\S]+)\Z")
+
+
+def _message(status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": message},
+        headers=headers,
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """Our message for the first invalid parameter (pydantic's text is not shown)."""
+    for error in exc.errors():
+        location = error.get("loc") or ()
+        name = location[-1] if location else None
+        if name == "limit":
+            return LIMIT_MESSAGE
+        if name == "next_token":
+            return TOKEN_MESSAGE
+        if name == "prefix":
+            return PREFIX_MESSAGE
+    return "invalid request parameters"
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """CORS from `CORS_ALLOW_ORIGIN`: one origin, `*`, or a comma-separated list."""
+    if not settings.cors_origin:
+        return None
+    origins = [origin.strip() for origin in settings.cors_origin.split(",") if origin.strip()]
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], max_age=600)
+
+
+def filename_from_path(segment: str) -> str | None:
+    """The filename named by the end of the request path, or None if no file can have it.
+
+    A REST API's `path` keeps the percent-encoding the client sent, so it is decoded exactly
+    once here (`+` stays `+`: it only means space in query strings). `pathParameters` is not
+    used: whether it arrives decoded differs between API Gateway and its emulators, and
+    decoding a name twice would turn `100%2541` into `100A` instead of `100%41`.
+    """
+    try:
+        name = unquote(segment, errors="strict")
+        size = len(name.encode("utf-8"))
+    except UnicodeError:  # invalid UTF-8 escapes, lone surrogates
+        return None
+    return name if 0 < size <= MAX_KEY_BYTES else None
+
+
+def build_app(
+    reader: FileReader,
+    settings: Settings,
+    *,
+    metrics: MetricsSink | None = None,
+    scan_calls_per_page: int = SCAN_CALLS_PER_PAGE,
+) -> APIGatewayRestResolver:
+    """The read API over `reader`, configured by `settings` (token key, CORS)."""
+    codec = TokenCodec.for_table(settings.table_name, settings.page_token_secret)
+    app = FileTrackerResolver(
+        enable_validation=True,
+        # a response that breaks the document is our bug: 500 (via `_unexpected`), not 4xx
+        response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+        cors=_cors(settings),
+        debug=False,
+    )
+
+    def count(name: str, value: float = 1) -> None:
+        if metrics is not None:
+            metrics.add_metric(name=name, unit="Count", value=value)
+
+    def bad_request(message: str) -> Response:
+        count("BadRequests")
+        return _message(HTTPStatus.BAD_REQUEST, message)
+
+    @app.get(
+        "/files",
+        summary="List files",
+        description=(
+            "Files in table order (not sorted), at most `limit` per page. Pass the returned "
+            "`next_token` to get the next page; it is null exactly on the last page."
+        ),
+        operation_id="listFiles",
+        tags=["files"],
+        responses=LIST_RESPONSES,
+    )
+    def list_files(
+        limit: Annotated[
+            int,
+            Query(ge=1, le=MAX_LIMIT, description=f"Files per page, 1-{MAX_LIMIT}."),
+        ] = DEFAULT_LIMIT,
+        next_token: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_TOKEN_CHARS,
+                description="The `next_token` of the previous page, unchanged.",
+            ),
+        ] = None,
+        prefix: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PREFIX_CHARS,
+                description="Only files whose name starts with this; empty means all.",
+            ),
+        ] = None,
+    ) -> Response[FilePage]:
+        raw_limit = app.current_event.query_string_parameters.get("limit")
+        if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
+            raise BadRequest(LIMIT_MESSAGE)  # pydantic also takes "+5", " 5", "05", "1_0"
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadRequest(LIMIT_MESSAGE)
+        prefix = prefix or None
+        start_after = codec.decode(next_token, prefix) if next_token is not None else None
+        page = read_page(reader, limit, start_after, prefix, max_calls=scan_calls_per_page)
+        token = codec.encode(page.last_key, prefix) if page.last_key is not None else None
+        count("PagesServed")
+        count("ItemsReturned", len(page.items))
+        body: FilePage = {"items": page.items, "next_token": token}  # type: ignore[typeddict-item]
+        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+
+    @app.get(
+        "/files/<filename>",
+        summary="Get one file",
+        description=(
+            "The file's record. Percent-encode the name in the path (it is decoded once): "
+            "`/` may stay as is or be `%2F`, space is `%20`, `%` is `%25`; `+` is a plus."
+        ),
+        operation_id="getFile",
+        tags=["files"],
+        responses=GET_RESPONSES,
+    )
+    def get_file(filename: str) -> Response[FileRecord]:
+        name = filename_from_path(filename)
+        row = reader.get(name) if name is not None else None
+        if row is None:
+            raise FileNotFound
+        body: FileRecord = public_view(row)  # type: ignore[assignment]
+        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_parameters(exc: RequestValidationError) -> Response:
+        return bad_request(_validation_message(exc))
+
+    @app.exception_handler(BadRequest)
+    def _bad_request(exc: BadRequest) -> Response:
+        return bad_request(str(exc))
+
+    @app.exception_handler(InvalidTokenError)
+    def _bad_token(exc: InvalidTokenError) -> Response:
+        if isinstance(exc, TokenPrefixMismatchError):
+            return bad_request(str(exc))
+        logger.info("Rejected next_token: %s", exc)
+        return bad_request(TOKEN_MESSAGE)
+
+    @app.exception_handler(FileNotFound)
+    def _no_file(exc: FileNotFound) -> Response:
+        return _message(HTTPStatus.NOT_FOUND, "File not found")
+
+    @app.exception_handler(NotFoundError)
+    def _no_route(exc: NotFoundError) -> Response:
+        return _message(HTTPStatus.NOT_FOUND, "Not found")
+
+    @app.exception_handler(ServiceError)
+    def _service_error(exc: ServiceError) -> Response:
+        status = HTTPStatus(exc.status_code)
+        return _message(status, status.phrase)
+
+    @app.exception_handler(StoreUnavailableError)
+    def _unavailable(exc: StoreUnavailableError) -> Response:
+        logger.warning("File store unavailable: %s", exc, exc_info=exc)
+        return _message(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "Service temporarily unavailable, retry later",
+            {"Retry-After": "1"},
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.error("Unhandled error", exc_info=exc)
+        return _message(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error")
+
+    return app
+
+
+class _NoReader:
+    """A reader for building the app without a table (OpenAPI generation)."""
+
+    def scan(
+        self, limit: int, start_after: str | None, prefix: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        raise NotImplementedError
+
+    def get(self, filename: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document, generated from the routes above."""
+    app = build_app(_NoReader(), Settings(table_name="files"))
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION
+        )
+    )
+    # Our exception handlers answer validation errors with 400 and response validation
+    # failures with 500, both `{"message"}`: not Powertools' 422 / `{"detail"}` shapes.
+    internal_error = {
+        "description": _SERVER_ERRORS[500]["description"],
+        "content": {"application/json": {"schema": {"$ref": f"{_SCHEMAS}ErrorMessage"}}},
+    }
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            if "500" in responses:
+                responses["500"] = internal_error
+    _prune_schemas(document)
+    return document
+
+
+def _prune_schemas(document: dict[str, Any]) -> None:
+    """Drop component schemas that no path refers to, directly or through other schemas."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    pending = [document.get("paths", {})]
+    while pending:
+        text = json.dumps(pending.pop())
+        for name in re.findall(rf'"{_SCHEMAS}([^"]+)"', text):
+            if name not in used and name in schemas:
+                used.add(name)
+                pending.append(schemas[name])
+    for name in set(schemas) - used:
+        del schemas[name]
+
+
+def openapi_text() -> str:
+    """`openapi_document()` as committed in `openapi.json`."""
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.api --openapi [FILE]`: print or write the OpenAPI document."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.api", description=__doc__)
+    parser.add_argument("--openapi", action="store_true", help="emit the OpenAPI document")
+    parser.add_argument("output", nargs="?", help="write to this file instead of stdout")
+    args = parser.parse_args(argv)
+    if not args.openapi:
+        parser.print_help()
+        return 2
+    text = openapi_text()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,336 @@
+"""An API Gateway REST API (Lambda proxy integration) on 127.0.0.1.
+
+Each HTTP request becomes the proxy event API Gateway sends (`resource`, `path`,
+`pathParameters` incl. greedy `{name+}`, query strings, headers, `requestContext`), the
+handler is invoked in-process, and its `statusCode`/`headers`/`multiValueHeaders`/`body`
+(`isBase64Encoded` honoured) are written back. Like API Gateway, `path` and `pathParameters`
+keep the percent-encoding the client sent; query string values are decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from pipeline.local.lambda_runtime import Handler, LambdaContext
+
+logger = logging.getLogger(__name__)
+
+MISSING_TOKEN = {"message": "Missing Authentication Token"}
+"""API Gateway's answer (403) for a resource or method the API does not define."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method on one API resource, e.g. GET /files/{filename+}."""
+
+    method: str
+    resource: str
+    pattern: re.Pattern[str]
+    parameters: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, method: str, resource: str) -> Route:
+        """Compile an API Gateway resource path (`{name}`, greedy `{name+}` last)."""
+        regex = ""
+        names: list[str] = []
+        for part in resource.strip("/").split("/"):
+            if not part:
+                continue
+            match = re.fullmatch(r"\{([A-Za-z0-9_.-]+)(\+?)\}", part)
+            if match is None:
+                regex += "/" + re.escape(part)
+            else:
+                names.append(match.group(1))
+                regex += f"/(?P<p{len(names) - 1}>{'.+' if match.group(2) else '[^/]+'})"
+        return cls(method.upper(), resource, re.compile((regex or "/") + "/?"), tuple(names))
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters (still percent-encoded) when `path` is this resource, else None."""
+        found = self.pattern.fullmatch(path)
+        if found is None:
+            return None
+        return {name: found.group(f"p{i}") for i, name in enumerate(self.parameters)}
+
+
+def _multi(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi.setdefault(name, []).append(value)
+    return multi
+
+
+def proxy_event(
+    route: Route,
+    path: str,
+    path_parameters: dict[str, str],
+    method: str,
+    query: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    *,
+    stage: str,
+    source_ip: str,
+    account_id: str = "123456789012",
+    api_id: str = "local",
+) -> dict[str, Any]:
+    """The REST API proxy event for one request."""
+    query_pairs = parse_qsl(query, keep_blank_values=True)
+    multi_query = _multi(query_pairs)
+    multi_headers = _multi(headers)
+    now = time.time()
+    host = next((v for k, v in headers if k.lower() == "host"), "127.0.0.1")
+    user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
+    request_id = str(uuid.uuid4())
+    text_body: str | None = None
+    is_base64 = False
+    if body:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    return {
+        "resource": route.resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local",
+            "resourcePath": route.resource,
+            "httpMethod": method,
+            "extendedRequestId": request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{stage}{path}",
+            "accountId": account_id,
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": host.split(".")[0],
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+            },
+            "domainName": host,
+            "apiId": api_id,
+        },
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What goes back on the wire."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def _json_response(
+    status: int, payload: Any, extra: Sequence[tuple[str, str]] = ()
+) -> HttpResponse:
+    return HttpResponse(
+        status, [("Content-Type", "application/json"), *extra], json.dumps(payload).encode()
+    )
+
+
+def integration_response(result: Any) -> HttpResponse:
+    """Turn a proxy integration result into HTTP; a malformed one is a 502 as on AWS."""
+    bad_gateway = _json_response(502, {"message": "Internal server error"})
+    if not isinstance(result, dict):
+        return bad_gateway
+    status = result.get("statusCode", 200)
+    try:
+        status = int(status)
+    except (TypeError, ValueError):
+        return bad_gateway
+    headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        values = values if isinstance(values, list) else [values]
+        headers.extend((str(name), str(value)) for value in values)
+        seen.add(str(name).lower())
+    for name, value in (result.get("headers") or {}).items():
+        if str(name).lower() not in seen:
+            headers.append((str(name), str(value)))
+    body = result.get("body")
+    if body is None:
+        payload = b""
+    elif result.get("isBase64Encoded"):
+        try:
+            payload = base64.b64decode(str(body), validate=True)
+        except ValueError:
+            return bad_gateway
+    else:
+        payload = (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", "application/json"))
+    return HttpResponse(status, headers, payload)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _handle(self) -> None:
+        self.server.gateway.serve(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    gateway: ApiGateway
+
+
+@dataclass
+class ApiGateway:
+    """A REST API with Lambda proxy integration for `routes`, served on `host:port`."""
+
+    handler: Handler
+    """Invoked as `handler(event, context)` per request; may be replaced while running."""
+    routes: Sequence[tuple[str, str]]
+    host: str = "127.0.0.1"
+    port: int = 0
+    stage: str = "prod"
+    function_name: str = "ApiFunction"
+    function_timeout_s: float = 29
+    memory_mb: int = 128
+    region: str = "ap-south-1"
+    openapi_path: Path | None = None
+    """Served at `/openapi.json` when set."""
+
+    def __post_init__(self) -> None:
+        self._routes = [Route.parse(method, resource) for method, resource in self.routes]
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API, e.g. `http://127.0.0.1:8080` (`/files` below it)."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ApiGateway:
+        """Bind and serve in a background thread."""
+        server = _Server((self.host, self.port), _RequestHandler)
+        server.gateway = self
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="api-gateway",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def serve(self, request: _RequestHandler) -> None:
+        """Answer one HTTP request."""
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        split = urlsplit(request.path)
+        path = split.path or "/"
+        stage_prefix = f"/{self.stage}/"
+        if path.startswith(stage_prefix):
+            path = path[len(stage_prefix) - 1 :]
+        if path == "/openapi.json" and self.openapi_path is not None and request.command == "GET":
+            request._send(
+                HttpResponse(
+                    200, [("Content-Type", "application/json")], self.openapi_path.read_bytes()
+                )
+            )
+            return
+        for route in self._routes:
+            parameters = route.match(path)
+            if parameters is not None and route.method in (request.command, "ANY"):
+                event = proxy_event(
+                    route,
+                    path,
+                    parameters,
+                    request.command,
+                    split.query,
+                    list(request.headers.items()),
+                    body,
+                    stage=self.stage,
+                    source_ip=request.client_address[0],
+                )
+                request._send(self.invoke(event))
+                return
+        request._send(
+            _json_response(
+                HTTPStatus.FORBIDDEN,
+                MISSING_TOKEN,
+                [("x-amzn-ErrorType", "MissingAuthenticationTokenException")],
+            )
+        )
+
+    def invoke(self, event: dict[str, Any]) -> HttpResponse:
+        """Invoke the handler with a proxy event; 502 on an exception, 504 after the timeout."""
+        context = LambdaContext(
+            function_name=self.function_name,
+            timeout_s=self.function_timeout_s,
+            region=self.region,
+            memory_limit_in_mb=self.memory_mb,
+        )
+        try:
+            result = self.handler(event, context)
+        except Exception:
+            logger.exception("%s raised", self.function_name)
+            return _json_response(502, {"message": "Internal server error"})
+        if context.elapsed_s() > self.function_timeout_s:
+            return _json_response(504, {"message": "Endpoint request timed out"})
+        return integration_response(result)

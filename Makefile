@@ -30,6 +30,7 @@ test: $(VENV)/.installed $(TOOLS)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 ## iac-check: cfn-lint, SAM transform and checkov on template.yaml (offline).

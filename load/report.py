@@ -1,0 +1,95 @@
+"""Shared pieces of the load scripts: machine facts, percentiles, JSON output, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+
+
+def machine() -> dict[str, Any]:
+    """Where and when the figures were taken."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = []
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": load,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "command": "python -m load " + " ".join(sys.argv[1:]),
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100), nearest-rank on sorted values; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def write_json(path: str | None, document: dict[str, Any]) -> None:
+    """Write `document` to `path` (directories created), if a path was given."""
+    if not path:
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    console.print(f"results: {target}")
+
+
+def progress() -> Progress:
+    """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    """A number for a table cell ('-' for None)."""
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+class Stopwatch:
+    """Wall and process CPU time of a block."""
+
+    def __enter__(self) -> Stopwatch:
+        self.wall_s = self.cpu_s = 0.0
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = time.process_time() - self._cpu

@@ -1,0 +1,375 @@
+"""A DynamoDB-compatible sink for benchmarks: enough of the JSON 1.0 protocol, with latency.
+
+moto cannot add round-trip latency or return `UnprocessedItems`, and its own CPU cost caps a
+writer near 3k items/s. This server stores items in a dict keyed by the partition key and
+answers after an artificial delay (`asyncio.sleep`, so concurrent requests overlap like real
+network round trips). It speaks `DynamoDB_20120810.` PutItem, GetItem, BatchWriteItem,
+BatchGetItem, Scan and DescribeTable, and, like DynamoDB (unlike moto), rejects a
+BatchWriteItem that names a key twice or has more than 25 requests.
+
+Control endpoints (JSON): `POST /_sink/config` `{"latency_ms": 10, "unprocessed_rate": 0.05}`,
+`GET /_sink/stats`, `POST /_sink/reset`.
+
+Run it in its own process so that its CPU is not charged to the client being measured:
+
+    python -m load.sink --port 0      # prints {"url": "http://127.0.0.1:PORT"} on stdout
+    with SinkProcess(latency_ms=10) as sink: ...   # from Python
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+KEY = "filename"
+JSON_TYPE = "application/x-amz-json-1.0"
+TARGET_PREFIX = "DynamoDB_20120810."
+MAX_BATCH_WRITE = 25
+MAX_BATCH_GET = 100
+
+
+class SinkError(Exception):
+    """A DynamoDB error response: HTTP 400 with `__type` and `message`."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass
+class SinkState:
+    """Items, behaviour and counters of one sink."""
+
+    latency_s: float = 0.0
+    unprocessed_rate: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(42))
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    items_written: int = 0
+    unprocessed_returned: int = 0
+    max_in_flight: int = 0
+    in_flight: int = 0
+
+    def put(self, item: dict[str, Any]) -> None:
+        key = _key_of(item)
+        if key not in self.items:
+            self.position[key] = len(self.order)
+            self.order.append(key)
+        self.items[key] = item
+        self.items_written += 1
+
+    def reset(self) -> None:
+        self.items.clear()
+        self.order.clear()
+        self.position.clear()
+        self.calls.clear()
+        self.items_written = self.unprocessed_returned = self.max_in_flight = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_s * 1000,
+            "unprocessed_rate": self.unprocessed_rate,
+            "items": len(self.items),
+            "items_written": self.items_written,
+            "unprocessed_returned": self.unprocessed_returned,
+            "calls": dict(self.calls),
+            "max_in_flight": self.max_in_flight,
+            "cpu_s": time.process_time(),
+        }
+
+
+def _key_of(item_or_key: dict[str, Any]) -> str:
+    value = item_or_key.get(KEY)
+    if not isinstance(value, dict) or not isinstance(value.get("S"), str):
+        raise SinkError(
+            "ValidationException",
+            "One of the required keys was not given a value",
+        )
+    return str(value["S"])
+
+
+def _project(item: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    expression = request.get("ProjectionExpression")
+    if not expression:
+        return item
+    names = request.get("ExpressionAttributeNames") or {}
+    wanted = [names.get(part.strip(), part.strip()) for part in expression.split(",")]
+    return {name: item[name] for name in wanted if name in item}
+
+
+def _table(request: dict[str, Any]) -> str:
+    name = request.get("TableName")
+    if not isinstance(name, str) or not name:
+        raise SinkError("ValidationException", "TableName is required")
+    return name
+
+
+def _only_table(request_items: Any, what: str) -> tuple[str, Any]:
+    if not isinstance(request_items, dict) or len(request_items) != 1:
+        raise SinkError("ValidationException", f"{what}: exactly one table is supported")
+    return next(iter(request_items.items()))
+
+
+class Sink:
+    """The protocol handlers over one `SinkState`."""
+
+    def __init__(self, state: SinkState) -> None:
+        self.state = state
+
+    def put_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        _table(request)
+        self.state.put(request["Item"])
+        return {}
+
+    def get_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        _table(request)
+        item = self.state.items.get(_key_of(request["Key"]))
+        return {} if item is None else {"Item": _project(item, request)}
+
+    def describe_table(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = _table(request)
+        return {
+            "Table": {
+                "TableName": name,
+                "TableStatus": "ACTIVE",
+                "KeySchema": [{"AttributeName": KEY, "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": KEY, "AttributeType": "S"}],
+                "ItemCount": len(self.state.items),
+            }
+        }
+
+    def batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table, writes = _only_table(request.get("RequestItems"), "BatchWriteItem")
+        if not isinstance(writes, list) or not writes:
+            raise SinkError("ValidationException", "RequestItems must not be empty")
+        if len(writes) > MAX_BATCH_WRITE:
+            raise SinkError(
+                "ValidationException",
+                "1 validation error detected: Value at 'requestItems' failed to satisfy "
+                "constraint: Member must have length less than or equal to 25",
+            )
+        keys = []
+        for write in writes:
+            if "PutRequest" in write:
+                keys.append(_key_of(write["PutRequest"]["Item"]))
+            elif "DeleteRequest" in write:
+                keys.append(_key_of(write["DeleteRequest"]["Key"]))
+            else:
+                raise SinkError("ValidationException", "unsupported write request")
+        if len(set(keys)) != len(keys):
+            raise SinkError("ValidationException", "Provided list of item keys contains duplicates")
+        unprocessed = []
+        for write, key in zip(writes, keys, strict=True):
+            if (
+                self.state.unprocessed_rate
+                and self.state.rng.random() < self.state.unprocessed_rate
+            ):
+                unprocessed.append(write)
+                continue
+            if "PutRequest" in write:
+                self.state.put(write["PutRequest"]["Item"])
+            elif self.state.items.pop(key, None) is not None:
+                self.state.order.remove(key)  # rare in benchmarks: O(n) is fine
+                self.state.position = {k: i for i, k in enumerate(self.state.order)}
+        self.state.unprocessed_returned += len(unprocessed)
+        return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}}
+
+    def batch_get_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        table, spec = _only_table(request.get("RequestItems"), "BatchGetItem")
+        keys = spec.get("Keys") or []
+        if len(keys) > MAX_BATCH_GET:
+            raise SinkError("ValidationException", "Too many items requested for the BatchGetItem")
+        names = [_key_of(key) for key in keys]
+        if len(set(names)) != len(names):
+            raise SinkError("ValidationException", "Provided list of item keys contains duplicates")
+        found, unprocessed = [], []
+        for key, name in zip(keys, names, strict=True):
+            if (
+                self.state.unprocessed_rate
+                and self.state.rng.random() < self.state.unprocessed_rate
+            ):
+                unprocessed.append(key)
+                continue
+            item = self.state.items.get(name)
+            if item is not None:
+                found.append(_project(item, spec))
+        response: dict[str, Any] = {"Responses": {table: found}, "UnprocessedKeys": {}}
+        if unprocessed:
+            response["UnprocessedKeys"] = {table: {**spec, "Keys": unprocessed}}
+        return response
+
+    def scan(self, request: dict[str, Any]) -> dict[str, Any]:
+        _table(request)
+        start = 0
+        if request.get("ExclusiveStartKey"):
+            start = self.state.position.get(_key_of(request["ExclusiveStartKey"]), -1) + 1
+        limit = int(request.get("Limit") or 1_000_000)
+        keys = self.state.order[start : start + limit]
+        items = [_project(self.state.items[key], request) for key in keys]
+        response: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
+        if start + limit < len(self.state.order) and keys:
+            response["LastEvaluatedKey"] = {KEY: {"S": keys[-1]}}
+        return response
+
+
+OPERATIONS = {
+    "PutItem": Sink.put_item,
+    "GetItem": Sink.get_item,
+    "DescribeTable": Sink.describe_table,
+    "BatchWriteItem": Sink.batch_write_item,
+    "BatchGetItem": Sink.batch_get_item,
+    "Scan": Sink.scan,
+}
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type=JSON_TYPE)
+
+
+def make_app(state: SinkState) -> web.Application:
+    """The aiohttp application serving the DynamoDB protocol and the control endpoints."""
+    sink = Sink(state)
+
+    async def dynamodb(request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        operation = OPERATIONS.get(target.removeprefix(TARGET_PREFIX))
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.latency_s:
+                await asyncio.sleep(state.latency_s)
+            if operation is None:
+                raise SinkError("UnknownOperationException", f"unsupported operation {target!r}")
+            name = target.removeprefix(TARGET_PREFIX)
+            state.calls[name] = state.calls.get(name, 0) + 1
+            return _json(operation(sink, json.loads(await request.read())))
+        except SinkError as error:
+            prefix = "com.amazon.coral.validate#" if error.code == "ValidationException" else ""
+            return _json({"__type": prefix + error.code, "message": error.message}, error.status)
+        finally:
+            state.in_flight -= 1
+
+    async def configure(request: web.Request) -> web.Response:
+        body = await request.json()
+        if "latency_ms" in body:
+            state.latency_s = float(body["latency_ms"]) / 1000
+        if "unprocessed_rate" in body:
+            state.unprocessed_rate = float(body["unprocessed_rate"])
+        if "seed" in body:
+            state.rng.seed(body["seed"])
+        return _json(state.stats())
+
+    async def stats(_: web.Request) -> web.Response:
+        return _json(state.stats())
+
+    async def reset(_: web.Request) -> web.Response:
+        state.reset()
+        return _json(state.stats())
+
+    app = web.Application(client_max_size=32 * 1024 * 1024)
+    app.router.add_post("/", dynamodb)
+    app.router.add_post("/_sink/config", configure)
+    app.router.add_get("/_sink/stats", stats)
+    app.router.add_post("/_sink/reset", reset)
+    return app
+
+
+async def serve(host: str, port: int, state: SinkState) -> None:
+    """Serve until cancelled; print the URL as one JSON line once listening."""
+    runner = web.AppRunner(make_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    server: Any = site._server
+    bound = server.sockets[0].getsockname()[1] if server is not None else port
+    print(json.dumps({"url": f"http://{host}:{bound}"}), flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+class SinkProcess:
+    """The sink in a child process (its CPU is not the client's); a context manager."""
+
+    def __init__(self, latency_ms: float = 0, unprocessed_rate: float = 0) -> None:
+        self.latency_ms = latency_ms
+        self.unprocessed_rate = unprocessed_rate
+        self.url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> SinkProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "load.sink", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self.__exit__()
+            raise RuntimeError("the sink process did not start")
+        self.url = json.loads(line)["url"]
+        self.configure(latency_ms=self.latency_ms, unprocessed_rate=self.unprocessed_rate)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body or {}).encode() if method == "POST" else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change latency_ms / unprocessed_rate / seed; returns the stats."""
+        return self._call("POST", "/_sink/config", settings)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: items stored, calls per operation, sink CPU seconds..."""
+        return self._call("GET", "/_sink/stats")
+
+    def reset(self) -> dict[str, Any]:
+        """Forget every item and counter."""
+        return self._call("POST", "/_sink/reset")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m load.sink`: serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m load.sink", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--unprocessed-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the sink serves 127.0.0.1 only")
+    state = SinkState(latency_s=args.latency_ms / 1000, unprocessed_rate=args.unprocessed_rate)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, state))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,552 @@
+"""Bulk upload: put N objects into the bucket concurrently, wait until every key is tracked.
+
+Against the local stack (default: embedded moto on 127.0.0.1, started here) or a deployed
+stack (`--stack-name`, whose outputs name the bucket and table). Reports the upload rate,
+the end-to-end throughput (objects tracked per second, from the first PUT to the last row),
+the tracking lag (row written - S3 eventTime) p50/p95/p99/max and the completeness of the
+table (missing and extra keys under this run's prefix; both must be 0).
+
+Row-written times: on the local stack, the ingest handler is wrapped and each key's time is
+taken when the invocation that wrote it returns (an upper bound, exact to one invocation).
+On a deployed stack the table is scanned every `--poll-interval` seconds and a key's time is
+the scan that first saw it (resolution: one scan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from rich.table import Table
+
+from load.report import console, fmt, machine, percentile, progress, write_json
+from pipeline.events import NotificationError, parse_body
+
+MAX_OBJECTS = 200_000
+"""A bound on what one run may upload."""
+BODY_VARIANTS = 64
+"""Distinct bodies generated per run (objects reuse them: sizes vary, memory stays small)."""
+
+
+def parse_sizes(text: str) -> tuple[int, int]:
+    """`1024` or `100-10000` (bytes) -> (low, high)."""
+    low, _, high = text.partition("-")
+    bounds = (int(low), int(high or low))
+    if not 0 <= bounds[0] <= bounds[1] <= 5 * 1024 * 1024:
+        raise argparse.ArgumentTypeError("sizes must be 0 <= low <= high <= 5 MiB")
+    return bounds
+
+
+def object_keys(count: int, run: str, prefixes: int, template: str) -> list[str]:
+    """Keys of this run, spread round-robin over `prefixes` folders."""
+    return [
+        template.format(run=run, prefix=i % prefixes, i=i, n=i // prefixes) for i in range(count)
+    ]
+
+
+def _event_epoch(event_time: str) -> float:
+    return datetime.fromisoformat(event_time.replace("Z", "+00:00")).timestamp()
+
+
+class Tracker:
+    """Row-written time and S3 eventTime per key of this run (filled by the handler wrapper)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.written: dict[str, float] = {}
+        self.event_time: dict[str, float] = {}
+        self.extra: set[str] = set()
+        self._lock = threading.Lock()
+
+    def wrap(self, handler: Any) -> Any:
+        """The handler, recording each applied key when the invocation returns."""
+
+        def tracked(event: dict[str, Any], context: Any) -> Any:
+            response = handler(event, context)
+            done = time.time()
+            failed = {
+                f.get("itemIdentifier") for f in (response or {}).get("batchItemFailures", [])
+            }
+            with self._lock:
+                for record in event.get("Records", []):
+                    if record.get("messageId") in failed:
+                        continue
+                    try:
+                        notification = parse_body(record.get("body"))
+                    except NotificationError:
+                        continue
+                    for file_event in notification.events:
+                        key = file_event.filename
+                        if not key.startswith(self.prefix):
+                            continue
+                        self.written.setdefault(key, done)
+                        self.event_time.setdefault(key, _event_epoch(file_event.event_time))
+            return response
+
+        return tracked
+
+
+async def upload(
+    client: Any,
+    bucket: str,
+    keys: list[str],
+    sizes: tuple[int, int],
+    concurrency: int,
+    on_done: Any,
+) -> tuple[float, float, list[str]]:
+    """PUT every key, `concurrency` at a time; (first start, last end, failed keys)."""
+    rng = random.Random(7)
+    bodies = [rng.randbytes(rng.randint(*sizes)) for _ in range(BODY_VARIANTS)]
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for key in keys:
+        queue.put_nowait(key)
+    failed: list[str] = []
+    started = time.time()
+    last = started
+
+    async def worker() -> None:
+        nonlocal last
+        while not queue.empty():
+            key = queue.get_nowait()
+            try:
+                await client.put_object(Bucket=bucket, Key=key, Body=rng.choice(bodies))
+            except Exception:
+                failed.append(key)
+            last = max(last, time.time())
+            on_done()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return started, last, failed
+
+
+async def _upload_all(
+    endpoint_url: str | None,
+    region: str,
+    credentials: dict[str, str],
+    bucket: str,
+    keys: list[str],
+    sizes: tuple[int, int],
+    concurrency: int,
+    on_done: Any,
+) -> tuple[float, float, list[str]]:
+    session = aioboto3.Session()
+    async with session.client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=Config(max_pool_connections=concurrency, retries={"mode": "standard"}),
+        **credentials,
+    ) as client:
+        return await upload(client, bucket, keys, sizes, concurrency, on_done)
+
+
+def scan_keys(dynamodb: Any, table: str, prefix: str) -> dict[str, float]:
+    """Keys under `prefix` in the table (tombstones excluded) -> their S3 eventTime (epoch)."""
+    found: dict[str, float] = {}
+    paginator = dynamodb.get_paginator("scan")
+    for page in paginator.paginate(
+        TableName=table,
+        FilterExpression="begins_with(#f, :p) AND attribute_not_exists(#d)",
+        ExpressionAttributeNames={"#f": "filename", "#d": "deleted", "#t": "event_time"},
+        ExpressionAttributeValues={":p": {"S": prefix}},
+        ProjectionExpression="#f, #t",
+        ConsistentRead=True,
+    ):
+        for item in page.get("Items", []):
+            found[item["filename"]["S"]] = _event_epoch(item["event_time"]["S"])
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    """Upload, wait, report; exit 1 when keys are missing or extra."""
+    if not 1 <= args.objects <= MAX_OBJECTS:
+        raise SystemExit(f"--objects must be 1-{MAX_OBJECTS}")
+    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    keys = object_keys(args.objects, run_id, args.prefixes, args.key_template)
+    prefix = _common_prefix(keys)
+    if args.stack_name:
+        document = _run_deployed(args, run_id, keys, prefix)
+    else:
+        document = _run_local(args, run_id, keys, prefix)
+    write_json(args.out, document)
+    print_summary(document)
+    if args.plot:
+        plot(document, args.plot)
+    completeness = document["completeness"]
+    return 0 if completeness["missing"] == 0 and completeness["extra"] == 0 else 1
+
+
+def _common_prefix(keys: list[str]) -> str:
+    first, last = min(keys), max(keys)
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    return first[:length]
+
+
+def _run_local(
+    args: argparse.Namespace, run_id: str, keys: list[str], prefix: str
+) -> dict[str, Any]:
+    from pipeline.local.stack import FAKE_CREDENTIALS, Stack
+    from pipeline.local.template import read_stack_config
+
+    config = read_stack_config().with_suffix(run_id.lower()[-12:].strip("-"))
+    if args.batch_size:
+        config = config.with_overrides(batch_size=args.batch_size)
+    tracker = Tracker(prefix)
+    with Stack(config, pollers=args.pollers or None) as stack, progress() as bar:
+        assert stack.poller is not None
+        stack.poller.handler = tracker.wrap(stack.poller.handler)
+        uploading = bar.add_task("upload", total=len(keys))
+        tracking = bar.add_task("tracked", total=len(keys))
+        credentials = {
+            "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        }
+
+        def on_done() -> None:
+            bar.advance(uploading)
+            bar.update(tracking, completed=len(tracker.written))
+
+        started, uploaded_at, failed = asyncio.run(
+            _upload_all(
+                stack.endpoint_url,
+                stack.region,
+                credentials,
+                stack.bucket,
+                keys,
+                args.sizes,
+                args.concurrency,
+                on_done,
+            )
+        )
+        deadline = time.monotonic() + args.timeout
+        expected = len(keys) - len(failed)
+        while len(tracker.written) < expected and time.monotonic() < deadline:
+            bar.update(tracking, completed=len(tracker.written))
+            time.sleep(0.1)
+        bar.update(tracking, completed=len(tracker.written))
+        try:
+            stack.wait_until_idle(timeout_s=max(1.0, deadline - time.monotonic()))
+        except TimeoutError as error:
+            console.print(f"[yellow]{error}")
+        in_table = scan_keys(stack.client("dynamodb"), stack.table_name, prefix)
+        poller_stats = {
+            name: getattr(stack.poller.stats, name)
+            for name in (
+                "invocations",
+                "failed_invocations",
+                "messages_received",
+                "messages_failed",
+            )
+        }
+        target = {
+            "kind": "local (embedded moto)",
+            "pollers": stack.pollers,
+            "batch_size": config.batch_size,
+            "batching_window_s": config.batching_window_s,
+            "bucket": stack.bucket,
+            "table": stack.table_name,
+            "poller": poller_stats,
+        }
+    return _document(
+        args,
+        run_id,
+        keys,
+        prefix,
+        started,
+        uploaded_at,
+        failed,
+        tracker.written,
+        tracker.event_time,
+        in_table,
+        target,
+        "handler return",
+    )
+
+
+def _run_deployed(
+    args: argparse.Namespace, run_id: str, keys: list[str], prefix: str
+) -> dict[str, Any]:
+    import boto3
+
+    from pipeline.local.provision import from_stack_outputs
+
+    session = boto3.Session(region_name=args.region)
+    resources = from_stack_outputs(
+        session.client("cloudformation"), session.client("sqs"), args.stack_name
+    )
+    dynamodb = session.client("dynamodb")
+    written: dict[str, float] = {}
+    event_time: dict[str, float] = {}
+    with progress() as bar:
+        uploading = bar.add_task("upload", total=len(keys))
+        tracking = bar.add_task("tracked (scans)", total=len(keys))
+        started, uploaded_at, failed = asyncio.run(
+            _upload_all(
+                None,
+                session.region_name,
+                {},
+                resources.bucket,
+                keys,
+                args.sizes,
+                args.concurrency,
+                lambda: bar.advance(uploading),
+            )
+        )
+        expected = len(keys) - len(failed)
+        deadline = time.monotonic() + args.timeout
+        while len(written) < expected and time.monotonic() < deadline:
+            found = scan_keys(dynamodb, resources.table, prefix)
+            now = time.time()
+            for key, at in found.items():
+                written.setdefault(key, now)
+                event_time.setdefault(key, at)
+            bar.update(tracking, completed=len(written))
+            time.sleep(args.poll_interval)
+    in_table = scan_keys(dynamodb, resources.table, prefix)
+    target = {
+        "kind": "deployed",
+        "stack": args.stack_name,
+        "bucket": resources.bucket,
+        "table": resources.table,
+    }
+    return _document(
+        args,
+        run_id,
+        keys,
+        prefix,
+        started,
+        uploaded_at,
+        failed,
+        written,
+        event_time,
+        in_table,
+        target,
+        f"first scan that saw the row (every {args.poll_interval} s)",
+    )
+
+
+def _document(
+    args: argparse.Namespace,
+    run_id: str,
+    keys: list[str],
+    prefix: str,
+    started: float,
+    uploaded_at: float,
+    failed: list[str],
+    written: dict[str, float],
+    event_time: dict[str, float],
+    in_table: dict[str, float],
+    target: dict[str, Any],
+    written_means: str,
+) -> dict[str, Any]:
+    uploaded = set(keys) - set(failed)
+    lags = [written[k] - event_time[k] for k in written if k in event_time and k in uploaded]
+    last_written = max(written.values(), default=started)
+    upload_s = max(uploaded_at - started, 1e-9)
+    end_to_end_s = max(last_written - started, 1e-9)
+    tracked = len(uploaded & written.keys())
+    return {
+        "benchmark": "upload",
+        "machine": machine(),
+        "settings": {
+            "objects": len(keys),
+            "sizes": list(args.sizes),
+            "prefixes": args.prefixes,
+            "key_template": args.key_template,
+            "concurrency": args.concurrency,
+            "run_id": run_id,
+            "key_prefix": prefix,
+            "row_written_time": written_means,
+        },
+        "target": target,
+        "upload": {
+            "objects": len(uploaded),
+            "failed": len(failed),
+            "seconds": upload_s,
+            "objects_per_s": len(uploaded) / upload_s,
+        },
+        "end_to_end": {
+            "tracked": tracked,
+            "seconds": end_to_end_s,
+            "objects_per_s": tracked / end_to_end_s,
+            "ratio_to_upload_rate": (tracked / end_to_end_s) / (len(uploaded) / upload_s),
+        },
+        "lag_s": {
+            "p50": percentile(lags, 50),
+            "p95": percentile(lags, 95),
+            "p99": percentile(lags, 99),
+            "max": max(lags, default=None),
+            "samples": len(lags),
+        },
+        "completeness": {
+            "expected": len(uploaded),
+            "in_table": len(in_table),
+            "missing": len(uploaded - in_table.keys()),
+            "extra": len(in_table.keys() - uploaded),
+            "missing_examples": sorted(uploaded - in_table.keys())[:5],
+            "extra_examples": sorted(in_table.keys() - uploaded)[:5],
+        },
+        "targets": _targets(
+            (tracked / end_to_end_s) / (len(uploaded) / upload_s), percentile(lags, 99)
+        ),
+        "lags_histogram": _histogram(lags),
+    }
+
+
+def _histogram(lags: list[float], bins: int = 40) -> dict[str, list[float]]:
+    if not lags:
+        return {"edges": [], "counts": []}
+    top = max(lags) or 1e-3
+    width = top / bins
+    counts = [0] * bins
+    for lag in lags:
+        counts[min(bins - 1, max(0, int(lag / width)))] += 1
+    return {
+        "edges": [round(i * width, 4) for i in range(bins + 1)],
+        "counts": [float(c) for c in counts],
+    }
+
+
+def _targets(throughput_ratio: float, p99: float | None) -> list[dict[str, Any]]:
+    targets = [
+        {
+            "target": "end-to-end throughput / upload rate",
+            "value": round(throughput_ratio, 3),
+            "goal": ">= 0.9",
+            "met": throughput_ratio >= 0.9,
+            "missed_by_factor": None
+            if throughput_ratio >= 0.9
+            else round(0.9 / throughput_ratio, 3),
+        }
+    ]
+    if p99 is not None:
+        targets.append(
+            {
+                "target": "tracking lag p99 (s)",
+                "value": round(p99, 3),
+                "goal": "<= 2",
+                "met": p99 <= 2,
+                "missed_by_factor": None if p99 <= 2 else round(p99 / 2, 3),
+            }
+        )
+    return targets
+
+
+def print_summary(document: dict[str, Any]) -> None:
+    """One table of rates, lag percentiles and completeness, one of targets."""
+    table = Table(
+        title=f"Bulk upload: {document['settings']['objects']:,} objects "
+        f"({document['target']['kind']})"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    up, e2e, lag, comp = (document[k] for k in ("upload", "end_to_end", "lag_s", "completeness"))
+    table.add_row("upload rate (objects/s)", fmt(up["objects_per_s"], 1))
+    table.add_row("end-to-end throughput (tracked/s)", fmt(e2e["objects_per_s"], 1))
+    table.add_row("  ratio to upload rate", fmt(e2e["ratio_to_upload_rate"], 3))
+    for q in ("p50", "p95", "p99", "max"):
+        table.add_row(f"tracking lag {q} (s)", fmt(lag[q], 3))
+    table.add_row("uploaded / failed PUTs", f"{up['objects']:,} / {up['failed']:,}")
+    table.add_row("missing keys", str(comp["missing"]))
+    table.add_row("extra keys", str(comp["extra"]))
+    console.print(table)
+    targets = Table(title="Targets")
+    for column in ("target", "value", "goal", "met", "missed by"):
+        targets.add_column(column)
+    for t in document["targets"]:
+        targets.add_row(
+            t["target"],
+            str(t["value"]),
+            t["goal"],
+            "yes" if t["met"] else "NO",
+            "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
+        )
+    targets.add_row(
+        "missing and extra keys",
+        f"{comp['missing']} / {comp['extra']}",
+        "0 / 0",
+        "yes" if comp["missing"] == comp["extra"] == 0 else "NO",
+        "-",
+    )
+    console.print(targets)
+
+
+def plot(document: dict[str, Any], path: str) -> None:
+    """Histogram of the tracking lag."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    histogram = document["lags_histogram"]
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    if histogram["counts"]:
+        edges = histogram["edges"]
+        axis.bar(edges[:-1], histogram["counts"], width=edges[1] - edges[0], align="edge")
+    lag = document["lag_s"]
+    for q, style in (("p50", ":"), ("p99", "--")):
+        if lag[q] is not None:
+            axis.axvline(lag[q], linestyle=style, color="black", label=f"{q} {lag[q]:.3f} s")
+    axis.set_xlabel("tracking lag: row written - S3 eventTime (s)")
+    axis.set_ylabel("objects")
+    axis.set_title(
+        f"{document['settings']['objects']:,} objects, upload "
+        f"{document['upload']['objects_per_s']:.0f}/s, tracked "
+        f"{document['end_to_end']['objects_per_s']:.0f}/s"
+    )
+    axis.legend()
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    console.print(f"plot: {path}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `upload` command's options."""
+    parser.add_argument("--objects", type=int, default=10_000, help=f"1-{MAX_OBJECTS:,}")
+    parser.add_argument(
+        "--sizes", type=parse_sizes, default=(256, 4096), help="bytes: 1024 or 100-10000"
+    )
+    parser.add_argument("--prefixes", type=int, default=32, help="folders the keys spread over")
+    parser.add_argument(
+        "--key-template",
+        default="load/{run}/p{prefix:03d}/object {i:07d}.bin",
+        help="fields: run, prefix, i (index), n (index within its prefix)",
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="PUTs in flight")
+    parser.add_argument("--pollers", type=int, default=0, help="local: SQS pollers (0 = template)")
+    parser.add_argument("--batch-size", type=int, default=0, help="local: BatchSize (0 = template)")
+    parser.add_argument("--stack-name", help="a deployed stack (reads its outputs); default: local")
+    parser.add_argument("--region", help="deployed stack's region (default: the SDK's)")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="deployed: scan period")
+    parser.add_argument("--timeout", type=float, default=600, help="max wait for tracking, s")
+    parser.add_argument("--run-id", help="default: a timestamp")
+    parser.add_argument("--out", default="load/results/upload.json", help="JSON results")
+    parser.add_argument("--plot", default=None, help="PNG plot path (lag histogram)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m load.upload`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m load upload",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

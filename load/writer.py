@@ -1,0 +1,617 @@
+"""Writer benchmark: the ingest path alone, against a DynamoDB sink with a set round-trip latency.
+
+Side by side, at each latency, on Lambda-shaped SQS events (one S3 PUT record per message,
+distinct keys, sequencers):
+
+  (a) put_item      the original design: one boto3 PutItem per record, sequential (a sample)
+  (b) batch_writer  boto3 `Table.batch_writer()`: sequential 25-item BatchWriteItem
+  (c) powertools    Powertools `BatchProcessor` (SQS), one boto3 PutItem per record (a sample)
+  (d) ingest        this project's `handlers.ingest.lambda_handler`, warm
+  (d-) ingest, version reads skipped: how much of (d) the BatchGetItem reads cost
+
+and, once, the CPU floor: aiobotocore building and sending the BatchWriteItem requests (d)
+writes (25 items each) with no latency and no concurrency limit, measured as client CPU time.
+
+The sink runs in its own process (`load.sink`); the client's CPU is `time.process_time()` of
+this process, the sink's is reported separately. Peak RSS of one invocation is measured in a
+fresh process (`load.rss_probe`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import boto3
+from botocore.config import Config
+from rich.table import Table
+
+import pipeline.runtime
+from load.events import sqs_event
+from load.report import Stopwatch, console, fmt, machine, progress, write_json
+from load.sink import SinkProcess
+from pipeline.events import parse_body
+
+TABLE = "bench-files"
+REGION = "ap-south-1"
+TOMBSTONE_TTL_S = 15 * 86_400
+DEFAULT_CONCURRENCY = 16
+LABELS = {
+    "put_item": "(a) PutItem per record",
+    "batch_writer": "(b) boto3 batch_writer",
+    "powertools": "(c) Powertools BatchProcessor + PutItem",
+    "ingest": "(d) ingest handler, warm",
+    "ingest_no_reads": "(d-) ingest, version reads skipped",
+    "floor": "CPU floor: SDK builds+sends BatchWriteItem",
+}
+TARGET_LATENCY_MS = 10.0
+RSS_LIMIT_MB = 128.0
+
+
+def handler_environment(sink_url: str, concurrency: int) -> dict[str, str | None]:
+    """The function environment of the ingest handler, pointed at the sink."""
+    return {
+        "TABLE_NAME": TABLE,
+        "AWS_ENDPOINT_URL": sink_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": None,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": None,
+        "AWS_PROFILE": None,
+        "POWERTOOLS_SERVICE_NAME": "ingest",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "INGEST_WRITE_CONCURRENCY": str(concurrency),
+    }
+
+
+def _rows(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    now = time.time()
+    for record in event["Records"]:
+        for file_event in parse_body(record["body"]).events:
+            yield file_event.row(now=now, tombstone_ttl_s=TOMBSTONE_TTL_S)
+
+
+def _boto3_client(sink_url: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=sink_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+class Baselines:
+    """The designs (d) is compared with, each a handler of the same SQS event."""
+
+    def __init__(self, sink_url: str) -> None:
+        from pipeline.dynamo.writer import to_item
+
+        self._to_item = to_item
+        self.client = _boto3_client(sink_url)
+        resource = boto3.resource(
+            "dynamodb",
+            region_name=REGION,
+            endpoint_url=sink_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+        )
+        self.table = resource.Table(TABLE)
+
+    def put_item(self, event: dict[str, Any], _: Any = None) -> None:
+        """(a) One PutItem per record, in order."""
+        for row in _rows(event):
+            self.client.put_item(TableName=TABLE, Item=self._to_item(row))
+
+    def batch_writer(self, event: dict[str, Any], _: Any = None) -> None:
+        """(b) boto3's batch_writer: buffers 25, sends sequentially, resends unprocessed."""
+        with self.table.batch_writer(overwrite_by_pkeys=["filename"]) as batch:
+            for row in _rows(event):
+                batch.put_item(Item=row)
+
+    def powertools(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """(c) Powertools BatchProcessor, one PutItem per record, partial failures."""
+        from aws_lambda_powertools.utilities.batch import (
+            BatchProcessor,
+            EventType,
+            process_partial_response,
+        )
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+        now = time.time()
+
+        def record_handler(record: SQSRecord) -> None:
+            for file_event in parse_body(record.body).events:
+                row = file_event.row(now=now, tombstone_ttl_s=TOMBSTONE_TTL_S)
+                self.client.put_item(TableName=TABLE, Item=self._to_item(row))
+
+        processor = BatchProcessor(event_type=EventType.SQS)
+        response = dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        )
+        if response.get("batchItemFailures"):
+            raise RuntimeError(f"powertools baseline failed: {response}")
+        return response
+
+
+class IngestHandler:
+    """`handlers.ingest`, cold-started in this process against the sink."""
+
+    def __init__(self, sink_url: str, concurrency: int) -> None:
+        from pipeline.local.lambda_runtime import cold_start, patched_environ
+
+        self._env = patched_environ(handler_environment(sink_url, concurrency))
+        self._env.__enter__()
+        self.handler, self.module = cold_start("handlers.ingest.lambda_handler", {})
+        self.concurrency = concurrency
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.local.lambda_runtime import LambdaContext
+
+        context = LambdaContext(function_name="ingest", timeout_s=60, region=REGION)
+        with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics line
+            response: dict[str, Any] = self.handler(event, context)
+        if response.get("batchItemFailures"):
+            raise RuntimeError(f"ingest reported {len(response['batchItemFailures'])} failures")
+        return response
+
+    def close(self) -> None:
+        from pipeline.local.lambda_runtime import close_thread_resources
+
+        close_thread_resources(self.module)
+        self._env.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def version_reads_skipped() -> Iterator[None]:
+    """Make `DynamoFileStore.read_versions` find nothing without calling DynamoDB."""
+    from pipeline.dynamo.writer import DynamoFileStore
+
+    original = DynamoFileStore.read_versions
+
+    async def nothing_stored(self: Any, keys: Any, deadline: Any, stats: Any) -> dict[str, Any]:
+        return {}
+
+    DynamoFileStore.read_versions = nothing_stored  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoFileStore.read_versions = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def sdk_parameter_validation(enabled: bool) -> Iterator[None]:
+    """What-if: the aiobotocore clients of (d), (d-) and the floor with botocore's client-side
+    parameter validation on (as shipped) or off (`Config(parameter_validation=False)`)."""
+    if enabled:
+        yield
+        return
+    original = pipeline.runtime.client_config
+
+    def without_validation(max_pool_connections: int) -> Config:
+        return original(max_pool_connections).merge(Config(parameter_validation=False))
+
+    pipeline.runtime.client_config = without_validation
+    try:
+        yield
+    finally:
+        pipeline.runtime.client_config = original
+
+
+async def _send_all(sink_url: str, chunks: list[list[dict[str, Any]]]) -> tuple[float, float]:
+    """Send every chunk at once (one client, pool as large as the request count)."""
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=sink_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=pipeline.runtime.client_config(max(10, len(chunks))),
+    ) as client:
+        await client.batch_write_item(RequestItems={TABLE: chunks[0]})  # warm: connect, load model
+        with Stopwatch() as watch:
+            responses = await asyncio.gather(
+                *(client.batch_write_item(RequestItems={TABLE: chunk}) for chunk in chunks)
+            )
+        if any(r.get("UnprocessedItems") for r in responses):
+            raise RuntimeError("the floor needs a sink without injected UnprocessedItems")
+        return watch.wall_s, watch.cpu_s
+
+
+def cpu_floor(sink_url: str, event: dict[str, Any]) -> tuple[float, float]:
+    """(wall s, client CPU s) to build and send (d)'s BatchWriteItem requests, no limits."""
+    from pipeline.dynamo.writer import WRITE_CHUNK, to_item
+
+    requests = [{"PutRequest": {"Item": to_item(row)}} for row in _rows(event)]
+    chunks = [requests[i : i + WRITE_CHUNK] for i in range(0, len(requests), WRITE_CHUNK)]
+    return asyncio.run(_send_all(sink_url, chunks))
+
+
+def rss_probe(sink_url: str, records: int, concurrency: int) -> dict[str, Any]:
+    """Peak RSS of one invocation of `records` records, in a fresh process."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "load.rss_probe",
+            "--sink-url",
+            sink_url,
+            "--records",
+            str(records),
+            "--concurrency",
+            str(concurrency),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _measure(
+    sink: SinkProcess,
+    variant: str,
+    latency_ms: float,
+    records: int,
+    call: Callable[[dict[str, Any]], Any],
+    repeat: int,
+    concurrency: int | None = None,
+) -> dict[str, Any]:
+    """Run `call` on fresh events `repeat` times; the median run by wall time."""
+    runs = []
+    for _ in range(repeat):
+        event = sqs_event(records, run=uuid.uuid4().hex[:8])
+        sink.reset()
+        before = sink.stats()
+        with Stopwatch() as watch:
+            call(event)
+        after = sink.stats()
+        runs.append(
+            {
+                "wall_s": watch.wall_s,
+                "cpu_s": watch.cpu_s,
+                "sink_cpu_s": after["cpu_s"] - before["cpu_s"],
+                "stored": after["items"],
+                "calls": after["calls"],
+                "unprocessed_returned": after["unprocessed_returned"],
+                "max_in_flight": after["max_in_flight"],
+            }
+        )
+    best = sorted(runs, key=lambda run: run["wall_s"])[len(runs) // 2]
+    return {
+        "variant": variant,
+        "label": LABELS[variant],
+        "latency_ms": latency_ms,
+        "concurrency": concurrency,
+        "records": records,
+        "repeat": repeat,
+        **best,
+        "records_per_s": records / best["wall_s"],
+        "complete": all(run["stored"] == records for run in runs),
+        "wall_s_all": [round(run["wall_s"], 4) for run in runs],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; print the tables, write JSON and the plot."""
+    latencies = [float(x) for x in args.latencies.split(",")]
+    concurrencies = [int(x) for x in args.concurrency.split(",")]
+    sample = min(args.sample, args.records)
+    results: list[dict[str, Any]] = []
+    steps = len(latencies) * (3 + 2 * len(concurrencies)) + 2
+    with (
+        SinkProcess(unprocessed_rate=args.unprocessed_rate) as sink,
+        sdk_parameter_validation(args.param_validation == "on"),
+        progress() as bar,
+    ):
+        task = bar.add_task("writer benchmark", total=steps)
+        sink.configure(latency_ms=0, unprocessed_rate=0)
+        floors = []
+        for _ in range(args.repeat):
+            sink.reset()
+            floors.append(cpu_floor(sink.url, sqs_event(args.records, run="floor")))
+        wall, cpu = sorted(floors, key=lambda f: f[1])[len(floors) // 2]
+        floor = {
+            "variant": "floor",
+            "label": LABELS["floor"],
+            "latency_ms": 0.0,
+            "records": args.records,
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "records_per_s": args.records / cpu,
+            "records_per_s_wall": args.records / wall,
+            "requests": -(-args.records // 25),
+        }
+        bar.advance(task)
+        rss = rss_probe(sink.url, args.records, DEFAULT_CONCURRENCY) if not args.no_rss else {}
+        bar.advance(task)
+        baselines = Baselines(sink.url)
+        for concurrency in concurrencies:
+            handler = IngestHandler(sink.url, concurrency)
+            try:
+                sink.configure(latency_ms=0, unprocessed_rate=0)
+                handler(sqs_event(100, run="warmup"))
+                for latency in latencies:
+                    sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
+                    bar.update(task, description=f"ingest c={concurrency} {latency:g} ms")
+                    results.append(
+                        _measure(
+                            sink, "ingest", latency, args.records, handler, args.repeat, concurrency
+                        )
+                    )
+                    bar.advance(task)
+                    with version_reads_skipped():
+                        results.append(
+                            _measure(
+                                sink,
+                                "ingest_no_reads",
+                                latency,
+                                args.records,
+                                handler,
+                                args.repeat,
+                                concurrency,
+                            )
+                        )
+                    bar.advance(task)
+            finally:
+                handler.close()
+        for latency in latencies:
+            sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
+            baselines.put_item(sqs_event(5, run="warmup"))  # connect, load the service models
+            baselines.batch_writer(sqs_event(5, run="warmup"))
+            for variant, count in (
+                ("put_item", sample),
+                ("batch_writer", args.records if not args.sample_b else sample),
+                ("powertools", sample),
+            ):
+                bar.update(task, description=f"{variant} {latency:g} ms")
+                results.append(
+                    _measure(sink, variant, latency, count, getattr(baselines, variant), 1)
+                )
+                bar.advance(task)
+        sink.configure(latency_ms=0)
+        sink_stats = sink.stats()
+    document = {
+        "benchmark": "writer",
+        "machine": machine(),
+        "settings": {
+            "records": args.records,
+            "sample": sample,
+            "latencies_ms": latencies,
+            "concurrency": concurrencies,
+            "unprocessed_rate": args.unprocessed_rate,
+            "repeat": args.repeat,
+            "sdk_parameter_validation": args.param_validation,
+            "sink": "load.sink in its own process; client CPU = this process's process_time()",
+        },
+        "floor": floor,
+        "rss": rss,
+        "results": results,
+        "sink_cpu_total_s": sink_stats["cpu_s"],
+    }
+    document["targets"] = evaluate(document)
+    write_json(args.out, document)
+    print_summary(document)
+    if args.plot:
+        plot(document, args.plot)
+    return 0
+
+
+def _pick(document: dict[str, Any], variant: str, latency: float) -> dict[str, Any] | None:
+    concurrencies = document["settings"]["concurrency"]
+    chosen = DEFAULT_CONCURRENCY if DEFAULT_CONCURRENCY in concurrencies else concurrencies[0]
+    for result in document["results"]:
+        if result["variant"] != variant or result["latency_ms"] != latency:
+            continue
+        if result.get("concurrency") in (None, chosen):
+            return result
+    return None
+
+
+def evaluate(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets: measured value, goal, met or by how much missed."""
+    targets: list[dict[str, Any]] = []
+    latency = TARGET_LATENCY_MS
+    d, a, b = (_pick(document, v, latency) for v in ("ingest", "put_item", "batch_writer"))
+    floor = document["floor"]
+    if d and a:
+        ratio = d["records_per_s"] / a["records_per_s"]
+        targets.append(_target(f"(d)/(a) at {latency:g} ms", ratio, ">=", 100))
+    if d and b:
+        ratio = d["records_per_s"] / b["records_per_s"]
+        targets.append(_target(f"(d)/(b) at {latency:g} ms", ratio, ">=", 5))
+    if d:
+        ratio = d["wall_s"] / floor["cpu_s"] * floor["records"] / d["records"]
+        targets.append(_target(f"(d) time / CPU floor at {latency:g} ms", ratio, "<=", 1.5))
+    rss = document.get("rss") or {}
+    if rss:
+        targets.append(
+            _target("peak RSS of one invocation (MB)", rss["peak_mb"], "<=", RSS_LIMIT_MB)
+        )
+    return targets
+
+
+def _target(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
+    met = value >= goal if op == ">=" else value <= goal
+    miss = None if met else (goal / value if op == ">=" else value / goal)
+    return {
+        "target": name,
+        "value": round(value, 3),
+        "goal": f"{op} {goal:g}",
+        "met": met,
+        "missed_by_factor": None if miss is None else round(miss, 3),
+    }
+
+
+def print_summary(document: dict[str, Any]) -> None:
+    """Rates per variant and latency, ratios, the floor, RSS and the targets."""
+    settings = document["settings"]
+    table = Table(title=f"Writer benchmark: records/s ({settings['records']:,} records/event)")
+    table.add_column("latency")
+    variants = ["put_item", "batch_writer", "powertools", "ingest", "ingest_no_reads"]
+    for variant in variants:
+        table.add_column(LABELS[variant].split(" ", 1)[0] + " " + variant, justify="right")
+    table.add_column("d/a", justify="right")
+    table.add_column("d/b", justify="right")
+    table.add_column("reads share of d", justify="right")
+    for latency in settings["latencies_ms"]:
+        picked = {v: _pick(document, v, latency) for v in variants}
+        rates = {v: (r["records_per_s"] if r else None) for v, r in picked.items()}
+        d, a, b = rates["ingest"], rates["put_item"], rates["batch_writer"]
+        share = None
+        if picked["ingest"] and picked["ingest_no_reads"]:
+            share = 100 * (1 - picked["ingest_no_reads"]["wall_s"] / picked["ingest"]["wall_s"])
+        table.add_row(
+            f"{latency:g} ms",
+            *(fmt(rates[v]) for v in variants),
+            fmt(d / a if d and a else None, 1),
+            fmt(d / b if d and b else None, 1),
+            (fmt(share, 0) + " %") if share is not None else "-",
+        )
+    console.print(table)
+    floor = document["floor"]
+    console.print(
+        f"CPU floor: {floor['requests']} BatchWriteItem requests of 25 built and sent by "
+        f"aiobotocore in {floor['cpu_s']:.3f} s client CPU ({fmt(floor['records_per_s'])} "
+        f"records/s; wall {floor['wall_s']:.3f} s at 0 ms, no concurrency limit). "
+        f"(a) and (c) measured on {settings['sample']:,}-record samples."
+    )
+    if len(settings["concurrency"]) > 1:
+        sweep = Table(title="INGEST_WRITE_CONCURRENCY sweep: (d) records/s")
+        sweep.add_column("latency")
+        for c in settings["concurrency"]:
+            sweep.add_column(f"c={c}", justify="right")
+        for latency in settings["latencies_ms"]:
+            cells = []
+            for c in settings["concurrency"]:
+                rate = next(
+                    (
+                        r["records_per_s"]
+                        for r in document["results"]
+                        if r["variant"] == "ingest"
+                        and r["latency_ms"] == latency
+                        and r["concurrency"] == c
+                    ),
+                    None,
+                )
+                cells.append(fmt(rate))
+            sweep.add_row(f"{latency:g} ms", *cells)
+        console.print(sweep)
+    rss = document.get("rss") or {}
+    if rss:
+        console.print(
+            f"Peak RSS, one invocation of {rss['records']:,} records (fresh process): "
+            f"{rss['peak_mb']:.1f} MB; before the event was built {rss['baseline_mb']:.1f} MB, "
+            f"with the event {rss['before_mb']:.1f} MB, invocation added {rss['delta_mb']:.1f} MB."
+        )
+    targets = Table(title="Targets")
+    for column in ("target", "value", "goal", "met", "missed by"):
+        targets.add_column(column)
+    for t in document["targets"]:
+        targets.add_row(
+            t["target"],
+            str(t["value"]),
+            t["goal"],
+            "yes" if t["met"] else "NO",
+            "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
+        )
+    console.print(targets)
+
+
+def plot(document: dict[str, Any], path: str) -> None:
+    """records/s against latency per variant (log scale), the CPU floor as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latencies = document["settings"]["latencies_ms"]
+    figure, axis = plt.subplots(figsize=(8, 5))
+    styles = {"put_item": "o-", "batch_writer": "s-", "powertools": "x--", "ingest": "D-"}
+    for variant in ("put_item", "batch_writer", "powertools", "ingest", "ingest_no_reads"):
+        points = [(x, _pick(document, variant, x)) for x in latencies]
+        xs = [x for x, r in points if r]
+        ys = [r["records_per_s"] for _, r in points if r]
+        if xs:
+            axis.plot(xs, ys, styles.get(variant, "^:"), label=LABELS[variant])
+    axis.axhline(
+        document["floor"]["records_per_s"], linestyle="--", color="grey", label="CPU floor"
+    )
+    axis.set_yscale("log")
+    axis.set_xlabel("round-trip latency (ms)")
+    axis.set_ylabel("records/s")
+    axis.set_title(f"Ingest writer, {document['settings']['records']:,} records per event")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    console.print(f"plot: {path}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `writer` command's options."""
+    parser.add_argument("--records", type=int, default=10_000, help="records per event")
+    parser.add_argument("--latencies", default="0,5,10,25", help="sink round trips, ms")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=500,
+        help="records for (a) and (c), which send one request per record (default 500)",
+    )
+    parser.add_argument(
+        "--sample-b", action="store_true", help="measure (b) on the sample too (faster)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        default=str(DEFAULT_CONCURRENCY),
+        help="INGEST_WRITE_CONCURRENCY values for (d), e.g. 8,16,32,64 (a sweep)",
+    )
+    parser.add_argument("--unprocessed-rate", type=float, default=0.0, help="e.g. 0.05")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of (d) and the floor (median)")
+    parser.add_argument(
+        "--param-validation",
+        choices=("on", "off"),
+        default="on",
+        help="what-if: botocore parameter validation of the ingest client (shipped: on)",
+    )
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probe")
+    parser.add_argument("--out", default="load/results/writer.json", help="JSON results")
+    parser.add_argument("--plot", default=None, help="PNG plot path")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m load.writer`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m load writer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

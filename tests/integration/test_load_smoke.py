@@ -1,0 +1,132 @@
+"""Smoke runs of the load scripts, so that they cannot rot (full runs stay out of CI).
+
+Each script runs as `python -m load ...` in a subprocess (the writer benchmark cold-starts
+the ingest handler against its own sink; that must not leak into this process), with tiny
+sizes; the assertions check the reports' content, not the speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from load.sink import SinkProcess
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_load(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "load", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _client(url: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=url,
+        region_name="ap-south-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _put(key: str) -> dict[str, Any]:
+    return {"PutRequest": {"Item": {"filename": {"S": key}}}}
+
+
+def test_sink_rejects_what_dynamodb_rejects_and_injects_unprocessed_items() -> None:
+    # Given a sink with every write left unprocessed
+    with SinkProcess(unprocessed_rate=1.0) as sink:
+        client = _client(sink.url)
+        # When a request names a key twice / has 26 requests
+        with pytest.raises(ClientError) as duplicate:
+            client.batch_write_item(RequestItems={"t": [_put("a"), _put("a")]})
+        with pytest.raises(ClientError) as too_many:
+            client.batch_write_item(RequestItems={"t": [_put(f"k{i}") for i in range(26)]})
+        unprocessed = client.batch_write_item(RequestItems={"t": [_put("x"), _put("y")]})
+        # Then DynamoDB's ValidationException comes back, and nothing is stored
+        assert duplicate.value.response["Error"]["Code"] == "ValidationException"
+        assert "contains duplicates" in duplicate.value.response["Error"]["Message"]
+        assert too_many.value.response["Error"]["Code"] == "ValidationException"
+        assert len(unprocessed["UnprocessedItems"]["t"]) == 2
+        # When writes are accepted again
+        sink.configure(unprocessed_rate=0.0)
+        client.batch_write_item(RequestItems={"t": [_put("x"), _put("y")]})
+        got = client.batch_get_item(RequestItems={"t": {"Keys": [{"filename": {"S": "x"}}]}})
+        # Then they are stored and readable
+        assert got["Responses"]["t"] == [{"filename": {"S": "x"}}]
+        assert sink.stats()["items"] == 2
+
+
+def test_writer_benchmark_smoke(tmp_path: Path) -> None:
+    out, png = tmp_path / "writer.json", tmp_path / "writer.png"
+    result = _run_load(
+        "writer",
+        "--records", "200",
+        "--latencies", "0,5",
+        "--sample", "40",
+        "--repeat", "1",
+        "--unprocessed-rate", "0.05",
+        "--out", str(out),
+        "--plot", str(png),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    variants = {(r["variant"], r["latency_ms"]) for r in document["results"]}
+    for variant in ("put_item", "batch_writer", "powertools", "ingest", "ingest_no_reads"):
+        assert {(variant, 0.0), (variant, 5.0)} <= variants
+    assert all(r["complete"] for r in document["results"]), document["results"]
+    assert all(r["records_per_s"] > 0 for r in document["results"])
+    ingest = [r for r in document["results"] if r["variant"] == "ingest"]
+    assert all(
+        r["calls"]["BatchWriteItem"] >= 8 and r["calls"]["BatchGetItem"] >= 2 for r in ingest
+    )
+    assert sum(r["unprocessed_returned"] for r in ingest) > 0  # the retries were exercised
+    assert document["floor"]["requests"] == 8 and document["floor"]["cpu_s"] > 0
+    assert 0 < document["rss"]["baseline_mb"] <= document["rss"]["peak_mb"]
+    assert {t["target"] for t in document["targets"]} >= {"peak RSS of one invocation (MB)"}
+    assert png.stat().st_size > 1000
+
+
+def test_upload_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "upload.json"
+    result = _run_load(
+        "upload", "--objects", "200", "--prefixes", "4", "--sizes", "10-2000",
+        "--timeout", "60", "--out", str(out), "--plot", str(tmp_path / "upload.png"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["completeness"]["missing"] == 0
+    assert document["completeness"]["extra"] == 0
+    assert document["completeness"]["in_table"] == 200
+    assert document["lag_s"]["samples"] == 200
+    assert 0 <= document["lag_s"]["p50"] <= document["lag_s"]["max"]
+    assert document["upload"]["objects_per_s"] > 0
+
+
+def test_read_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "read.json"
+    result = _run_load(
+        "read", "--items", "300", "--limits", "50,1000", "--repeat", "1",
+        "--out", str(out), "--plot", str(tmp_path / "read.png"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    walks = {(r["way"], r["limit"]): r for r in document["results"]}
+    assert walks[("api", 50)]["pages"] >= 6  # 300 items at 50 a page, followed by next_token
+    assert all(r["items"] == 300 and r["complete"] for r in document["results"])
+    assert document["targets"][0]["target"].startswith("GET /files")

@@ -42,7 +42,7 @@ class Settings:
     region: str | None = None
     endpoint_url: str | None = None
     # Ingest
-    write_concurrency: int = 16
+    write_concurrency: int = 32
     """BatchWriteItem requests in flight at once per invocation."""
     max_backoff_ms: int = 2_000
     """Cap of the exponential backoff between retries (full jitter below it)."""
@@ -76,7 +76,7 @@ class Settings:
             region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             endpoint_url=_optional(env, "AWS_ENDPOINT_URL_DYNAMODB")
             or _optional(env, "AWS_ENDPOINT_URL"),
-            write_concurrency=_int(env, "INGEST_WRITE_CONCURRENCY", 16, 1, 256),
+            write_concurrency=_int(env, "INGEST_WRITE_CONCURRENCY", 32, 1, 256),
             max_backoff_ms=_int(env, "INGEST_MAX_BACKOFF_MS", 2_000, 1, 60_000),
             base_backoff_ms=_int(env, "INGEST_BASE_BACKOFF_MS", 25, 1, 10_000),
             safety_margin_ms=_int(env, "INGEST_SAFETY_MARGIN_MS", 2_000, 0, 60_000),

@@ -44,11 +44,11 @@ T = TypeVar("T")
 
 
 def _attr(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
+    if value.__class__ is str:
+        return {"S": value}
+    if value.__class__ is bool:
         return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    return {"S": value}
+    return {"N": str(value)}
 
 
 def to_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -78,9 +78,12 @@ def item_size(row: dict[str, Any]) -> int:
 
 def check_row(row: dict[str, Any]) -> str | None:
     """Why DynamoDB would refuse this row, or None if it fits its limits."""
-    key_bytes = len(str(row[PARTITION_KEY]).encode("utf-8"))
-    if key_bytes > MAX_KEY_BYTES:
-        return f"partition key is {key_bytes} bytes, DynamoDB allows {MAX_KEY_BYTES}"
+    key = str(row[PARTITION_KEY])
+    if len(key) * 4 > MAX_KEY_BYTES and len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        return f"partition key is {len(key.encode())} bytes, DynamoDB allows {MAX_KEY_BYTES}"
+    characters = sum(len(name) + len(str(value)) for name, value in row.items())
+    if characters * 4 <= MAX_ITEM_BYTES:  # UTF-8 takes at most 4 bytes a character
+        return None
     size = item_size(row)
     if size > MAX_ITEM_BYTES:
         return f"item is {size} bytes, DynamoDB allows {MAX_ITEM_BYTES}"

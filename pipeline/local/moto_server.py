@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
+from pipeline.local import moto_speedups
+
 
 @dataclass
 class MotoServer:
@@ -24,6 +26,7 @@ class MotoServer:
     def start(self) -> MotoServer:
         """Start serving; returns self with the bound port filled in."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
+        moto_speedups.apply()
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         self.host, self.port = server.get_host_and_port()

@@ -219,6 +219,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, ...) is routed too, and so gets API Gateway's 403
+        # for an undefined method instead of http.server's 501 page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True

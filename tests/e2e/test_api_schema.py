@@ -283,11 +283,6 @@ def test_no_internal_error_text_reaches_a_client_when_the_table_is_gone(
         assert missing.encode() not in answer.body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/local/gateway.py answers methods outside its do_* list (TRACE, QUERY...) "
-    "with http.server's 501 HTML page instead of its documented 403 for an undefined method",
-)
 @pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
 def test_an_undefined_method_is_403_like_api_gateway(stack: Stack, method: str) -> None:
     request = urllib.request.Request(f"{stack.api_url}/files", method=method)

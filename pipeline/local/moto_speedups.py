@@ -7,7 +7,8 @@ time `Queue.attributes` is read, which `SendMessage` does several times per mess
 backlog of a few thousand notifications that made each send and receive take tens of
 milliseconds, so the local stack fell behind bulk uploads. The replacements below compare
 the same epoch-millisecond numbers, taking the clock once per call; `delete_message` finds
-and removes the message in one pass.
+and removes the message in one pass. And the server's router lists moto's package folder on
+disk for every request: that list is computed once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from moto import backends
 from moto.sqs import models
 
 _APPLIED = False
@@ -67,10 +69,14 @@ def _delete_message(queue: Any, receipt_handle: str) -> None:
 
 
 def apply() -> None:
-    """Install the replacements into moto's SQS models (idempotent)."""
+    """Install the replacements into moto (idempotent)."""
     global _APPLIED
     if _APPLIED:
         return
+    # The server lists moto's package directory (listdir + isdir on ~200 folders) on every
+    # request to route it; the list never changes while the process runs.
+    moto_modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: moto_modules  # type: ignore[assignment]
     models.Message.visible = property(_visible)  # type: ignore[assignment,method-assign]
     models.Message.delayed = property(_delayed)  # type: ignore[assignment,method-assign]
     models.Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]

@@ -13,6 +13,7 @@ its ApiUrl and TableName outputs; `--items 0` to walk what is there without seed
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -276,14 +277,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m load.read`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m load read",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m load.read`, the same as `python -m load read`."""
+    from load.__main__ import main as load_main
+
+    return load_main(["read", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

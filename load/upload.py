@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sys
 import threading
 import time
 import uuid
@@ -538,14 +539,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m load.upload`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m load upload",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m load.upload`, the same as `python -m load upload`."""
+    from load.__main__ import main as load_main
+
+    return load_main(["upload", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

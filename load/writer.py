@@ -627,14 +627,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m load.writer`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m load writer",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m load.writer`, the same as `python -m load writer`."""
+    from load.__main__ import main as load_main
+
+    return load_main(["writer", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

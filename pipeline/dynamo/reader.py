@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from pipeline.dynamo.errors import error_code, is_transient
 from pipeline.listing import StoreError, StoreUnavailableError
 from pipeline.model import DELETED, PARTITION_KEY
 from pipeline.settings import Settings
@@ -28,16 +29,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-UNAVAILABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
 _NOT_DELETED = "attribute_not_exists(#deleted)"
 _deserializer = TypeDeserializer()
 
@@ -122,9 +113,8 @@ def _call(operation: Callable[[], T]) -> T:
     try:
         return operation()
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in UNAVAILABLE_CODES or status >= 500:
+        code = error_code(exc)
+        if is_transient(exc):
             raise StoreUnavailableError(f"DynamoDB unavailable: {code}") from exc
         raise StoreError(f"DynamoDB refused the request: {code}") from exc
     except (BotoConnectionError, HTTPClientError) as exc:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
 
+from pipeline.dynamo.errors import error_code, is_transient
 from pipeline.model import MAX_ITEM_BYTES, MAX_KEY_BYTES, PARTITION_KEY
 from pipeline.retry import Backoff, Deadline, OpStats
 
@@ -26,17 +27,6 @@ WRITE_CHUNK = 25
 """BatchWriteItem's limit on put/delete requests per call."""
 GET_CHUNK = 100
 """BatchGetItem's limit on keys per call."""
-RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-        "TransactionInProgressException",
-    }
-)
 SPLITTABLE_CODES = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 VERSION_ATTRIBUTES = ("sequencer", "event_time", "deleted")
 
@@ -90,14 +80,9 @@ def check_row(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _is_retryable(error: BaseException) -> bool:
     if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return _error_code(error) in RETRYABLE_CODES or int(status or 0) >= 500
+        return is_transient(error)
     return isinstance(error, HTTPClientError | aiohttp.ClientError | asyncio.TimeoutError)
 
 
@@ -201,7 +186,7 @@ class DynamoFileStore:
                 if _is_retryable(error):
                     left = pending
                     reason = _describe(error)
-                elif isinstance(error, ClientError) and _error_code(error) in SPLITTABLE_CODES:
+                elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
                     if len(pending) == 1:
                         self._fail(pending, key_of, stats, _describe(error))
                         return
@@ -236,5 +221,5 @@ class DynamoFileStore:
 def _describe(error: BaseException) -> str:
     if isinstance(error, ClientError):
         message = str(error.response.get("Error", {}).get("Message", ""))[:200]
-        return f"{_error_code(error)}: {message}"
+        return f"{error_code(error)}: {message}"
     return type(error).__name__

@@ -76,12 +76,16 @@ def apply() -> None:
     # The server lists moto's package directory (listdir + isdir on ~200 folders) on every
     # request to route it; the list never changes while the process runs.
     moto_modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: moto_modules  # type: ignore[assignment]
-    models.Message.visible = property(_visible)  # type: ignore[assignment,method-assign]
-    models.Message.delayed = property(_delayed)  # type: ignore[assignment,method-assign]
-    models.Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
-    models.Queue.approximate_number_of_messages_delayed = property(_number_delayed)  # type: ignore[assignment,method-assign]
-    models.Queue.approximate_number_of_messages_not_visible = property(_number_not_visible)  # type: ignore[assignment,method-assign]
-    models.Queue.approximate_number_of_messages = property(_number_visible)  # type: ignore[assignment,method-assign]
-    models.Queue.delete_message = _delete_message  # type: ignore[method-assign]
+    backends.list_of_moto_modules = lambda: moto_modules
+    replacements: list[tuple[type, str, Any]] = [
+        (models.Message, "visible", property(_visible)),
+        (models.Message, "delayed", property(_delayed)),
+        (models.Queue, "messages", property(_messages)),
+        (models.Queue, "approximate_number_of_messages_delayed", property(_number_delayed)),
+        (models.Queue, "approximate_number_of_messages_not_visible", property(_number_not_visible)),
+        (models.Queue, "approximate_number_of_messages", property(_number_visible)),
+        (models.Queue, "delete_message", _delete_message),
+    ]
+    for owner, name, replacement in replacements:
+        setattr(owner, name, replacement)
     _APPLIED = True

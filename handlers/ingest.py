@@ -68,6 +68,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": result.skipped,
             "failed_messages": len(result.failed_message_ids),
             "retries": result.retries,
+            "dynamodb_calls": result.calls,
         },
     )
     return result.response()

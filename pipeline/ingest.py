@@ -53,7 +53,9 @@ class IngestResult:
     failed: int = 0
     """Records (keys) that could not be applied, plus bad messages."""
     retries: int = 0
+    """DynamoDB calls repeated (throttling, unprocessed items, transient errors)."""
     calls: int = 0
+    """DynamoDB calls made."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""

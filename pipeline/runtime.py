@@ -60,8 +60,6 @@ class LoopRuntime(Generic[C]):
     def __init__(self, factory: Callable[[AsyncExitStack], Awaitable[C]]) -> None:
         self._factory = factory
         self._state = _ThreadState()
-        self._all: list[_ThreadState] = []
-        self._lock = threading.Lock()
         atexit.register(self.close)
 
     def run(self, work: Callable[[C], Awaitable[T]]) -> T:
@@ -71,8 +69,6 @@ class LoopRuntime(Generic[C]):
             state.loop = asyncio.new_event_loop()
             state.stack = None
             state.value = None
-            with self._lock:
-                self._all.append(state)
         loop = state.loop
         if state.stack is None:
             stack = AsyncExitStack()
@@ -81,7 +77,7 @@ class LoopRuntime(Generic[C]):
         return loop.run_until_complete(work(state.value))
 
     def close(self) -> None:
-        """Close the resource and loop of the calling thread (and mark others stale)."""
+        """Close the resource and loop of the calling thread."""
         state = self._state
         if state.loop is not None and not state.loop.is_closed():
             if state.stack is not None:

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from rich.table import Table
 
-from load.report import console, fmt, machine, percentile, progress, write_json
+from load.report import console, fmt, machine, percentile, progress, target, write_json
 from pipeline.local.api_client import get
 
 MAX_ITEMS = 200_000
@@ -196,15 +196,7 @@ def _targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not api or not scan:
         return []
     ratio = api["items_per_s"] / scan["items_per_s"]
-    return [
-        {
-            "target": "GET /files items/s at limit 1000 / raw Scan items/s",
-            "value": round(ratio, 3),
-            "goal": ">= 0.8",
-            "met": ratio >= 0.8,
-            "missed_by_factor": None if ratio >= 0.8 else round(0.8 / ratio, 3),
-        }
-    ]
+    return [target("GET /files items/s at limit 1000 / raw Scan items/s", ratio, ">=", 0.8)]
 
 
 def print_summary(document: dict[str, Any]) -> None:

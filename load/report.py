@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
@@ -93,3 +94,32 @@ class Stopwatch:
     def __exit__(self, *exc: object) -> None:
         self.wall_s = time.perf_counter() - self._wall
         self.cpu_s = time.process_time() - self._cpu
+
+
+def target(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
+    """One benchmark target: `value op goal`, whether it is met, and by what factor it is missed."""
+    met = value >= goal if op == ">=" else value <= goal
+    miss = None if met else (goal / value if op == ">=" else value / goal)
+    return {
+        "target": name,
+        "value": round(value, 3),
+        "goal": f"{op} {goal:g}",
+        "met": met,
+        "missed_by_factor": None if miss is None else round(miss, 3),
+    }
+
+
+def targets_table(targets: list[dict[str, Any]]) -> Table:
+    """The targets as a rich table (rows may be added by the caller)."""
+    table = Table(title="Targets")
+    for column in ("target", "value", "goal", "met", "missed by"):
+        table.add_column(column)
+    for t in targets:
+        table.add_row(
+            t["target"],
+            str(t["value"]),
+            t["goal"],
+            "yes" if t["met"] else "NO",
+            "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
+        )
+    return table

@@ -29,7 +29,16 @@ import aioboto3
 from botocore.config import Config
 from rich.table import Table
 
-from load.report import console, fmt, machine, percentile, progress, write_json
+from load.report import (
+    console,
+    fmt,
+    machine,
+    percentile,
+    progress,
+    target,
+    targets_table,
+    write_json,
+)
 from pipeline.events import NotificationError, parse_body
 
 MAX_OBJECTS = 200_000
@@ -420,27 +429,9 @@ def _histogram(lags: list[float], bins: int = 40) -> dict[str, list[float]]:
 
 
 def _targets(throughput_ratio: float, p99: float | None) -> list[dict[str, Any]]:
-    targets = [
-        {
-            "target": "end-to-end throughput / upload rate",
-            "value": round(throughput_ratio, 3),
-            "goal": ">= 0.9",
-            "met": throughput_ratio >= 0.9,
-            "missed_by_factor": None
-            if throughput_ratio >= 0.9
-            else round(0.9 / throughput_ratio, 3),
-        }
-    ]
+    targets = [target("end-to-end throughput / upload rate", throughput_ratio, ">=", 0.9)]
     if p99 is not None:
-        targets.append(
-            {
-                "target": "tracking lag p99 (s)",
-                "value": round(p99, 3),
-                "goal": "<= 2",
-                "met": p99 <= 2,
-                "missed_by_factor": None if p99 <= 2 else round(p99 / 2, 3),
-            }
-        )
+        targets.append(target("tracking lag p99 (s)", p99, "<=", 2))
     return targets
 
 
@@ -462,17 +453,7 @@ def print_summary(document: dict[str, Any]) -> None:
     table.add_row("missing keys", str(comp["missing"]))
     table.add_row("extra keys", str(comp["extra"]))
     console.print(table)
-    targets = Table(title="Targets")
-    for column in ("target", "value", "goal", "met", "missed by"):
-        targets.add_column(column)
-    for t in document["targets"]:
-        targets.add_row(
-            t["target"],
-            str(t["value"]),
-            t["goal"],
-            "yes" if t["met"] else "NO",
-            "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
-        )
+    targets = targets_table(document["targets"])
     targets.add_row(
         "missing and extra keys",
         f"{comp['missing']} / {comp['extra']}",

@@ -39,7 +39,16 @@ from rich.table import Table
 
 import pipeline.runtime
 from load.events import sqs_event
-from load.report import Stopwatch, console, fmt, machine, progress, write_json
+from load.report import (
+    Stopwatch,
+    console,
+    fmt,
+    machine,
+    progress,
+    target,
+    targets_table,
+    write_json,
+)
 from load.sink import SinkProcess
 from pipeline.events import parse_body
 
@@ -459,31 +468,19 @@ def evaluate(document: dict[str, Any]) -> list[dict[str, Any]]:
     floor = document["floor"]
     if d and a:
         ratio = d["records_per_s"] / a["records_per_s"]
-        targets.append(_target(f"(d)/(a) at {latency:g} ms", ratio, ">=", 100))
+        targets.append(target(f"(d)/(a) at {latency:g} ms", ratio, ">=", 100))
     if d and b:
         ratio = d["records_per_s"] / b["records_per_s"]
-        targets.append(_target(f"(d)/(b) at {latency:g} ms", ratio, ">=", 5))
+        targets.append(target(f"(d)/(b) at {latency:g} ms", ratio, ">=", 5))
     if d:
         ratio = d["wall_s"] / floor["cpu_s"] * floor["records"] / d["records"]
-        targets.append(_target(f"(d) time / CPU floor at {latency:g} ms", ratio, "<=", 1.5))
+        targets.append(target(f"(d) time / CPU floor at {latency:g} ms", ratio, "<=", 1.5))
     rss = document.get("rss") or {}
     if rss:
         targets.append(
-            _target("peak RSS of one invocation (MB)", rss["peak_mb"], "<=", RSS_LIMIT_MB)
+            target("peak RSS of one invocation (MB)", rss["peak_mb"], "<=", RSS_LIMIT_MB)
         )
     return targets
-
-
-def _target(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
-    met = value >= goal if op == ">=" else value <= goal
-    miss = None if met else (goal / value if op == ">=" else value / goal)
-    return {
-        "target": name,
-        "value": round(value, 3),
-        "goal": f"{op} {goal:g}",
-        "met": met,
-        "missed_by_factor": None if miss is None else round(miss, 3),
-    }
 
 
 def print_summary(document: dict[str, Any]) -> None:
@@ -549,17 +546,7 @@ def print_summary(document: dict[str, Any]) -> None:
             f"{rss['peak_mb']:.1f} MB; before the event was built {rss['baseline_mb']:.1f} MB, "
             f"with the event {rss['before_mb']:.1f} MB, invocation added {rss['delta_mb']:.1f} MB."
         )
-    targets = Table(title="Targets")
-    for column in ("target", "value", "goal", "met", "missed by"):
-        targets.add_column(column)
-    for t in document["targets"]:
-        targets.add_row(
-            t["target"],
-            str(t["value"]),
-            t["goal"],
-            "yes" if t["met"] else "NO",
-            "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
-        )
+    targets = targets_table(document["targets"])
     console.print(targets)
 
 

@@ -22,6 +22,7 @@ the file back. Tombstones expire through DynamoDB TTL and are never served by th
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -36,6 +37,18 @@ MAX_KEY_BYTES = 2_048
 """DynamoDB's limit on a partition key value."""
 MAX_ITEM_BYTES = 400 * 1_024
 """DynamoDB's limit on one item."""
+
+# The sorted listing index (a sparse, write-sharded GSI): live rows carry `shard`, tombstones
+# do not, so the index holds exactly the files the API lists, sorted by `filename` per shard.
+INDEX_NAME = "by_name"
+SHARD_ATTRIBUTE = "shard"
+INDEX_SHARDS = 16
+"""Shards of the listing index (chosen by measurement: docs/performance.md)."""
+
+
+def shard_of(filename: str) -> int:
+    """The listing-index shard of a key: stable across processes and Python versions."""
+    return zlib.crc32(filename.encode("utf-8", "surrogatepass")) % INDEX_SHARDS
 
 
 class Action(StrEnum):

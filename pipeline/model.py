@@ -14,6 +14,7 @@ Table schema (`files`, partition key `filename`, String):
 | `version_id` | S    | when the bucket is versioned                                   |
 | `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |
 | `expires_at` | N    | tombstones only: epoch seconds, the table's TTL attribute      |
+| `shard`      | N    | live rows only: the listing index's shard (`shard_of`)         |
 
 Deletes are stored as tombstones rather than removed, so that a late, older create
 delivered after the delete (S3 delivery is at-least-once and unordered) cannot bring
@@ -32,7 +33,6 @@ PARTITION_KEY = "filename"
 DELETED = "deleted"
 EXPIRES_AT = "expires_at"
 TTL_ATTRIBUTE = EXPIRES_AT
-INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT})
 MAX_KEY_BYTES = 2_048
 """DynamoDB's limit on a partition key value."""
 MAX_ITEM_BYTES = 400 * 1_024
@@ -44,6 +44,10 @@ INDEX_NAME = "by_name"
 SHARD_ATTRIBUTE = "shard"
 INDEX_SHARDS = 16
 """Shards of the listing index (chosen by measurement: docs/performance.md)."""
+
+
+INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE})
+"""Attributes the API never shows."""
 
 
 def shard_of(filename: str) -> int:
@@ -89,6 +93,7 @@ class FileEvent:
             item[EXPIRES_AT] = int(now) + tombstone_ttl_s
         else:
             item["size"] = self.size if self.size is not None else 0
+            item[SHARD_ATTRIBUTE] = shard_of(self.filename)
             if self.etag:
                 item["etag"] = self.etag
         return item

@@ -31,6 +31,7 @@ from pipeline.ingest import MAX_ROUNDS, IngestResult, ingest
 from pipeline.model import LOWEST_SEQ, SEQ, SEQ_WIDTH
 from pipeline.retry import Backoff, Deadline, OpStats
 from tests.support.faults import InMemoryDynamo, StrictFaultyClient
+from tests.support.interleave import Gate
 from tests.support.s3events import notification, s3_record, sqs_record
 
 TABLE = "files"
@@ -69,25 +70,6 @@ def message(key: str, kind: str, *, seq: str | None, time: str, size: int = 1) -
     event = "ObjectCreated:Put" if kind == "create" else "ObjectRemoved:Delete"
     record = s3_record(key, event=event, size=size, sequencer=seq, event_time=time)
     return sqs_record(notification(record), f"{kind}-{seq or time}")
-
-
-class Gate:
-    """Holds every BatchExecuteStatement whose parameters carry `marker` until `release`."""
-
-    def __init__(self, inner: Any, marker: str) -> None:
-        self.inner, self.marker = inner, marker
-        self.reached, self.release = asyncio.Event(), asyncio.Event()
-        self.held = 0
-
-    async def batch_execute_statement(self, Statements: list[dict[str, Any]]) -> Any:
-        if any(self.marker in str(s["Parameters"]) for s in Statements):
-            self.held += 1
-            self.reached.set()
-            await self.release.wait()
-        return await self.inner.batch_execute_statement(Statements=Statements)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 # --- forced interleavings ----------------------------------------------------------------

@@ -237,6 +237,8 @@ def is_newer(event: FileEvent, stored: dict[str, Any] | None) -> bool:
         return True
     seq = stored_seq(stored)
     stored_time = stored.get("event_time")
+    if not isinstance(stored_time, str):  # not a value this code writes: any event repairs it
+        stored_time = None
     order = compare_versions(event.seq, event.event_time, seq, stored_time)
     if order != 0:
         return order > 0

@@ -291,7 +291,10 @@ class DynamoFileStore:
                 outcomes[key] = WriteOutcome.FAILED
                 continue
             outcomes[key] = WriteOutcome.FAILED  # until DynamoDB says otherwise
-            statements.append((key, write_statement(self._table, write)))
+            try:
+                statements.append((key, write_statement(self._table, write)))
+            except (TypeError, ValueError) as error:  # e.g. a stored value of another type
+                stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
 
         async def call(chunk: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
             response = await self._client.batch_execute_statement(

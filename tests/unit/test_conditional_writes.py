@@ -450,3 +450,26 @@ def test_an_outage_longer_than_the_budget_fails_the_messages_without_raising() -
     )
     assert result.failed_message_ids == ["m0", "m1", "m2"]
     assert clock.now <= 58 + 0.5  # no attempt started after the deadline
+
+
+def test_a_stored_row_with_values_of_unexpected_types_fails_alone_or_is_repaired() -> None:
+    # Given rows someone wrote by hand: a list as `deleted`, a number as `event_time`
+    db = InMemoryDynamo()
+    db.tables[TABLE] = {
+        "odd": {"filename": {"S": "odd"}, "deleted": {"L": []}, "event_time": {"S": OLD_TIME}},
+        "num": {"filename": {"S": "num"}, "event_time": {"N": "5"}},
+    }
+    records = [
+        message("odd", "create", seq=None, time=NEW_TIME),
+        message("ok", "create", seq=None, time=NEW_TIME),
+    ]
+    records.append(message("num", "create", seq=None, time=NEW_TIME))
+    for i, record in enumerate(records):
+        record["messageId"] = f"m{i}"
+    # When events for them arrive with a good one
+    result = asyncio.run(apply(db, *records))
+    # Then the batch is not lost: the row that cannot be compared exactly fails alone,
+    # the one with a numeric time is repaired, the good one is written
+    assert result.failed_message_ids == ["m0"]
+    assert plain(db, "ok") is not None
+    assert plain(db, "num") is not None and plain(db, "num")["event_time"] == NEW_TIME

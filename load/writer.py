@@ -787,8 +787,25 @@ def plot(document: dict[str, Any], path: str) -> None:
 
     latencies = document["settings"]["latencies_ms"]
     figure, axis = plt.subplots(figsize=(8, 5))
-    styles = {"put_item": "o-", "batch_writer": "s-", "powertools": "x--", "ingest": "D-"}
-    for variant in ("put_item", "batch_writer", "powertools", "ingest", "ingest_no_reads"):
+    styles = {
+        "put_item": "o-",
+        "batch_writer": "s-",
+        "powertools": "x--",
+        "ingest": "D-",
+        "ingest_batch": "d:",
+        "cond_put": "v-.",
+        "transact": "P-.",
+    }
+    for variant in (
+        "put_item",
+        "batch_writer",
+        "powertools",
+        "ingest",
+        "ingest_no_reads",
+        "ingest_batch",
+        "cond_put",
+        "transact",
+    ):
         points = [(x, _pick(document, variant, x)) for x in latencies]
         xs = [x for x, r in points if r]
         ys = [r["records_per_s"] for _, r in points if r]

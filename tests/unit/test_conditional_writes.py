@@ -473,3 +473,36 @@ def test_a_stored_row_with_values_of_unexpected_types_fails_alone_or_is_repaired
     assert result.failed_message_ids == ["m0"]
     assert plain(db, "ok") is not None
     assert plain(db, "num") is not None and plain(db, "num")["event_time"] == NEW_TIME
+
+
+class RefusesOne:
+    """Answers a per-statement ValidationError for `key` (the rest of the call is applied)."""
+
+    def __init__(self, inner: InMemoryDynamo, key: str) -> None:
+        self.inner, self.key = inner, key
+
+    async def batch_execute_statement(self, Statements: list[dict[str, Any]]) -> Any:
+        keep = [s for s in Statements if {"S": self.key} not in s["Parameters"]]
+        answers = iter((await self.inner.batch_execute_statement(Statements=keep))["Responses"])
+        error = {"Code": "ValidationError", "Message": "One or more parameter values were invalid"}
+        return {
+            "Responses": [
+                {"TableName": TABLE, "Error": error}
+                if {"S": self.key} in s["Parameters"]
+                else next(answers)
+                for s in Statements
+            ]
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_statement_refused_by_validation_fails_only_its_message() -> None:
+    db = InMemoryDynamo()
+    records = [message(f"f{i}", "create", seq=None, time=OLD_TIME) for i in range(30)]
+    for i, record in enumerate(records):
+        record["messageId"] = f"m{i}"
+    result = asyncio.run(apply(RefusesOne(db, "f7"), *records))
+    assert result.failed_message_ids == ["m7"]
+    assert result.written == 29 and "f7" not in db.tables[TABLE]

@@ -23,6 +23,11 @@ py-partiql-parser, which returns "before/after" rows that moto then `put_item`s 
   comes back in `Error.Item`, API_BatchStatementError.html), and reports errors with moto's
   exception names instead of the documented `BatchStatementError` codes
   (`ConditionalCheckFailed`, `DuplicateItem`, `ValidationError`, `ResourceNotFound`, ...).
+- moto's condition evaluator raises (HTTP 500) when `<`, `<=`, `>`, `>=` or `BETWEEN` meet
+  values of different types (`"seq" < ?` with a number); DynamoDB evaluates them as false
+  ("If an item contains an AttributeValue element of a different type than the one provided
+  in the request, the value does not match", APIReference/API_Condition.html). `apply()` makes
+  moto's ordering operators false across types, for the item API's conditions as well.
 - moto serves requests on threads and its item operations read, check and write without a
   lock, so two concurrent conditional writes can both pass their check. DynamoDB applies each
   single-item write atomically. `apply()` therefore runs every DynamoDB action of the server
@@ -81,6 +86,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from moto.core.exceptions import JsonRESTError
+from moto.dynamodb import comparisons
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, MockValidationException
 from moto.dynamodb.models.utilities import dynamo_json_dump
@@ -628,9 +634,10 @@ def _key_names(handler: DynamoHandler, table_name: str) -> list[str]:
 
 
 def _plan(handler: DynamoHandler, statement: Statement) -> _Planned:
-    if isinstance(statement, Insert):
-        return _Planned(statement, {}, None)
     key_names = _key_names(handler, statement.table)
+    if isinstance(statement, Insert):
+        key = {name: statement.item[name] for name in key_names if name in statement.item}
+        return _Planned(statement, key, None)
     split = _split_key(statement.where, key_names)
     if split is None:
         raise PartiqlError(KEY_EQUALITY_REQUIRED)
@@ -761,7 +768,7 @@ def batch_execute_statement(handler: DynamoHandler) -> Any:
         raise MockValidationException(
             "BatchExecuteStatement must consist of either read statements or write statements"
         )
-    keys = [_item_key(handler, plan) for plan in planned]
+    keys = [_item_key(plan) for plan in planned]
     if len(set(keys)) != len(keys):
         raise MockValidationException(DUPLICATE_KEYS)
     responses: list[dict[str, Any]] = []
@@ -791,13 +798,8 @@ def batch_execute_statement(handler: DynamoHandler) -> Any:
     return _result({"Responses": responses})
 
 
-def _item_key(handler: DynamoHandler, plan: _Planned) -> tuple[str, str]:
-    statement = plan.statement
-    key = plan.key
-    if isinstance(statement, Insert):
-        names = _key_names(handler, statement.table)
-        key = {name: statement.item[name] for name in names if name in statement.item}
-    return statement.table, dynamo_json_dump(key)
+def _item_key(plan: _Planned) -> tuple[str, str]:
+    return plan.statement.table, dynamo_json_dump(plan.key)
 
 
 def _failed_item(error: JsonRESTError) -> dict[str, Any] | None:
@@ -828,11 +830,35 @@ def _serialized(action: Callable[..., Any]) -> Callable[..., Any]:
     return call_action
 
 
+def _same_type_only(evaluate: Callable[[Any, Any], bool]) -> Any:
+    def expr(self: Any, item: Any) -> bool:
+        operands = [getattr(self, name, None) for name in ("lhs", "rhs", "attr", "start", "end")]
+        types = {o.get_type(item) for o in operands if isinstance(o, comparisons.Operand)}
+        if len(types - {None}) > 1:
+            return False  # DynamoDB: values of different types never match
+        return evaluate(self, item)
+
+    expr.__wrapped__ = evaluate  # type: ignore[attr-defined]
+    return expr
+
+
+_ORDERINGS = (
+    comparisons.OpLessThan,
+    comparisons.OpLessThanOrEqual,
+    comparisons.OpGreaterThan,
+    comparisons.OpGreaterThanOrEqual,
+    comparisons.FuncBetween,
+)
+
+
 def apply() -> None:
     """Install the engine into moto's DynamoDB handler (idempotent)."""
     global _APPLIED
     if _APPLIED:
         return
+    for ordering in _ORDERINGS:
+        _ORIGINALS[ordering.__name__] = ordering.expr
+        ordering.expr = _same_type_only(ordering.expr)  # type: ignore[method-assign]
     _ORIGINALS["execute_statement"] = DynamoHandler.execute_statement
     _ORIGINALS["batch_execute_statement"] = DynamoHandler.batch_execute_statement
     _ORIGINALS["call_action"] = DynamoHandler.call_action
@@ -846,8 +872,12 @@ def _revert() -> None:
     global _APPLIED
     if not _APPLIED:
         return
+    orderings = {ordering.__name__: ordering for ordering in _ORDERINGS}
     for name, original in _ORIGINALS.items():
-        setattr(DynamoHandler, name, original)
+        if name in orderings:
+            orderings[name].expr = original  # type: ignore[method-assign]
+        else:
+            setattr(DynamoHandler, name, original)
     _APPLIED = False
 
 
@@ -861,3 +891,14 @@ def stock_moto() -> Iterator[None]:
     finally:
         if was_applied:
             apply()
+
+
+@contextmanager
+def unserialized() -> Iterator[None]:
+    """Tests only: run without the lock, to show the race it prevents."""
+    serialized = DynamoHandler.call_action
+    DynamoHandler.call_action = _ORIGINALS.get("call_action", serialized)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoHandler.call_action = serialized  # type: ignore[method-assign]

@@ -61,7 +61,9 @@ operations (`SET_ADD`, `list_append`, ...), `RETURNING`, `attribute_exists()` an
 `attribute_not_exists()` (not PartiQL functions for DynamoDB: ql-functions.html lists SIZE,
 EXISTS, ATTRIBUTE_TYPE, BEGINS_WITH, CONTAINS, MISSING; use `IS [NOT] MISSING`), `size()`.
 `SELECT` statements outside the subset (no full key: a scan; an index) are left to moto, which
-evaluates them itself, in `ExecuteStatement` only; `ExecuteTransaction` is left to moto.
+evaluates them itself, in `ExecuteStatement` only. `ExecuteTransaction` is left to moto when all
+its statements are `SELECT`s; with a write it is refused (moto would run it as leniently as
+`ExecuteStatement`; use `TransactWriteItems`, which moto implements faithfully).
 
 Choices where AWS documents nothing (the strict reading, so code that passes here cannot
 depend on the lenient one):
@@ -749,6 +751,14 @@ def execute_statement(handler: DynamoHandler) -> Any:
     return _result({"Items": [result["Item"]] if "Item" in result else []})
 
 
+def execute_transaction(handler: DynamoHandler) -> Any:
+    """`ExecuteTransaction`: reads go to moto; writes are refused (see the module docstring)."""
+    for request in handler.body.get("TransactStatements", []):
+        if not re.match(r"\s*select\b", request.get("Statement", ""), re.IGNORECASE):
+            raise PartiqlError(f"ExecuteTransaction with write statements is {UNSUPPORTED}")
+    return _ORIGINALS["execute_transaction"](handler)
+
+
 def batch_execute_statement(handler: DynamoHandler) -> Any:
     """`BatchExecuteStatement`: ≤ 25 statements, all reads or all writes, errors per statement."""
     requests = handler.body.get("Statements", [])
@@ -861,9 +871,11 @@ def apply() -> None:
         ordering.expr = _same_type_only(ordering.expr)  # type: ignore[method-assign]
     _ORIGINALS["execute_statement"] = DynamoHandler.execute_statement
     _ORIGINALS["batch_execute_statement"] = DynamoHandler.batch_execute_statement
+    _ORIGINALS["execute_transaction"] = DynamoHandler.execute_transaction
     _ORIGINALS["call_action"] = DynamoHandler.call_action
     DynamoHandler.execute_statement = execute_statement  # type: ignore[assignment,method-assign]
     DynamoHandler.batch_execute_statement = batch_execute_statement  # type: ignore[assignment,method-assign]
+    DynamoHandler.execute_transaction = execute_transaction  # type: ignore[assignment,method-assign]
     DynamoHandler.call_action = _serialized(DynamoHandler.call_action)  # type: ignore[method-assign]
     _APPLIED = True
 

@@ -468,6 +468,21 @@ def test_unsupported_forms_are_rejected_by_name(
     assert stored(dynamodb, table_name, "x") == {"filename": s("x"), "a": n("1")}
 
 
+def test_write_transactions_are_refused_rather_than_run_leniently(
+    dynamodb: Any, table_name: str
+) -> None:
+    put(dynamodb, table_name, filename=s("a"), seq=s("1"))
+    with pytest.raises(ClientError) as caught:
+        dynamodb.execute_transaction(
+            TransactStatements=[
+                {"Statement": INSERT.format(t=table_name), "Parameters": [s("a"), s("2"), n("2")]}
+            ]
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert moto_partiql.UNSUPPORTED in caught.value.response["Error"]["Message"]
+    assert stored(dynamodb, table_name, "a") == {"filename": s("a"), "seq": s("1")}
+
+
 def test_parameter_count_must_match(dynamodb: Any, table_name: str) -> None:
     response = error_of(dynamodb, table_name, INSERT, s("a"), s("1"))
     assert response["Error"]["Code"] == "ValidationException"

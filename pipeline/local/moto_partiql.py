@@ -1,11 +1,15 @@
 """A faithful local PartiQL for the write statements we use, executed by moto's own item API.
 
 Written for moto 5.2 (py-partiql-parser 0.6). Re-check on every moto upgrade: run
-`tests/integration/test_moto_partiql.py`, whose `test_stock_moto_*` tests show what stock moto
-still gets wrong (when they start failing, moto has fixed it and this module can shrink).
+`tests/integration/test_moto_partiql.py`; `test_stock_moto_overwrites_...` and
+`test_without_the_lock_...` show what moto alone still gets wrong (when they start failing,
+moto has fixed it and this module can shrink). Doc pages cited below are under
+https://docs.aws.amazon.com/amazondynamodb/latest/ (developerguide/ and APIReference/).
 
 What stock moto 5.2 gets wrong (`DynamoDBBackend.execute_statement` copies every table into
 py-partiql-parser, which returns "before/after" rows that moto then `put_item`s blindly):
+- `?` parameters inside an `INSERT` tuple or an `UPDATE ... WHERE` comparison: HTTP 500
+  (py-partiql-parser cannot bind them there).
 - `INSERT` on an existing key overwrites the item; DynamoDB answers `DuplicateItemException`
   (ql-reference.insert.html: "If the DynamoDB table already has an item with the same primary
   key ... DuplicateItemException is returned").
@@ -75,6 +79,8 @@ depend on the lenient one):
   true, and `<>` is true). PartiQL's three-valued logic would differ; avoid the question by
   writing `"a" IS MISSING OR ...` explicitly.
 - `Error.Item` is filled only for `ConditionalCheckFailed` (not for `DuplicateItem`).
+- Error codes are the documented ones; message texts are DynamoDB's where known (moto's for
+  errors raised by moto's item API) and otherwise ours.
 """
 
 from __future__ import annotations

@@ -34,11 +34,13 @@ from pipeline.local.lambda_runtime import (
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource
 from pipeline.local.provision import Resources, provision, queue_counts
+from pipeline.local.sigv4 import SigV4Verifier
 from pipeline.local.template import OPENAPI_PATH, FunctionConfig, StackConfig, read_stack_config
 
 logger = logging.getLogger(__name__)
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+"""moto's credentials; also the only ones the local API gateway accepts signatures from."""
 QUIET_POWERTOOLS = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -218,6 +220,11 @@ class Stack:
             memory_mb=self.config.api.memory_mb,
             region=self.region,
             openapi_path=OPENAPI_PATH if OPENAPI_PATH.exists() else None,
+            authorization=dict(self.config.api_authorization),
+            verifier=SigV4Verifier(
+                {FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]},
+                region=self.region,
+            ),
         ).start()
         self._exit.callback(self.gateway.stop)
         self.poller = SqsEventSource(

@@ -15,6 +15,7 @@ the gateway itself answers is JSON `{"message": ...}`, like API Gateway's.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import re
@@ -30,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.local.lambda_runtime import Handler, LambdaContext
+from pipeline.local.ports import PortInUseError
 from pipeline.local.sigv4 import AuthError, Caller, SigV4Verifier
 
 logger = logging.getLogger(__name__)
@@ -71,9 +73,7 @@ class Route:
                 regex += f"/(?P<p{len(names) - 1}>{'.*' if match.group(2) else '[^/]+'})"
         if authorization not in (AWS_IAM, NONE):
             raise ValueError(f"{method} {resource}: unknown authorization {authorization!r}")
-        return cls(
-            method.upper(), resource, re.compile(regex or "/"), tuple(names), authorization
-        )
+        return cls(method.upper(), resource, re.compile(regex or "/"), tuple(names), authorization)
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters (still percent-encoded) when `path` is this resource, else None."""
@@ -306,8 +306,13 @@ class ApiGateway:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> ApiGateway:
-        """Bind and serve in a background thread."""
-        server = _Server((self.host, self.port), _RequestHandler)
+        """Bind and serve in a background thread; `PortInUseError` if the port is taken."""
+        try:
+            server = _Server((self.host, self.port), _RequestHandler)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(self.host, self.port, "API gateway") from None
+            raise
         server.gateway = self
         self.port = server.server_address[1]
         self._server = server

@@ -117,8 +117,7 @@ def _parse_authorization(value: str) -> dict[str, str]:
     scheme, _, rest = value.strip().partition(" ")
     if scheme != ALGORITHM:
         raise AuthError(
-            f"Authorization header requires '{ALGORITHM}' signing algorithm. "
-            f"Authorization={value}",
+            f"Authorization header requires '{ALGORITHM}' signing algorithm. Authorization={value}",
             "IncompleteSignatureException",
         )
     found: dict[str, str] = {}

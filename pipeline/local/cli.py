@@ -20,17 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
 from pipeline.local.ports import PortInUseError, ensure_free
-from pipeline.local.template import (
-    DEFAULT_REGION,
-    TEMPLATE_PATH,
-    StackConfig,
-    TemplateError,
-    read_stack_config,
-)
 
 if TYPE_CHECKING:
     from pipeline.local.provision import Resources
     from pipeline.local.stack import Stack
+    from pipeline.local.template import StackConfig
+
+LOCAL_EXTRA = "s3-file-tracker[local]"
+"""What to install for the local stack when running from a wheel (moto, PyYAML)."""
 
 DEFAULT_MOTO_PORT = 4000
 DEFAULT_API_PORT = 3000
@@ -72,8 +69,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         tuning.add_argument(
             "--template",
             type=Path,
-            default=TEMPLATE_PATH,
-            help="SAM template (default: the project's template.yaml)",
+            help="SAM template (default: the project's template.yaml, else ./template.yaml)",
         )
         tuning.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
         tuning.add_argument(
@@ -147,11 +143,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
+    from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
+
+    template = args.template
+    if template is None:  # an installed wheel has no template next to the package
+        template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     parameters = {"ApiAuth": args.api_auth} if args.api_auth else None
-    config = read_stack_config(
-        args.template, region=region or DEFAULT_REGION, parameters=parameters
-    )
+    config = read_stack_config(template, region=region or DEFAULT_REGION, parameters=parameters)
     if args.name_suffix:
         config = config.with_suffix(args.name_suffix)
     return config.with_overrides(
@@ -370,18 +369,34 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") ->
     """CLI entry point: each subcommand's parser sets `run`, the function that runs it."""
     args = _parser(prog).parse_args(argv)
     _setup_logging(args.verbose)
-    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
 
-    from pipeline.local.provision import ResourceError
-
+        from pipeline.local.provision import ResourceError
+        from pipeline.local.template import TemplateError
+    except ModuleNotFoundError as missing:
+        return _missing_extra(missing)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except (TemplateError, ResourceError, ClientError, BotoCoreError, PortInUseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as missing:
+        return _missing_extra(missing)
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         return 130
+
+
+def _missing_extra(missing: ModuleNotFoundError) -> int:
+    """A one-line hint when the `local` extra is not installed; other import errors propagate."""
+    if (missing.name or "").split(".")[0] not in {"moto", "yaml", "werkzeug", "flask"}:
+        raise missing
+    print(
+        f"error: the local stack needs {missing.name}: pip install '{LOCAL_EXTRA}'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def console_main() -> int:

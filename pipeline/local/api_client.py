@@ -36,9 +36,12 @@ class Signer:
     credentials: Credentials
     region: str
 
-    def sign(self, method: str, url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
-        """The URL to send and the headers with `Authorization` and `X-Amz-Date` added."""
-        return sign_request(method, url, self.credentials, self.region, headers)
+    def sign(
+        self, method: str, url: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[str, dict[str, str]]:
+        """The URL to send (query in canonical form: same values) and the headers with
+        `Authorization` and `X-Amz-Date` added."""
+        return sign_request(method, url, self.credentials, self.region, headers, body)
 
 
 def region_for(url: str) -> str:

@@ -57,8 +57,8 @@ class Route:
     def parse(cls, method: str, resource: str, authorization: str = NONE) -> Route:
         """Compile an API Gateway resource path (`{name}`, greedy `{name+}` last).
 
-        A greedy parameter also matches the empty name (`/files/`), so that such a request
-        reaches the handler, which answers 404 (no file has an empty name).
+        Like API Gateway (REST), one trailing slash is ignored: `/files/` is the `/files`
+        resource, and the handler sees the path as sent. A greedy parameter is never empty.
         """
         regex = ""
         names: list[str] = []
@@ -70,10 +70,11 @@ class Route:
                 regex += "/" + re.escape(part)
             else:
                 names.append(match.group(1))
-                regex += f"/(?P<p{len(names) - 1}>{'.*' if match.group(2) else '[^/]+'})"
+                regex += f"/(?P<p{len(names) - 1}>{'.+' if match.group(2) else '[^/]+'})"
         if authorization not in (AWS_IAM, NONE):
             raise ValueError(f"{method} {resource}: unknown authorization {authorization!r}")
-        return cls(method.upper(), resource, re.compile(regex or "/"), tuple(names), authorization)
+        pattern = re.compile((regex or "/") + "/?")
+        return cls(method.upper(), resource, pattern, tuple(names), authorization)
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters (still percent-encoded) when `path` is this resource, else None."""

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -251,12 +251,16 @@ def _banner(stack: Stack) -> str:
 
 
 class _Stopper:
-    """Turns SIGINT/SIGTERM into an event (no KeyboardInterrupt in the middle of a stop);
-    with `interrupt=True` both raise KeyboardInterrupt instead (a command that is not
-    waiting for the signal, e.g. the demo, is cut short and cleans up on the way out)."""
+    """Turns SIGINT/SIGTERM into a flag that `wait()` returns on (no KeyboardInterrupt in the
+    middle of a stop); with `interrupt=True` the first signal raises KeyboardInterrupt instead
+    (a command that is not waiting for it, e.g. the demo, is cut short and cleans up).
+
+    The handler only sets a plain attribute: taking a lock there (`threading.Event.set`) can
+    deadlock when the signal lands while the main thread holds that same lock in `wait`.
+    """
 
     def __init__(self, interrupt: bool = False) -> None:
-        self.event = threading.Event()
+        self.requested = False
         self.interrupt = interrupt
         self._previous: dict[int, Any] = {}
 
@@ -266,10 +270,15 @@ class _Stopper:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.interrupt and not self.event.is_set():
-            self.event.set()
+        first = not self.requested
+        self.requested = True
+        if self.interrupt and first:
             raise KeyboardInterrupt
-        self.event.set()
+
+    def wait(self, poll_s: float = 0.2) -> None:
+        """Return once SIGINT or SIGTERM arrived."""
+        while not self.requested:
+            time.sleep(poll_s)
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
@@ -300,7 +309,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.start()
         try:
             print(_banner(stack), flush=True)
-            stopper.event.wait()
+            stopper.wait()
             print("\nStopping...", file=sys.stderr, flush=True)
         finally:
             stack.stop()

@@ -57,7 +57,10 @@ def _default_chain() -> Credentials | None:
     import botocore.session
 
     found = botocore.session.Session().get_credentials()
-    return found.get_frozen_credentials() if found is not None else None  # type: ignore[return-value]
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
 
 def environment_signer(url: str) -> Signer | None:
@@ -66,9 +69,10 @@ def environment_signer(url: str) -> Signer | None:
     if key and secret:
         credentials = Credentials(key, secret, os.environ.get("AWS_SESSION_TOKEN") or None)
     else:
-        credentials = _default_chain()  # type: ignore[assignment]
-        if credentials is None:
+        chained = _default_chain()
+        if chained is None:
             return None
+        credentials = chained
     return Signer(credentials, region_for(url))
 
 

@@ -60,6 +60,8 @@ def _default_chain() -> Credentials | None:
     if found is None:
         return None
     frozen = found.get_frozen_credentials()
+    if not (frozen.access_key and frozen.secret_key):
+        return None
     return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
 

@@ -338,7 +338,13 @@ class ApiGateway:
 
     def serve(self, request: _RequestHandler) -> None:
         """Answer one HTTP request."""
-        length = int(request.headers.get("Content-Length") or 0)
+        try:
+            length = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            request.send_error(HTTPStatus.BAD_REQUEST, "Bad Request")
+            return
         body = request.rfile.read(length) if length else b""
         split = urlsplit(request.path)
         path = split.path or "/"

@@ -271,3 +271,9 @@ def test_a_url_over_the_servers_limit_is_a_json_414(gateway: ApiGateway) -> None
     assert response.status == 414
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {"message": "Request-URI Too Long"}
+
+
+def test_a_malformed_request_is_a_json_400(gateway: ApiGateway) -> None:
+    status, _, body = send(gateway, "/files", {"Content-Length": "nope"})
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}

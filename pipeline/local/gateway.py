@@ -217,6 +217,15 @@ def integration_response(result: Any) -> HttpResponse:
     return HttpResponse(status, headers, payload)
 
 
+_SERVER_ERRORS = {
+    HTTPStatus.BAD_REQUEST.value: "Bad Request",
+    HTTPStatus.REQUEST_URI_TOO_LONG.value: "Request-URI Too Long",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE.value: "Request Header Fields Too Large",
+    HTTPStatus.NOT_IMPLEMENTED.value: "Not Implemented",
+}
+"""http.server's own error texts, fixed (Python 3.13 renamed 414's phrase)."""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -240,10 +249,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (414 URI too long, 400 bad request line, 431 ...) as
         JSON `{"message": ...}`, like every API Gateway error, instead of an HTML page."""
-        try:
-            short = message or HTTPStatus(code).phrase
-        except ValueError:
-            short = message or "Error"
+        short = _SERVER_ERRORS.get(code) or message or "Error"
         self.close_connection = True
         body = json.dumps({"message": short}).encode()
         self.send_response(code, short)

@@ -149,7 +149,9 @@ def _config(args: argparse.Namespace) -> StackConfig:
     if template is None:  # an installed wheel has no template next to the package
         template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    parameters = {"ApiAuth": args.api_auth} if args.api_auth else None
+    parameters: dict[str, str] = {}  # template parameters set by flags
+    if args.api_auth:
+        parameters["ApiAuth"] = args.api_auth
     config = read_stack_config(template, region=region or DEFAULT_REGION, parameters=parameters)
     if args.name_suffix:
         config = config.with_suffix(args.name_suffix)

@@ -39,7 +39,7 @@ from pipeline.local.stack import Stack
 from pipeline.local.template import OPENAPI_PATH, read_stack_config
 from pipeline.settings import Settings
 from pipeline.tokens import TAG_BYTES, TokenCodec
-from tests.support.api import SignedRequests
+from tests.support.signing import SignedRequests
 
 pytestmark = pytest.mark.e2e
 

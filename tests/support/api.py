@@ -12,10 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from requests import PreparedRequest
-from requests.auth import AuthBase
-
-from pipeline.local.api_client import Signer
 from tests.support.lambda_context import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -160,23 +156,3 @@ class MetricsRecorder:
 
     def add_metric(self, name: str, unit: Any, value: float) -> None:
         self.totals[name] = self.totals.get(name, 0) + value
-
-
-class SignedRequests(AuthBase):
-    """`requests` auth (e.g. schemathesis' `case.call(..., auth=SignedRequests(stack.signer))`)
-    that SigV4-signs each request like the API's clients do (query sent in canonical form)."""
-
-    def __init__(self, signer: Signer) -> None:
-        self.signer = signer
-
-    def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        body = request.body or b""
-        url, headers = self.signer.sign(
-            str(request.method),
-            str(request.url),
-            {},
-            body.encode() if isinstance(body, str) else body,
-        )
-        request.url = url
-        request.headers.update(headers)
-        return request

@@ -143,11 +143,20 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
-    from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
+    from pipeline.local.template import (
+        DEFAULT_REGION,
+        TEMPLATE_PATH,
+        TemplateError,
+        read_stack_config,
+    )
 
     template = args.template
     if template is None:  # an installed wheel has no template next to the package
         template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
+        if not template.exists():
+            raise TemplateError(
+                "no template.yaml here: run from the project's directory or pass --template PATH"
+            )
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     parameters: dict[str, str] = {}  # template parameters set by flags
     if args.api_auth:

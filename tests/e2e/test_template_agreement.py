@@ -37,7 +37,16 @@ def test_settings_are_the_template_parameter_defaults() -> None:
     assert config.report_batch_item_failures
     assert config.ingest.handler == "handlers.ingest.lambda_handler"
     assert config.api.handler == "handlers.api.lambda_handler"
-    assert set(config.api_routes) == {("GET", "/files"), ("GET", "/files/{filename+}")}
+    assert set(config.api_routes) == {
+        ("GET", "/files"),
+        ("GET", "/files/{filename+}"),
+        ("OPTIONS", "/files"),
+        ("OPTIONS", "/files/{filename+}"),
+    }
+    assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
+        ("GET", "/files"),
+        ("GET", "/files/{filename+}"),
+    }
     assert set(config.notification_events) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
     # the functions' environment (Globals merged) is what the local stack sets
     assert config.ingest.environment["TABLE_NAME"] == config.table

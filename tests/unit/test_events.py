@@ -462,5 +462,5 @@ def test_sizes_are_accepted_exactly_in_the_range_s3_allows(size: int) -> None:
     if 0 <= size <= MAX_OBJECT_SIZE:
         assert only_event(body).size == size
     else:
-        with pytest.raises(NotificationError, match="s3.object.size"):
+        with pytest.raises(NotificationError, match=r"s3\.object\.size"):
             parse_body(body)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from pipeline.events import NotificationError, parse_body
 from pipeline.model import FileEvent, compare_versions, is_newer
 from pipeline.retry import Deadline, OpStats
+from pipeline.versions import VersionResolver
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class IngestResult:
     """DynamoDB calls repeated (throttling, unprocessed items, transient errors)."""
     calls: int = 0
     """DynamoDB calls made."""
+    lookups: int = 0
+    """S3 HeadObject calls made (version deletes on versioned buckets only)."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""
@@ -105,8 +108,13 @@ async def ingest(
     *,
     tombstone_ttl_s: int,
     now: float | None = None,
+    resolver: VersionResolver | None = None,
 ) -> IngestResult:
-    """Apply the SQS `records` to the table; never raises for bad message bodies."""
+    """Apply the SQS `records` to the table; never raises for bad message bodies.
+
+    With a `resolver`, the newest event of each key is first checked against S3 where the
+    event alone cannot tell the object's state (version deletes: `pipeline.versions`).
+    """
     result = IngestResult(messages=len(records))
     failed: set[str] = set()
     pairs: list[tuple[str, FileEvent]] = []
@@ -130,6 +138,13 @@ async def ingest(
     result.skipped += len(pairs) - len(latest)
     stats = OpStats()
     keys = list(latest)
+    if resolver is not None:
+        resolution = await resolver.resolve((entry.event for entry in latest.values()), deadline)
+        for key, event in resolution.events.items():
+            latest[key].event = event
+        stats.failures.update(resolution.failures)
+        result.lookups = resolution.lookups
+        keys = [key for key in keys if key not in resolution.failures]
     await asyncio.gather(
         *(
             _apply_group(

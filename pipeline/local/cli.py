@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         tuning.add_argument("--name-suffix", help="append -SUFFIX to every resource name")
         tuning.add_argument(
+            "--bucket-versioning",
+            choices=["Enabled", "Suspended"],
+            help="the template's BucketVersioning parameter (default: its default, Suspended)",
+        )
+        tuning.add_argument(
             "-v",
             "--verbose",
             action="store_true",
@@ -129,7 +134,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> StackConfig:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    config = read_stack_config(args.template, region=region or DEFAULT_REGION)
+    parameters = {"BucketVersioning": args.bucket_versioning} if args.bucket_versioning else {}
+    config = read_stack_config(
+        args.template, region=region or DEFAULT_REGION, parameters=parameters
+    )
     if args.name_suffix:
         config = config.with_suffix(args.name_suffix)
     return config.with_overrides(

@@ -248,6 +248,8 @@ class StackConfig:
     """(method, resource path) pairs served by the API function, e.g. ("GET", "/files")."""
     stage: str = "prod"
     region: str = DEFAULT_REGION
+    bucket_versioning: str = "Suspended"
+    """The bucket's VersioningConfiguration.Status (the BucketVersioning parameter)."""
 
     @property
     def function_timeout_s(self) -> int:
@@ -368,6 +370,7 @@ def read_stack_config(
     notifications = resolver.resolve(
         _properties(template, BUCKET_ID).get("NotificationConfiguration")
     )
+    versioning = resolver.resolve(_properties(template, BUCKET_ID).get("VersioningConfiguration"))
     events = tuple(
         str(entry["Event"])
         for entry in (notifications or {}).get("QueueConfigurations") or []
@@ -393,4 +396,5 @@ def read_stack_config(
         api_routes=_api_routes(template, resolver),
         stage=str(resolver.resolve(api_props.get("StageName")) or "prod"),
         region=region,
+        bucket_versioning=str((versioning or {}).get("Status") or "Suspended"),
     )

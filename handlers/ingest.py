@@ -37,23 +37,30 @@ async def _open_store(stack: AsyncExitStack) -> DynamoFileStore:
 
 
 @dataclass(frozen=True)
-class _Services:
+class IngestServices:
+    """What each thread's runtime keeps: the table's store and the S3 version resolver."""
+
     store: DynamoFileStore
-    resolver: VersionResolver
+    resolver: VersionResolver | None = None
 
 
-async def _open_services(stack: AsyncExitStack) -> _Services:
-    async def open_reader() -> ObjectReader:
+async def _open_services(stack: AsyncExitStack) -> IngestServices:
+    async def open_reader() -> ObjectReader:  # S3 client opened on the first version delete
         return S3ObjectReader(await open_s3_client(stack, settings, _session))
 
     backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_backoff_ms / 1000)
     resolver = VersionResolver(
         LazyObjectReader(open_reader), concurrency=settings.write_concurrency, backoff=backoff
     )
-    return _Services(await _open_store(stack), resolver)
+    return IngestServices(await _open_store(stack), resolver)
 
 
-runtime: LoopRuntime[_Services] = LoopRuntime(_open_services)
+def _services(value: IngestServices | DynamoFileStore) -> IngestServices:
+    """The runtime's value; a bare store (a runtime swapped in by a test) has no resolver."""
+    return value if isinstance(value, IngestServices) else IngestServices(value)
+
+
+runtime: LoopRuntime[IngestServices] = LoopRuntime(_open_services)
 
 
 def _record_metrics(result: IngestResult) -> None:
@@ -75,12 +82,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     budget_ms = context.get_remaining_time_in_millis() - settings.safety_margin_ms
     deadline = Deadline(max(budget_ms, 0) / 1000)
     result = runtime.run(
-        lambda services: ingest(
+        lambda value: ingest(
             records,
-            services.store,
+            _services(value).store,
             deadline,
             tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
-            resolver=services.resolver,
+            resolver=_services(value).resolver,
         )
     )
     _record_metrics(result)

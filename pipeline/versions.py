@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 LOOKUP_EVENT_NAMES = frozenset({"ObjectRemoved:Delete", "LifecycleExpiration:Delete"})
 """Deletes that may have removed a version other than the current one."""
+LOOKUP_SHARE = 0.5
+"""Most of an invocation's remaining budget that lookups (retries included) may take."""
 NULL_VERSION = "null"
 """The version id of objects written while versioning was off or suspended."""
 
@@ -82,7 +84,8 @@ class VersionResolver:
     """Asks S3 about the keys whose newest event cannot tell their state; one HEAD per key.
 
     Transient errors (throttling, 5xx, connection errors, timeouts) are retried with capped
-    exponential backoff while the deadline allows; 403 and other client errors are not.
+    exponential backoff within half of the remaining budget (the rest is the writes'); 403 and
+    other client errors are not.
     """
 
     def __init__(
@@ -98,6 +101,8 @@ class VersionResolver:
         pending = [event for event in events if needs_lookup(event)]
         if not pending:
             return resolution
+        # The writes wait for the lookups: keep half of what is left for them.
+        deadline = Deadline(min(deadline.remaining(), deadline.remaining() * LOOKUP_SHARE))
         gate = asyncio.Semaphore(self._concurrency)
 
         async def one(event: FileEvent) -> None:
@@ -113,21 +118,21 @@ class VersionResolver:
         self, event: FileEvent, deadline: Deadline, resolution: Resolution
     ) -> ObjectHead | None:
         attempt = 0
-        while True:
-            if deadline.remaining() <= 0:
-                resolution.failures[event.filename] = "no time left to ask S3 (HeadObject)"
-                return None
+        reason = "no time left to ask S3 (HeadObject)"
+        while deadline.remaining() > 0:
             resolution.lookups += 1
             try:
                 return await self._reader.head(event.bucket, event.filename)
             except ObjectLookupError as error:
                 attempt += 1
+                reason = error.reason
                 delay = self._backoff.delay(attempt)
                 if not error.transient or delay >= deadline.remaining():
-                    resolution.failures[event.filename] = error.reason
-                    logger.warning(
-                        "HeadObject failed for a version delete",
-                        extra={"object_key": event.filename[:256], "reason": error.reason},
-                    )
-                    return None
+                    break
             await asyncio.sleep(delay)
+        resolution.failures[event.filename] = reason
+        logger.warning(
+            "HeadObject failed for a version delete",
+            extra={"object_key": event.filename[:256], "reason": reason, "attempts": attempt},
+        )
+        return None

@@ -178,6 +178,30 @@ def test_a_key_fails_when_the_deadline_leaves_no_time_to_retry() -> None:
     assert 1 <= len(bucket.heads) < 50
 
 
+def test_lookups_leave_half_of_the_budget_to_the_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a clock that only moves when the resolver sleeps, and S3 failing transiently forever
+    clock = [1_000.0]
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        await real_sleep(0)
+
+    monkeypatch.setattr("pipeline.retry.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    bucket = FakeVersionedBucket()
+    bucket.faults["k.txt"] = [ObjectLookupError("SlowDown (503)", transient=True)] * 10_000
+    resolver = VersionResolver(bucket, backoff=Backoff(base_s=0.5, cap_s=2.0))
+    deadline = Deadline(60)
+
+    # When the key is resolved
+    resolution = asyncio.run(resolver.resolve([event("ObjectRemoved:Delete", "v")], deadline))
+
+    # Then it failed after retrying, with at least half of the 60 s still left for the writes
+    assert resolution.failures == {"k.txt": "SlowDown (503)"} and len(bucket.heads) > 3
+    assert 30 <= deadline.remaining() < 60
+
+
 def test_no_request_is_started_after_the_deadline() -> None:
     # Given no time left / When resolved / Then no call is made and the key fails
     bucket = FakeVersionedBucket()

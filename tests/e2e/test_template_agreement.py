@@ -125,3 +125,11 @@ def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) 
     (queue_config,) = notification["QueueConfigurations"]
     assert queue_config["QueueArn"] == resources.queue_arn
     assert set(queue_config["Events"]) == set(config.notification_events)
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], "Suspended"), (["Enabled"], "Enabled")])
+def test_the_cli_sets_the_bucket_versioning_parameter(flag: list[str], expected: str) -> None:
+    from pipeline.local import cli
+
+    args = cli._parser().parse_args(["up", *(["--bucket-versioning", *flag] if flag else [])])
+    assert cli._config(args).bucket_versioning == expected

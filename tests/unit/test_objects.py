@@ -15,6 +15,7 @@ from pipeline.objects import (
     S3ObjectReader,
     head_from_error,
 )
+from pipeline.settings import Settings
 
 
 def head_error(status: int, headers: dict[str, str] | None = None, code: str = "") -> ClientError:
@@ -99,3 +100,20 @@ def test_the_lazy_reader_opens_once_on_first_use() -> None:
         return list(await asyncio.gather(reader.head("b", "k"), reader.head("b", "k")))
 
     assert [h.size for h in asyncio.run(twice())] == [1, 1] and opened == [1]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"AWS_ENDPOINT_URL": "http://all"}, "http://all"),
+        ({"AWS_ENDPOINT_URL": "http://all", "AWS_ENDPOINT_URL_S3": "http://s3"}, "http://s3"),
+        ({"AWS_ENDPOINT_URL_DYNAMODB": "http://ddb"}, None),
+    ],
+)
+def test_the_s3_endpoint_follows_the_sdks_variables(
+    env: dict[str, str], expected: str | None
+) -> None:
+    # Given the SDK's endpoint variables / Then the HeadObject client uses S3's
+    settings = Settings.from_env({"TABLE_NAME": "files", **env})
+    assert settings.s3_endpoint_url == expected

@@ -134,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> StackConfig:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    parameters = {"BucketVersioning": args.bucket_versioning} if args.bucket_versioning else {}
+    parameters: dict[str, str] = {}  # template parameters set by flags
+    if args.bucket_versioning:
+        parameters["BucketVersioning"] = args.bucket_versioning
     config = read_stack_config(
         args.template, region=region or DEFAULT_REGION, parameters=parameters
     )

@@ -129,7 +129,12 @@ def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) 
 
 @pytest.mark.parametrize(("flag", "expected"), [([], "Suspended"), (["Enabled"], "Enabled")])
 def test_the_cli_sets_the_bucket_versioning_parameter(flag: list[str], expected: str) -> None:
+    import inspect
+
     from pipeline.local import cli
 
-    args = cli._parser().parse_args(["up", *(["--bucket-versioning", *flag] if flag else [])])
+    # `_parser()` or, once the CLI takes its program name, `_parser(prog)`
+    prog = ["pipeline"] if inspect.signature(cli._parser).parameters else []
+    parser = cli._parser(*prog)
+    args = parser.parse_args(["up", *(["--bucket-versioning", *flag] if flag else [])])
     assert cli._config(args).bucket_versioning == expected

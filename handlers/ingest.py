@@ -70,6 +70,7 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("RecordsSkipped", MetricUnit.Count, result.skipped)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, result.failed)
     metrics.add_metric("Retries", MetricUnit.Count, result.retries)
+    metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
     metrics.add_metric("ObjectLookups", MetricUnit.Count, result.lookups)
 
 
@@ -88,6 +89,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             deadline,
             tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
             resolver=_services(value).resolver,
+            mode=settings.write_mode,
         )
     )
     _record_metrics(result)
@@ -100,6 +102,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": result.skipped,
             "failed_messages": len(result.failed_message_ids),
             "retries": result.retries,
+            "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
             "s3_lookups": result.lookups,
         },

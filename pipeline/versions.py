@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from pipeline.model import Action, FileEvent
@@ -89,11 +89,17 @@ class VersionResolver:
     """
 
     def __init__(
-        self, reader: ObjectReader, *, concurrency: int = 16, backoff: Backoff | None = None
+        self,
+        reader: ObjectReader,
+        *,
+        concurrency: int = 16,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._reader = reader
         self._concurrency = max(1, concurrency)
         self._backoff = backoff or Backoff()
+        self._sleep = sleep
 
     async def resolve(self, events: Iterable[FileEvent], deadline: Deadline) -> Resolution:
         """Replacements for those of `events` (the newest per key) that need a lookup."""
@@ -101,13 +107,13 @@ class VersionResolver:
         pending = [event for event in events if needs_lookup(event)]
         if not pending:
             return resolution
-        # The writes wait for the lookups: keep half of what is left for them.
-        deadline = Deadline(min(deadline.remaining(), deadline.remaining() * LOOKUP_SHARE))
+        # The writes wait for the lookups: keep (1 - LOOKUP_SHARE) of what is left for them.
+        reserve = max(deadline.remaining(), 0.0) * (1 - LOOKUP_SHARE)
         gate = asyncio.Semaphore(self._concurrency)
 
         async def one(event: FileEvent) -> None:
             async with gate:
-                head = await self._head(event, deadline, resolution)
+                head = await self._head(event, deadline, reserve, resolution)
             if head is not None:
                 resolution.events[event.filename] = apply_head(event, head)
 
@@ -115,11 +121,11 @@ class VersionResolver:
         return resolution
 
     async def _head(
-        self, event: FileEvent, deadline: Deadline, resolution: Resolution
+        self, event: FileEvent, deadline: Deadline, reserve: float, resolution: Resolution
     ) -> ObjectHead | None:
         attempt = 0
         reason = "no time left to ask S3 (HeadObject)"
-        while deadline.remaining() > 0:
+        while deadline.remaining() - reserve > 0:
             resolution.lookups += 1
             try:
                 return await self._reader.head(event.bucket, event.filename)
@@ -127,9 +133,9 @@ class VersionResolver:
                 attempt += 1
                 reason = error.reason
                 delay = self._backoff.delay(attempt)
-                if not error.transient or delay >= deadline.remaining():
+                if not error.transient or delay >= deadline.remaining() - reserve:
                     break
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         resolution.failures[event.filename] = reason
         logger.warning(
             "HeadObject failed for a version delete",

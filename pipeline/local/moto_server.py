@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_s3_events, moto_speedups
+from pipeline.local import moto_partiql, moto_s3_events, moto_speedups
 
 
 @dataclass
@@ -27,6 +27,7 @@ class MotoServer:
         """Start serving; returns self with the bound port filled in."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
         moto_speedups.apply()
+        moto_partiql.apply()
         moto_s3_events.apply()  # S3 notifications as AWS sends them (versions, sequencers)
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()

@@ -27,10 +27,8 @@ from tests.support.s3spy import capture_notifications
 
 pytestmark = pytest.mark.e2e
 
-POLLERS = 1
-"""One invocation at a time: with several, today's unconditional BatchWriteItem can let an
-older event win (docs/reliability.md, limit 1; issue 10 item 1 makes writes race-free). Raise
-to 3 once that lands: this test then also covers concurrent invocations."""
+POLLERS = 3
+"""Concurrent invocations, as Lambda runs them (writes are race-free: conditional)."""
 NAMES = ["plain.txt", "with space/ä+b.bin", "emoji 🎉 %20.txt"]
 """Each case runs on one key per name (form-URL-encoding and UTF-8 in every case)."""
 

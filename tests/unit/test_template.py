@@ -27,7 +27,14 @@ REGIONS = ["ap-south-1", "us-east-1"]
 
 TABLE_ARN = {"Fn::GetAtt": ["FilesTable", "Arn"]}
 DYNAMODB_ACTIONS = {
-    "IngestFunction": {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"},
+    # conditional writes (default): consistent BatchGetItem + PartiQL INSERT/UPDATE;
+    # BatchWriteItem only for the opt-in INGEST_WRITE_MODE=batch
+    "IngestFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:BatchWriteItem",
+    },
     "ApiFunction": {"dynamodb:Scan", "dynamodb:GetItem"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {

@@ -178,21 +178,18 @@ def test_a_key_fails_when_the_deadline_leaves_no_time_to_retry() -> None:
     assert 1 <= len(bucket.heads) < 50
 
 
-def test_lookups_leave_half_of_the_budget_to_the_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lookups_leave_half_of_the_budget_to_the_writes() -> None:
     # Given a clock that only moves when the resolver sleeps, and S3 failing transiently forever
     clock = [1_000.0]
-    real_sleep = asyncio.sleep
 
     async def sleep(seconds: float) -> None:
         clock[0] += seconds
-        await real_sleep(0)
+        await asyncio.sleep(0)
 
-    monkeypatch.setattr("pipeline.retry.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr(asyncio, "sleep", sleep)
     bucket = FakeVersionedBucket()
     bucket.faults["k.txt"] = [ObjectLookupError("SlowDown (503)", transient=True)] * 10_000
-    resolver = VersionResolver(bucket, backoff=Backoff(base_s=0.5, cap_s=2.0))
-    deadline = Deadline(60)
+    resolver = VersionResolver(bucket, backoff=Backoff(base_s=0.5, cap_s=2.0), sleep=sleep)
+    deadline = Deadline(60, clock=lambda: clock[0])
 
     # When the key is resolved
     resolution = asyncio.run(resolver.resolve([event("ObjectRemoved:Delete", "v")], deadline))

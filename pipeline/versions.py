@@ -125,15 +125,18 @@ class VersionResolver:
     ) -> ObjectHead | None:
         attempt = 0
         reason = "no time left to ask S3 (HeadObject)"
-        while deadline.remaining() - reserve > 0:
+        while (left := deadline.remaining() - reserve) > 0:
             resolution.lookups += 1
-            try:
-                return await self._reader.head(event.bucket, event.filename)
-            except ObjectLookupError as error:
+            try:  # a hung request must not eat the writes' share either
+                return await asyncio.wait_for(
+                    self._reader.head(event.bucket, event.filename), timeout=left
+                )
+            except (ObjectLookupError, TimeoutError) as error:
                 attempt += 1
-                reason = error.reason
+                transient = not isinstance(error, ObjectLookupError) or error.transient
+                reason = error.reason if isinstance(error, ObjectLookupError) else "timed out"
                 delay = self._backoff.delay(attempt)
-                if not error.transient or delay >= deadline.remaining() - reserve:
+                if not transient or delay >= deadline.remaining() - reserve:
                     break
             await self._sleep(delay)
         resolution.failures[event.filename] = reason

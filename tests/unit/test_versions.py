@@ -199,6 +199,26 @@ def test_lookups_leave_half_of_the_budget_to_the_writes() -> None:
     assert 30 <= deadline.remaining() < 60
 
 
+def test_a_hung_lookup_is_abandoned_within_its_share_of_the_budget() -> None:
+    # Given S3 that never answers
+    class Hung(FakeVersionedBucket):
+        async def head(self, bucket: str, key: str) -> ObjectHead:
+            self.heads.append(key)
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    bucket = Hung()
+    resolver = VersionResolver(bucket, backoff=Backoff(base_s=1.0, cap_s=1.0))
+    deadline = Deadline(1.0)
+
+    # When resolved with 1 s left
+    resolution = asyncio.run(resolver.resolve([event("ObjectRemoved:Delete", "v")], deadline))
+
+    # Then the key fails as timed out, and the writes still have their share of the budget
+    assert resolution.failures == {"k.txt": "timed out"} and bucket.heads == ["k.txt"]
+    assert deadline.remaining() > 0
+
+
 def test_no_request_is_started_after_the_deadline() -> None:
     # Given no time left / When resolved / Then no call is made and the key fails
     bucket = FakeVersionedBucket()

@@ -102,6 +102,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         )
         tuning.add_argument("--name-suffix", help="append -SUFFIX to every resource name")
         tuning.add_argument(
+            "--bucket-versioning",
+            choices=["Enabled", "Suspended"],
+            help="the template's BucketVersioning parameter (default: its default, Suspended)",
+        )
+        tuning.add_argument(
             "-v",
             "--verbose",
             action="store_true",
@@ -161,6 +166,8 @@ def _config(args: argparse.Namespace) -> StackConfig:
     parameters: dict[str, str] = {}  # template parameters set by flags
     if args.api_auth:
         parameters["ApiAuth"] = args.api_auth
+    if args.bucket_versioning:
+        parameters["BucketVersioning"] = args.bucket_versioning
     config = read_stack_config(template, region=region or DEFAULT_REGION, parameters=parameters)
     if args.name_suffix:
         config = config.with_suffix(args.name_suffix)

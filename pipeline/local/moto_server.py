@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_partiql, moto_speedups
+from pipeline.local import moto_partiql, moto_s3_events, moto_speedups
 from pipeline.local.ports import PortInUseError, ensure_free
 
 
@@ -43,6 +43,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
         moto_speedups.apply()
         moto_partiql.apply()
+        moto_s3_events.apply()  # S3 notifications as AWS sends them (versions, sequencers)
         ensure_free(self.host, self.port, "moto")
         server = _ThreadedServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()

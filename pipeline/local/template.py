@@ -250,6 +250,8 @@ class StackConfig:
     """`AWS_IAM` or `NONE` per route: the API's DefaultAuthorizer unless the event overrides."""
     stage: str = "prod"
     region: str = DEFAULT_REGION
+    bucket_versioning: str = "Suspended"
+    """The bucket's VersioningConfiguration.Status (the BucketVersioning parameter)."""
 
     @property
     def function_timeout_s(self) -> int:
@@ -384,6 +386,7 @@ def read_stack_config(
     notifications = resolver.resolve(
         _properties(template, BUCKET_ID).get("NotificationConfiguration")
     )
+    versioning = resolver.resolve(_properties(template, BUCKET_ID).get("VersioningConfiguration"))
     events = tuple(
         str(entry["Event"])
         for entry in (notifications or {}).get("QueueConfigurations") or []
@@ -411,4 +414,5 @@ def read_stack_config(
         api_authorization=routes,
         stage=str(resolver.resolve(api_props.get("StageName")) or "prod"),
         region=region,
+        bucket_versioning=str((versioning or {}).get("Status") or "Suspended"),
     )

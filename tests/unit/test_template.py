@@ -27,7 +27,14 @@ REGIONS = ["ap-south-1", "us-east-1"]
 
 TABLE_ARN = {"Fn::GetAtt": ["FilesTable", "Arn"]}
 DYNAMODB_ACTIONS = {
-    "IngestFunction": {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"},
+    # conditional writes (default): consistent BatchGetItem + PartiQL INSERT/UPDATE;
+    # BatchWriteItem only for the opt-in INGEST_WRITE_MODE=batch
+    "IngestFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:BatchWriteItem",
+    },
     "ApiFunction": {"dynamodb:Scan", "dynamodb:GetItem"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {
@@ -251,6 +258,34 @@ def test_ingest_role_polls_only_the_ingest_queue(transformed: dict[str, Any]) ->
     }
 
 
+S3_GRANTS = {
+    # HeadObject on version deletes (pipeline/versions.py): s3:GetObject on the objects, and
+    # s3:ListBucket so that a key with no version left answers 404, not 403.
+    "IngestFunction": {
+        ("s3:GetObject", json.dumps({"Fn::Sub": "${FilesBucket.Arn}/*"})),
+        ("s3:ListBucket", json.dumps({"Fn::GetAtt": ["FilesBucket", "Arn"]})),
+    },
+    "ApiFunction": set(),
+}
+
+
+@pytest.mark.parametrize("function", sorted(S3_GRANTS))
+def test_function_may_use_exactly_its_s3_actions_on_the_tracked_bucket(
+    transformed: dict[str, Any], function: str
+) -> None:
+    granted = set()
+    for statement in _role_statements(transformed, function):
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        if not any(a.startswith("s3:") for a in actions):
+            continue
+        assert statement["Effect"] == "Allow" and "Condition" not in statement, statement
+        assert all(a.startswith("s3:") for a in actions), statement
+        for action in actions:
+            for resource in _as_list(statement["Resource"]):
+                granted.add((action, json.dumps(resource)))
+    assert granted == S3_GRANTS[function]
+
+
 # ------------------------------------------------------------------------------------ wiring
 
 
@@ -307,6 +342,7 @@ def test_bucket_notifies_the_queue_without_a_circular_dependency(
     assert events == {
         ("s3:ObjectCreated:*", json.dumps(queue_arn)),
         ("s3:ObjectRemoved:*", json.dumps(queue_arn)),
+        ("s3:LifecycleExpiration:*", json.dumps(queue_arn)),
     }
     assert "IngestQueuePolicy" in _as_list(bucket["DependsOn"])
     policy = template["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]

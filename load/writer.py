@@ -860,9 +860,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.writer`, the same as `python -m load writer`."""
-    from load.__main__ import main as load_main
+    from load.cli import run_commands
 
-    return load_main(["writer", *(sys.argv[1:] if argv is None else argv)])
+    arguments = sys.argv[1:] if argv is None else argv
+    return run_commands({"writer": sys.modules[__name__]}, ["writer", *arguments])
 
 
 if __name__ == "__main__":

@@ -36,6 +36,16 @@ IGNORED_PREFIXES = (
 )
 
 
+MAX_OBJECT_SIZE = 10_000 * 5 * 1024**3
+"""The largest object S3 can hold, in bytes: 53,687,091,200,000 (48.8 TiB).
+
+S3's user guide ("Amazon S3 objects overview",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingObjects.html) says objects range
+"from zero to 50 TB" (raised from 5 TB in late 2025) and that the actual maximum is 53.7 TB,
+set by multipart upload: 10,000 parts x 5 GiB. A size above it cannot come from S3.
+"""
+
+
 class NotificationError(ValueError):
     """The message body is not an S3 event notification we can apply."""
 
@@ -72,6 +82,21 @@ def decode_key(raw: str) -> str:
     return key
 
 
+def _size(value: Any) -> int | None:
+    """A size S3 could have sent: absent, or an integer in [0, MAX_OBJECT_SIZE]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        negative = isinstance(value, int) and not isinstance(value, bool)
+        shown = "a negative number" if negative else type(value).__name__
+        raise NotificationError(f"s3.object.size must be a non-negative integer, got {shown}")
+    if value > MAX_OBJECT_SIZE:
+        raise NotificationError(
+            f"s3.object.size is larger than S3's maximum object size ({MAX_OBJECT_SIZE} bytes)"
+        )
+    return value
+
+
 def _record(record: Any) -> FileEvent | None:
     if not isinstance(record, dict):
         raise NotificationError("each entry of Records must be an object")
@@ -95,9 +120,7 @@ def _record(record: Any) -> FileEvent | None:
     bucket, obj = s3.get("bucket"), s3.get("object")
     if not isinstance(bucket, dict) or not isinstance(obj, dict):
         raise NotificationError("record has no s3.bucket or s3.object")
-    size = obj.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise NotificationError("s3.object.size must be a non-negative integer")
+    size = _size(obj.get("size"))
     raw_key = _text(obj.get("key"), "s3.object.key")
     assert raw_key is not None
     sequencer = _text(obj.get("sequencer"), "s3.object.sequencer", required=False)

@@ -35,6 +35,7 @@ from pipeline.model import (
 )
 from pipeline.retry import Deadline, OpStats
 from pipeline.settings import WriteMode
+from pipeline.versions import VersionResolver
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class IngestResult:
     """DynamoDB calls made."""
     conflicts: int = 0
     """Conditional writes refused because another writer changed the key: re-read, re-decided."""
+    lookups: int = 0
+    """S3 HeadObject calls made (version deletes on versioned buckets only)."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""
@@ -131,8 +134,13 @@ async def ingest(
     tombstone_ttl_s: int,
     now: float | None = None,
     mode: WriteMode = WriteMode.CONDITIONAL,
+    resolver: VersionResolver | None = None,
 ) -> IngestResult:
-    """Apply the SQS `records` to the table; never raises for bad message bodies."""
+    """Apply the SQS `records` to the table; never raises for bad message bodies.
+
+    With a `resolver`, the newest event of each key is first checked against S3 where the
+    event alone cannot tell the object's state (version deletes: `pipeline.versions`).
+    """
     result = IngestResult(messages=len(records))
     failed: set[str] = set()
     pairs: list[tuple[str, FileEvent]] = []
@@ -156,6 +164,13 @@ async def ingest(
     result.skipped += len(pairs) - len(latest)
     stats = OpStats()
     keys = list(latest)
+    if resolver is not None:
+        resolution = await resolver.resolve((entry.event for entry in latest.values()), deadline)
+        for key, event in resolution.events.items():
+            latest[key].event = event
+        stats.failures.update(resolution.failures)
+        result.lookups = resolution.lookups
+        keys = [key for key in keys if key not in resolution.failures]
     apply = _apply_group_conditional if mode is WriteMode.CONDITIONAL else _apply_group
     groups = asyncio.Semaphore(GROUPS_IN_FLIGHT)
 

@@ -63,6 +63,10 @@ class Settings:
     table_name: str
     region: str | None = None
     endpoint_url: str | None = None
+    """DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL)."""
+    s3_endpoint_url: str | None = None
+    """S3 endpoint of the ingest function's HeadObject calls (AWS_ENDPOINT_URL_S3, else
+    AWS_ENDPOINT_URL)."""
     # Ingest
     write_concurrency: int = 32
     """DynamoDB requests (reads and writes of 25-100 keys) in flight at once per invocation."""
@@ -99,6 +103,8 @@ class Settings:
             table_name=table_name,
             region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             endpoint_url=_optional(env, "AWS_ENDPOINT_URL_DYNAMODB")
+            or _optional(env, "AWS_ENDPOINT_URL"),
+            s3_endpoint_url=_optional(env, "AWS_ENDPOINT_URL_S3")
             or _optional(env, "AWS_ENDPOINT_URL"),
             write_concurrency=_int(env, "INGEST_WRITE_CONCURRENCY", 32, 1, 256),
             max_backoff_ms=_int(env, "INGEST_MAX_BACKOFF_MS", 2_000, 1, 60_000),

@@ -119,7 +119,10 @@ class ObjectSource(Protocol):
 
 
 class ObjectHeads(Protocol):
-    """HeadObject (current version) of many keys: an object, or None when S3 says 404."""
+    """HeadObject (current version) of many keys: an object, or None when S3 says 404.
+
+    A key S3 could not answer for (error, throttling after retries) is left out of the result.
+    """
 
     def head_many(self, keys: Sequence[str]) -> dict[str, S3Object | None]: ...
 
@@ -386,7 +389,10 @@ class Repairer:
                 need_head.append(drift)
         heads = self.heads.head_many([drift.key for drift in need_head]) if need_head else {}
         for drift in need_head:
-            write = self._decide(drift, current.get(drift.key), heads.get(drift.key))
+            if drift.key not in heads:  # S3 did not answer: never guess "gone" from an error
+                _fail(summary, drift.key, "HeadObject failed")
+                continue
+            write = self._decide(drift, current.get(drift.key), heads[drift.key])
             if write is None:
                 summary.skipped += 1
             else:
@@ -404,9 +410,7 @@ class Repairer:
             elif outcome is Outcome.CONFLICT:
                 summary.skipped += 1
             else:
-                summary.failed += 1
-                if len(summary.failures) < MAX_FAILURES_KEPT:
-                    summary.failures[key] = "the conditional write failed"
+                _fail(summary, key, "the conditional write failed")
 
     def _decide(
         self, drift: Drift, row: dict[str, Any] | None, head: S3Object | None
@@ -426,6 +430,12 @@ class Repairer:
             return ConditionalWrite(backfill_row(head, self.bucket, self.lowest), None)
         version = _version_of(row) or dict(self.lowest)
         return ConditionalWrite(live_row(head, self.bucket, version, REPAIR_EVENT), row)
+
+
+def _fail(summary: Summary, key: str, why: str) -> None:
+    summary.failed += 1
+    if len(summary.failures) < MAX_FAILURES_KEPT:
+        summary.failures[key] = why
 
 
 # --------------------------------------------------------------------------------- the run

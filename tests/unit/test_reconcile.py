@@ -468,3 +468,17 @@ def test_memory_stays_flat_as_the_key_count_grows() -> None:
     # Ten times the keys, the same peak (within noise): nothing grows with the bucket
     small, large = peak_bytes(5_000), peak_bytes(50_000)
     assert large < small * 1.5 + 64_000, (small, large)
+
+
+def test_a_head_error_is_a_failure_never_a_404() -> None:
+    bucket, table = tracked(2)
+    bucket.objects.pop("k00001")
+
+    class Failing(FakeBucket):
+        def head_many(self, keys: Sequence[str]) -> dict[str, S3Object | None]:
+            return {}  # S3 answered nothing (e.g. 503 after retries)
+
+    fixer = Repairer(bucket.name, table, Failing(), {}, TTL_S)
+    summary = reconcile(bucket, table, fixer)
+    assert summary.failed == 1 and summary.failures == {"k00001": "HeadObject failed"}
+    assert "k00001" in table.live()  # not hidden on an error

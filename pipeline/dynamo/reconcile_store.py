@@ -1,0 +1,204 @@
+"""Reconcile's DynamoDB adapters: consistent reads, compare-and-swap writes, the checkpoint.
+
+`DynamoRowStore` reads whole rows with BatchGetItem (ConsistentRead) and writes each repair
+with one PutItem whose condition is the version of the row read (`expected=None`: only if no
+item exists) — a compare-and-swap: any write to the key in between (an event) changes those
+attributes and the put fails with ConditionalCheckFailed, which is a `conflict`, not an error.
+
+`DynamoCheckpoints` keeps a run's progress as one item of the files table itself:
+
+- its key is longer than S3's 1,024-byte limit on object keys, so no object, event or API
+  path can ever name it;
+- it carries `deleted: true` and no `shard`: every reader treats it as a tombstone (the API
+  never lists or serves it, the sparse listing index never holds it);
+- it has `expires_at`, so an abandoned run's checkpoint disappears through the table's TTL;
+- it needs no other resource, and only the table actions reconcile already has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.dynamo.errors import error_code
+from pipeline.dynamo.reader import from_item
+from pipeline.dynamo.writer import to_item
+from pipeline.model import DELETED, EXPIRES_AT, PARTITION_KEY
+from pipeline.reconcile import Checkpoint, ConditionalWrite, Outcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+GET_CHUNK = 100
+"""BatchGetItem's limit on keys per call."""
+CAS_ATTRIBUTES = ("seq", "sequencer", "event_time", DELETED)
+"""The version of a row: a write in between changes at least one of them."""
+CHECKPOINT_KEY_PREFIX = "~reconcile-checkpoint~".ljust(1_040, "~")
+"""Longer than any S3 key (1,024 bytes): no object can collide with a checkpoint."""
+CHECKPOINT_TTL_S = 7 * 86_400
+
+
+def client_config(max_pool_connections: int = 20) -> Config:
+    """Botocore config for reconcile's DynamoDB client (standard retries of throttling/5xx)."""
+    return Config(
+        max_pool_connections=max_pool_connections,
+        retries={"max_attempts": 8, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=10,
+        tcp_keepalive=True,
+    )
+
+
+def condition_for(expected: dict[str, Any] | None) -> dict[str, Any]:
+    """PutItem parameters making the put a compare-and-swap on `expected`'s version."""
+    if expected is None:
+        return {
+            "ConditionExpression": "attribute_not_exists(#k)",
+            "ExpressionAttributeNames": {"#k": PARTITION_KEY},
+        }
+    clauses = ["attribute_exists(#k)"]
+    names = {"#k": PARTITION_KEY}
+    values: dict[str, Any] = {}
+    for index, name in enumerate(CAS_ATTRIBUTES):
+        names[f"#a{index}"] = name
+        if name in expected:
+            clauses.append(f"#a{index} = :v{index}")
+            values[f":v{index}"] = to_item({"v": expected[name]})["v"]
+        else:
+            clauses.append(f"attribute_not_exists(#a{index})")
+    params: dict[str, Any] = {
+        "ConditionExpression": " AND ".join(clauses),
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        params["ExpressionAttributeValues"] = values
+    return params
+
+
+class DynamoRowStore:
+    """`RowStore` over the files table, with an injected boto3 client."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, *, concurrency: int = 16) -> None:
+        self._client = client
+        self._table = table_name
+        self._concurrency = concurrency
+        self.calls = 0
+
+    def read_rows(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Whole rows of `keys` that exist, read consistently."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), GET_CHUNK):
+            pending: list[dict[str, Any]] = [
+                {PARTITION_KEY: {"S": key}} for key in keys[start : start + GET_CHUNK]
+            ]
+            attempt = 0
+            while pending:
+                self.calls += 1
+                response = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                for item in response.get("Responses", {}).get(self._table, []):
+                    row = from_item(item)
+                    found[row[PARTITION_KEY]] = row
+                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self._table, {})
+                pending = list(unprocessed.get("Keys", []))
+                if pending:
+                    attempt += 1
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
+        return found
+
+    def _put(self, write: ConditionalWrite) -> Outcome:
+        try:
+            self.calls += 1
+            self._client.put_item(
+                TableName=self._table, Item=to_item(write.row), **condition_for(write.expected)
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return Outcome.CONFLICT
+            logger.warning("Repair of %r failed: %s", write.row[PARTITION_KEY][:200], error)
+            return Outcome.FAILED
+        except BotoCoreError as error:
+            logger.warning("Repair of %r failed: %s", write.row[PARTITION_KEY][:200], error)
+            return Outcome.FAILED
+        return Outcome.WRITTEN
+
+    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, Outcome]:
+        """One conditional PutItem per write, `concurrency` at a time."""
+        if not writes:
+            return {}
+        if len(writes) == 1:
+            return {writes[0].row[PARTITION_KEY]: self._put(writes[0])}
+        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(writes))) as pool:
+            outcomes = list(pool.map(self._put, writes))
+        return {write.row[PARTITION_KEY]: out for write, out in zip(writes, outcomes, strict=True)}
+
+
+def checkpoint_key(prefix: str) -> str:
+    """The table key of the checkpoint of a run over `prefix`."""
+    return CHECKPOINT_KEY_PREFIX + hashlib.sha256(prefix.encode("utf-8")).hexdigest()
+
+
+class DynamoCheckpoints:
+    """`CheckpointStore` as one hidden item per prefix in the files table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, *, bucket: str = "") -> None:
+        self._client = client
+        self._table = table_name
+        self._bucket = bucket
+
+    def load(self, prefix: str) -> Checkpoint | None:
+        """The saved checkpoint of `prefix`, or None."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={PARTITION_KEY: {"S": checkpoint_key(prefix)}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        row = from_item(item)
+        if row.get("bucket", "") != self._bucket or row.get("prefix") != prefix:
+            return None  # another bucket's run (a table shared by stacks): start afresh
+        counts = json.loads(row.get("counts", "{}"))
+        return Checkpoint(
+            prefix=prefix,
+            after=str(row["after"]),
+            started_at=str(row.get("started_at", "")),
+            counts={str(k): int(v) for k, v in counts.items()},
+            seconds=float(row.get("seconds", 0)),
+        )
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Overwrite the checkpoint of `checkpoint.prefix`."""
+        row = {
+            PARTITION_KEY: checkpoint_key(checkpoint.prefix),
+            "kind": "reconcile-checkpoint",
+            "bucket": self._bucket,
+            "prefix": checkpoint.prefix,
+            "after": checkpoint.after,
+            "started_at": checkpoint.started_at,
+            "counts": json.dumps(checkpoint.counts, sort_keys=True),
+            "seconds": str(round(checkpoint.seconds, 3)),
+            DELETED: True,
+            EXPIRES_AT: int(time.time()) + CHECKPOINT_TTL_S,
+        }
+        if not checkpoint.prefix:
+            row["prefix"] = ""
+        self._client.put_item(TableName=self._table, Item=to_item(row))
+
+    def clear(self, prefix: str) -> None:
+        """Forget the checkpoint of `prefix` (the run finished)."""
+        self._client.delete_item(
+            TableName=self._table, Key={PARTITION_KEY: {"S": checkpoint_key(prefix)}}
+        )

@@ -43,6 +43,7 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("RecordsSkipped", MetricUnit.Count, result.skipped)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, result.failed)
     metrics.add_metric("Retries", MetricUnit.Count, result.retries)
+    metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
 
 
 @logger.inject_lambda_context
@@ -55,7 +56,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     deadline = Deadline(max(budget_ms, 0) / 1000)
     result = runtime.run(
         lambda store: ingest(
-            records, store, deadline, tombstone_ttl_s=settings.tombstone_ttl_days * 86_400
+            records,
+            store,
+            deadline,
+            tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
+            mode=settings.write_mode,
         )
     )
     _record_metrics(result)
@@ -68,6 +73,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": result.skipped,
             "failed_messages": len(result.failed_message_ids),
             "retries": result.retries,
+            "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
         },
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from pipeline.model import Action, FileEvent
+from pipeline.model import Action, FileEvent, sequencer_problem
 
 CREATE_PREFIXES = ("ObjectCreated:",)
 DELETE_NAMES = frozenset(
@@ -101,6 +101,9 @@ def _record(record: Any) -> FileEvent | None:
         raise NotificationError("s3.object.size must be a non-negative integer")
     raw_key = _text(obj.get("key"), "s3.object.key")
     assert raw_key is not None
+    sequencer = _text(obj.get("sequencer"), "s3.object.sequencer", required=False)
+    if sequencer is not None and (problem := sequencer_problem(sequencer)):
+        raise NotificationError(problem)
     return FileEvent(
         filename=decode_key(raw_key),
         bucket=_text(bucket.get("name"), "s3.bucket.name") or "",
@@ -111,7 +114,7 @@ def _record(record: Any) -> FileEvent | None:
         etag=_text(obj.get("eTag"), "s3.object.eTag", required=False)
         if action is Action.PUT
         else None,
-        sequencer=_text(obj.get("sequencer"), "s3.object.sequencer", required=False),
+        sequencer=sequencer,
         version_id=_text(obj.get("versionId"), "s3.object.versionId", required=False),
     )
 

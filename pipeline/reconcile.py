@@ -44,7 +44,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pipeline.model import DELETED, EXPIRES_AT, PARTITION_KEY, SHARD_ATTRIBUTE, shard_of
+from pipeline.model import (
+    DELETED,
+    EXPIRES_AT,
+    LOWEST_SEQ,
+    PARTITION_KEY,
+    SEQ,
+    SHARD_ATTRIBUTE,
+    VERSION_ATTRIBUTES,
+    ConditionalWrite,
+    WriteOutcome,
+    shard_of,
+)
 
 BACKFILL_EVENT = "Reconcile:Backfill"
 """`event_name` of a row reconcile created for an object no event had reported."""
@@ -54,21 +65,14 @@ HIDE_EVENT = "Reconcile:Hide"
 """`event_name` of a tombstone reconcile wrote for a row whose object no longer exists."""
 LOWEST_EVENT_TIME = "1970-01-01T00:00:00.000Z"
 """`event_time` of a backfilled row when the source gave no LastModified."""
-VERSION_ATTRIBUTES = ("sequencer", "seq", "event_time")
+ORDERING_ATTRIBUTES = tuple(a for a in VERSION_ATTRIBUTES if a not in (PARTITION_KEY, DELETED))
 """Attributes that order a row against events; repairs copy them from the row they replace."""
+LOWEST_VERSION = {SEQ: LOWEST_SEQ}
+"""The version of a backfilled row: any event with a sequencer is newer (`LOWEST_SEQ`)."""
 DEFAULT_BATCH = 200
 """Drifted keys repaired together (one consistent read, concurrent heads and writes)."""
 CHECKPOINT_EVERY = 10_000
 """Keys compared between checkpoints (and on every stop)."""
-
-
-class Outcome(StrEnum):
-    """What a conditional write did."""
-
-    WRITTEN = "written"
-    CONFLICT = "conflict"
-    """The row was no longer what was read: a newer event won; nothing written."""
-    FAILED = "failed"
 
 
 class DriftKind(StrEnum):
@@ -101,14 +105,6 @@ class Drift:
     row: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionalWrite:
-    """Write `row` only if the stored item is still exactly `expected` (None: no item)."""
-
-    row: dict[str, Any]
-    expected: dict[str, Any] | None
-
-
 # --------------------------------------------------------------------------------- ports
 
 
@@ -138,7 +134,7 @@ class RowStore(Protocol):
 
     def read_rows(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
-    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, Outcome]: ...
+    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, WriteOutcome]: ...
 
 
 class CheckpointStore(Protocol):
@@ -249,7 +245,7 @@ def matches(obj: S3Object, row: Mapping[str, Any]) -> bool:
 
 
 def _version_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: row[name] for name in VERSION_ATTRIBUTES if name in row}
+    return {name: row[name] for name in ORDERING_ATTRIBUTES if name in row}
 
 
 def live_row(
@@ -359,8 +355,8 @@ class Repairer:
     bucket: str
     store: RowStore
     heads: ObjectHeads
-    lowest: Mapping[str, Any]
     tombstone_ttl_s: int
+    lowest: Mapping[str, Any] = field(default_factory=lambda: dict(LOWEST_VERSION))
     confirm_missing: bool = False
     clock: Callable[[], float] = time.time
     before_write: Callable[[Sequence[ConditionalWrite]], None] | None = None
@@ -404,10 +400,10 @@ class Repairer:
         outcomes = self.store.write_conditional(writes)
         for write in writes:
             key = write.row[PARTITION_KEY]
-            outcome = outcomes.get(key, Outcome.FAILED)
-            if outcome is Outcome.WRITTEN:
+            outcome = outcomes.get(key, WriteOutcome.FAILED)
+            if outcome == WriteOutcome.WRITTEN:
                 summary.repaired += 1
-            elif outcome is Outcome.CONFLICT:
+            elif outcome == WriteOutcome.CONFLICT:
                 summary.skipped += 1
             else:
                 _fail(summary, key, "the conditional write failed")

@@ -1,24 +1,13 @@
-"""Reconcile's DynamoDB adapters: consistent reads, compare-and-swap writes, the checkpoint.
+"""Reconcile's DynamoDB adapter: consistent reads and compare-and-swap writes of whole rows.
 
 `DynamoRowStore` reads whole rows with BatchGetItem (ConsistentRead) and writes each repair
 with one PutItem whose condition is the version of the row read (`expected=None`: only if no
 item exists) — a compare-and-swap: any write to the key in between (an event) changes those
 attributes and the put fails with ConditionalCheckFailed, which is a `conflict`, not an error.
-
-`DynamoCheckpoints` keeps a run's progress as one item of the files table itself:
-
-- its key is longer than S3's 1,024-byte limit on object keys, so no object, event or API
-  path can ever name it;
-- it carries `deleted: true` and no `shard`: every reader treats it as a tombstone (the API
-  never lists or serves it, the sparse listing index never holds it);
-- it has `expires_at`, so an abandoned run's checkpoint disappears through the table's TTL;
-- it needs no other resource, and only the table actions reconcile already has.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -31,8 +20,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline.dynamo.errors import error_code
 from pipeline.dynamo.reader import from_item
 from pipeline.dynamo.writer import to_item
-from pipeline.model import DELETED, EXPIRES_AT, PARTITION_KEY
-from pipeline.reconcile import Checkpoint, ConditionalWrite, Outcome
+from pipeline.model import (
+    PARTITION_KEY,
+    VERSION_ATTRIBUTES,
+    ConditionalWrite,
+    WriteOutcome,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,11 +34,8 @@ logger = logging.getLogger(__name__)
 
 GET_CHUNK = 100
 """BatchGetItem's limit on keys per call."""
-CAS_ATTRIBUTES = ("seq", "sequencer", "event_time", DELETED)
-"""The version of a row: a write in between changes at least one of them."""
-CHECKPOINT_KEY_PREFIX = "~reconcile-checkpoint~".ljust(1_040, "~")
-"""Longer than any S3 key (1,024 bytes): no object can collide with a checkpoint."""
-CHECKPOINT_TTL_S = 7 * 86_400
+CAS_ATTRIBUTES = tuple(name for name in VERSION_ATTRIBUTES if name != PARTITION_KEY)
+"""The version of a row, as ingest's conditional writes compare it (`pipeline.model`)."""
 
 
 def client_config(max_pool_connections: int = 20) -> Config:
@@ -117,7 +107,7 @@ class DynamoRowStore:
                     time.sleep(min(2.0, 0.05 * 2**attempt))
         return found
 
-    def _put(self, write: ConditionalWrite) -> Outcome:
+    def _put(self, write: ConditionalWrite) -> WriteOutcome:
         try:
             self.calls += 1
             self._client.put_item(
@@ -125,15 +115,15 @@ class DynamoRowStore:
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
-                return Outcome.CONFLICT
+                return WriteOutcome.CONFLICT
             logger.warning("Repair of %r failed: %s", write.row[PARTITION_KEY][:200], error)
-            return Outcome.FAILED
+            return WriteOutcome.FAILED
         except BotoCoreError as error:
             logger.warning("Repair of %r failed: %s", write.row[PARTITION_KEY][:200], error)
-            return Outcome.FAILED
-        return Outcome.WRITTEN
+            return WriteOutcome.FAILED
+        return WriteOutcome.WRITTEN
 
-    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, Outcome]:
+    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, WriteOutcome]:
         """One conditional PutItem per write, `concurrency` at a time."""
         if not writes:
             return {}
@@ -142,63 +132,3 @@ class DynamoRowStore:
         with ThreadPoolExecutor(max_workers=min(self._concurrency, len(writes))) as pool:
             outcomes = list(pool.map(self._put, writes))
         return {write.row[PARTITION_KEY]: out for write, out in zip(writes, outcomes, strict=True)}
-
-
-def checkpoint_key(prefix: str) -> str:
-    """The table key of the checkpoint of a run over `prefix`."""
-    return CHECKPOINT_KEY_PREFIX + hashlib.sha256(prefix.encode("utf-8")).hexdigest()
-
-
-class DynamoCheckpoints:
-    """`CheckpointStore` as one hidden item per prefix in the files table."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str, *, bucket: str = "") -> None:
-        self._client = client
-        self._table = table_name
-        self._bucket = bucket
-
-    def load(self, prefix: str) -> Checkpoint | None:
-        """The saved checkpoint of `prefix`, or None."""
-        response = self._client.get_item(
-            TableName=self._table,
-            Key={PARTITION_KEY: {"S": checkpoint_key(prefix)}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        if not item:
-            return None
-        row = from_item(item)
-        if row.get("bucket", "") != self._bucket or row.get("prefix") != prefix:
-            return None  # another bucket's run (a table shared by stacks): start afresh
-        counts = json.loads(row.get("counts", "{}"))
-        return Checkpoint(
-            prefix=prefix,
-            after=str(row["after"]),
-            started_at=str(row.get("started_at", "")),
-            counts={str(k): int(v) for k, v in counts.items()},
-            seconds=float(row.get("seconds", 0)),
-        )
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        """Overwrite the checkpoint of `checkpoint.prefix`."""
-        row = {
-            PARTITION_KEY: checkpoint_key(checkpoint.prefix),
-            "kind": "reconcile-checkpoint",
-            "bucket": self._bucket,
-            "prefix": checkpoint.prefix,
-            "after": checkpoint.after,
-            "started_at": checkpoint.started_at,
-            "counts": json.dumps(checkpoint.counts, sort_keys=True),
-            "seconds": str(round(checkpoint.seconds, 3)),
-            DELETED: True,
-            EXPIRES_AT: int(time.time()) + CHECKPOINT_TTL_S,
-        }
-        if not checkpoint.prefix:
-            row["prefix"] = ""
-        self._client.put_item(TableName=self._table, Item=to_item(row))
-
-    def clear(self, prefix: str) -> None:
-        """Forget the checkpoint of `prefix` (the run finished)."""
-        self._client.delete_item(
-            TableName=self._table, Key={PARTITION_KEY: {"S": checkpoint_key(prefix)}}
-        )

@@ -18,18 +18,14 @@ import boto3
 import pytest
 
 from pipeline.bucket import BucketObjects
+from pipeline.checkpoints import CheckpointError, SsmCheckpoints
 from pipeline.dynamo.reader import DynamoFileReader
-from pipeline.dynamo.reconcile_store import (
-    DynamoCheckpoints,
-    DynamoRowStore,
-    checkpoint_key,
-)
+from pipeline.dynamo.reconcile_store import DynamoRowStore
+from pipeline.model import ConditionalWrite, WriteOutcome
 from pipeline.reconcile import (
     Checkpoint,
-    ConditionalWrite,
     Drift,
     DriftKind,
-    Outcome,
     Repairer,
     S3Object,
     Summary,
@@ -115,40 +111,51 @@ def test_conditional_writes_compare_and_swap_the_version(dynamodb: Any, table_na
     store = DynamoRowStore(dynamodb, table_name)
     row = {"filename": "k", "bucket": "b", "size": 1, "event_time": "T1", "shard": 3}
     # Insert only if absent
-    assert store.write_conditional([ConditionalWrite(row, None)]) == {"k": Outcome.WRITTEN}
-    assert store.write_conditional([ConditionalWrite(row, None)]) == {"k": Outcome.CONFLICT}
+    assert store.write_conditional([ConditionalWrite(row, None)]) == {"k": WriteOutcome.WRITTEN}
+    assert store.write_conditional([ConditionalWrite(row, None)]) == {"k": WriteOutcome.CONFLICT}
     read = store.read_rows(["k", "absent"])
     assert read == {"k": row}
     # Swap only while the version is the one read
     newer = {**row, "size": 2, "sequencer": "0A"}
-    assert store.write_conditional([ConditionalWrite(newer, read["k"])])["k"] is Outcome.WRITTEN
+    assert (
+        store.write_conditional([ConditionalWrite(newer, read["k"])])["k"] is WriteOutcome.WRITTEN
+    )
     stale = {**row, "size": 3}
-    assert store.write_conditional([ConditionalWrite(stale, read["k"])])["k"] is Outcome.CONFLICT
+    assert (
+        store.write_conditional([ConditionalWrite(stale, read["k"])])["k"] is WriteOutcome.CONFLICT
+    )
     assert store.read_rows(["k"])["k"]["size"] == 2
     # Many at once, with independent outcomes
     writes = [ConditionalWrite({**row, "filename": f"m{i}"}, None) for i in range(30)]
     writes.append(ConditionalWrite(stale, read["k"]))
     outcomes = store.write_conditional(writes)
-    assert sum(o is Outcome.WRITTEN for o in outcomes.values()) == 30
-    assert outcomes["k"] is Outcome.CONFLICT
+    assert sum(o is WriteOutcome.WRITTEN for o in outcomes.values()) == 30
+    assert outcomes["k"] is WriteOutcome.CONFLICT
 
 
-def test_checkpoint_round_trip_is_hidden_from_readers(dynamodb: Any, table_name: str) -> None:
-    checkpoints = DynamoCheckpoints(dynamodb, table_name, bucket="b")
+def test_checkpoint_round_trip_in_parameter_store(aws_env: str) -> None:
+    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=aws_env)
+    path = f"/file-tracker/{uuid.uuid4().hex[:8]}/reconcile/"
+    checkpoints = SsmCheckpoints(ssm, "b", path=path)
     assert checkpoints.load("") is None
-    saved = Checkpoint("", "a/é", "2026-11-25T10:00:00Z", {"listed": 5, "missing": 2}, 1.5)
+    longest = "é" * 512  # 1,024 bytes: the longest key S3 allows
+    saved = Checkpoint("", longest, "2026-11-25T10:00:00Z", {"listed": 5, "missing": 2}, 1.5)
     checkpoints.save(saved)
     assert checkpoints.load("") == saved
     assert checkpoints.load("other/") is None
-    assert DynamoCheckpoints(dynamodb, table_name, bucket="another").load("") is None
-    # No object key can collide with it, and the API does not serve it
-    key = checkpoint_key("")
-    assert len(key.encode()) > 1_024
-    assert DynamoFileReader(dynamodb, table_name).get(key) is None
-    item = dynamodb.get_item(TableName=table_name, Key={"filename": {"S": key}})["Item"]
-    assert "shard" not in item and item["deleted"] == {"BOOL": True} and "expires_at" in item
+    assert SsmCheckpoints(ssm, "another", path=path).load("") is None
+    assert checkpoints.name("").startswith(path)
     checkpoints.clear("")
+    checkpoints.clear("")  # idempotent
     assert checkpoints.load("") is None
+
+
+def test_an_unreadable_checkpoint_is_an_error_not_a_silent_restart(aws_env: str) -> None:
+    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=aws_env)
+    checkpoints = SsmCheckpoints(ssm, "b", path=f"/t{uuid.uuid4().hex[:8]}/")
+    ssm.put_parameter(Name=checkpoints.name("p/"), Value="{garbage", Type="String")
+    with pytest.raises(CheckpointError, match="--restart"):
+        checkpoints.load("p/")
 
 
 # --- races against the real ingest -------------------------------------------------------
@@ -159,7 +166,6 @@ def repairer(s3: Any, bucket: str, dynamodb: Any, table: str, hook: Any) -> Repa
         bucket,
         DynamoRowStore(dynamodb, table),
         BucketObjects(s3, bucket),
-        {},
         TTL_S,
         before_write=hook,
     )

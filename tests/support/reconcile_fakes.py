@@ -15,8 +15,8 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pipeline.model import Action, FileEvent, is_newer
-from pipeline.reconcile import Checkpoint, ConditionalWrite, Outcome, S3Object
+from pipeline.model import Action, ConditionalWrite, FileEvent, WriteOutcome, is_newer
+from pipeline.reconcile import Checkpoint, S3Object
 
 CAS_ATTRIBUTES = ("filename", "seq", "sequencer", "event_time", "deleted")
 TTL_S = 15 * 86_400
@@ -100,15 +100,15 @@ class FakeTable:
         self.reads += 1
         return {key: copy.deepcopy(self.items[key]) for key in keys if key in self.items}
 
-    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
+    def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, WriteOutcome]:
+        outcomes: dict[str, WriteOutcome] = {}
         keys = [write.row["filename"] for write in writes]
         assert len(set(keys)) == len(keys), "one key twice in one batch"
         for write in writes:
             key = write.row["filename"]
             self.writes.append(write)
             if key in self.fail_keys:
-                outcomes[key] = Outcome.FAILED
+                outcomes[key] = WriteOutcome.FAILED
                 continue
             stored = self.items.get(key)
             if write.expected is None:
@@ -119,9 +119,9 @@ class FakeTable:
                 )
             if ok:
                 self.items[key] = copy.deepcopy(write.row)
-                outcomes[key] = Outcome.WRITTEN
+                outcomes[key] = WriteOutcome.WRITTEN
             else:
-                outcomes[key] = Outcome.CONFLICT
+                outcomes[key] = WriteOutcome.CONFLICT
         return outcomes
 
     def live(self) -> dict[str, tuple[int, str | None]]:

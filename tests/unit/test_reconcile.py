@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from pipeline.model import ConditionalWrite
 from pipeline.reconcile import (
     BACKFILL_EVENT,
     HIDE_EVENT,
-    ConditionalWrite,
     Drift,
     DriftKind,
     Repairer,
@@ -37,7 +37,7 @@ from tests.support.reconcile_fakes import (
 
 
 def repairer(bucket: FakeBucket, table: FakeTable, **kwargs: Any) -> Repairer:
-    return Repairer(bucket.name, table, bucket, {}, TTL_S, **kwargs)
+    return Repairer(bucket.name, table, bucket, TTL_S, **kwargs)
 
 
 def run(bucket: FakeBucket, table: FakeTable, **kwargs: Any) -> Summary:
@@ -249,15 +249,21 @@ def test_a_delete_event_delivered_after_the_backfill_still_wins() -> None:
     assert table.live() == {} == bucket_state(bucket)
 
 
-def test_an_old_create_delivered_late_does_not_undo_the_backfill_of_a_newer_object() -> None:
-    # The event of an earlier write, delivered after the backfill of the later one, is older
-    # than the backfilled row's LastModified-based version.
+def test_an_old_create_delivered_late_replaces_the_backfill_and_the_next_run_corrects_it() -> None:
+    # A backfilled row has the lowest version: even the event of an earlier write, delivered
+    # late, is a real event and replaces it. The next run sees the row stale and corrects it
+    # (with that event's version, so the events still order everything after it).
     bucket, table = FakeBucket(), FakeTable()
     old_event = bucket.put("k", b"first")
-    bucket.put("k", b"second!")  # both events lost for now
+    later = bucket.put("k", b"second!")  # both events delayed
     run(bucket, table)
-    assert table.apply(old_event) is False
+    assert table.items["k"]["seq"] == "0" * 64
+    assert table.apply(old_event) is True
+    assert table.live() != bucket_state(bucket)
+    summary = run(bucket, table)
+    assert (summary.stale, summary.repaired) == (1, 1)
     assert table.live() == bucket_state(bucket)
+    assert table.apply(later) is True and table.live() == bucket_state(bucket)
 
 
 def test_extra_row_is_hidden_only_if_still_as_read() -> None:
@@ -453,7 +459,7 @@ class NullRepair:
 def peak_bytes(n: int) -> int:
     source = Generated(n)
     sink = NullRepair()
-    fixer = Repairer("b", sink, sink, {}, TTL_S)
+    fixer = Repairer("b", sink, sink, TTL_S)
     tracemalloc.start()
     try:
         summary = reconcile(source, source, fixer)
@@ -478,7 +484,7 @@ def test_a_head_error_is_a_failure_never_a_404() -> None:
         def head_many(self, keys: Sequence[str]) -> dict[str, S3Object | None]:
             return {}  # S3 answered nothing (e.g. 503 after retries)
 
-    fixer = Repairer(bucket.name, table, Failing(), {}, TTL_S)
+    fixer = Repairer(bucket.name, table, Failing(), TTL_S)
     summary = reconcile(bucket, table, fixer)
     assert summary.failed == 1 and summary.failures == {"k00001": "HeadObject failed"}
     assert "k00001" in table.live()  # not hidden on an error

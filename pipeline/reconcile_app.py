@@ -118,3 +118,55 @@ def run(
         should_stop=should_stop,
         progress=progress,
     )
+
+
+MAX_CONTINUATIONS = 200
+"""Invocations one scheduled run may chain (15 min each: about two days of work)."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What one Lambda invocation of a run did, and whether it handed over to a next one."""
+
+    summary: Summary
+    continuation: int
+    continued: bool
+
+
+def lambda_run(
+    target: Target,
+    event: Any,
+    *,
+    remaining_ms: Callable[[], int],
+    invoke_next: Callable[[dict[str, Any]], None],
+    clients: Clients,
+    margin_ms: int = 30_000,
+    tombstone_ttl_s: int = DEFAULT_TOMBSTONE_TTL_S,
+    concurrency: int = 16,
+) -> Invocation:
+    """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
+    then save the checkpoint and hand over to a new invocation (`invoke_next`).
+
+    `event` is the schedule's event (a fresh run, resuming any checkpoint left by an earlier
+    one) or a continuation `{"prefix": ..., "continuation": n}` this function sent itself.
+    """
+    prefix = ""
+    continuation = 0
+    if isinstance(event, dict) and "continuation" in event:
+        prefix = str(event.get("prefix") or "")
+        continuation = int(event["continuation"])
+    elif isinstance(event, dict) and isinstance(event.get("prefix"), str):
+        prefix = event["prefix"]  # a manual run: {"prefix": "logs/"}
+    summary = run(
+        target,
+        prefix=prefix,
+        concurrency=concurrency,
+        tombstone_ttl_s=tombstone_ttl_s,
+        should_stop=lambda: remaining_ms() < margin_ms,
+        clients=clients,
+    )
+    continued = False
+    if not summary.complete and continuation < MAX_CONTINUATIONS:
+        invoke_next({"prefix": prefix, "continuation": continuation + 1})
+        continued = True
+    return Invocation(summary, continuation, continued)

@@ -44,7 +44,7 @@ def client_config(max_pool_connections: int = 20) -> Config:
         max_pool_connections=max_pool_connections,
         retries={"max_attempts": 8, "mode": "standard"},
         connect_timeout=5,
-        read_timeout=10,
+        read_timeout=30,  # a batch job: a slow answer beats a retry storm on a busy table
         tcp_keepalive=True,
     )
 

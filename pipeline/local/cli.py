@@ -1,4 +1,4 @@
-"""`python -m pipeline up|demo`: run the pipeline locally (see docs/local-stack.md)."""
+"""`python -m pipeline up|demo|reconcile`: run the pipeline locally (docs/local-stack.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.local import reconcile_cli
 from pipeline.local.api_client import file_url, get, list_files
 from pipeline.local.provision import ResourceError, Resources, from_stack_outputs, queue_arn
 from pipeline.local.stack import FAKE_CREDENTIALS, Stack
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "invoice.csv with boto3, wait until they are tracked, print GET /files, delete one, "
         "show it gone, stop. Exit code 0 when everything behaved.",
     )
+    reconcile_cli.add_parser(commands)
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
         tuning.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="SAM template")
@@ -300,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        if args.command == "reconcile":
+            return reconcile_cli.main(args)
         if args.command == "up":
             return cmd_up(args)
         return cmd_demo(args)

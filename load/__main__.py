@@ -3,6 +3,7 @@
 python -m load writer --latencies 0,5,10,25 --records 10000 --plot load/results/writer.png
 python -m load upload --objects 10000
 python -m load read --items 10000 --limits 100,1000
+python -m load reconcile --keys 100000,1000000
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from load import read, upload, writer
+from load import read, reconcile, upload, writer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, module in (("writer", writer), ("upload", upload), ("read", read)):
+    commands_list = (("writer", writer), ("upload", upload), ("read", read))
+    commands_list += (("reconcile", reconcile),)
+    for name, module in commands_list:
         sub = commands.add_parser(
             name,
             help=(module.__doc__ or "").split("\n")[0],

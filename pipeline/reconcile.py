@@ -447,6 +447,7 @@ def reconcile(
     repairer: Repairer | None,
     *,
     prefix: str = "",
+    bucket: str | None = None,
     checkpoints: CheckpointStore | None = None,
     restart: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
@@ -457,6 +458,7 @@ def reconcile(
 ) -> Summary:
     """Compare the bucket with the table under `prefix`; repair unless `repairer` is None.
 
+    With `bucket`, live rows whose `bucket` attribute names another bucket are left alone.
     `repairer=None` is a dry run: drift is counted, nothing is read again or written (not
     even a checkpoint). Otherwise the run resumes from the checkpoint of `prefix` (unless
     `restart`), saves one every `checkpoint_every` keys and when `should_stop()` turns true,
@@ -493,9 +495,10 @@ def reconcile(
         if checkpoints is not None and not dry_run and last_key is not None:
             checkpoints.save(Checkpoint.of(prefix, last_key, started_at, summary))
 
-    joined = merge_join(
-        objects.iter_objects(prefix, start_after), rows.iter_live(prefix, start_after)
-    )
+    live = rows.iter_live(prefix, start_after)
+    if bucket is not None:  # rows another bucket's events wrote are not this bucket's drift
+        live = (row for row in live if row.get("bucket", bucket) == bucket)
+    joined = merge_join(objects.iter_objects(prefix, start_after), live)
     stopped = False
     for compared, (key, obj, row) in enumerate(joined, start=1):
         if obj is not None:

@@ -113,6 +113,7 @@ def run(
         rows,
         repairer,
         prefix=prefix,
+        bucket=target.bucket,
         checkpoints=checkpoints,
         restart=restart,
         should_stop=should_stop,

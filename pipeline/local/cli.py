@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "show it gone, stop. Exit code 0 when everything behaved.",
     )
     reconcile_cli.add_parser(commands)
+    reconcile_cli.add_adopt_parser(commands)
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
         tuning.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="SAM template")
@@ -304,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reconcile":
             return reconcile_cli.main(args)
+        if args.command == "adopt":
+            return reconcile_cli.adopt_main(args)
         if args.command == "up":
             return cmd_up(args)
         return cmd_demo(args)

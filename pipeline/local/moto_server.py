@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_partiql, moto_speedups
+from pipeline.local import moto_eventbridge, moto_partiql, moto_speedups
 
 
 @dataclass
@@ -28,6 +28,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
         moto_speedups.apply()
         moto_partiql.apply()
+        moto_eventbridge.apply()
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         self.host, self.port = server.get_host_and_port()

@@ -246,3 +246,128 @@ def main(args: argparse.Namespace) -> int:
     if not summary.complete:
         return EXIT_STOPPED
     return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------------- adopt
+
+ADOPT_HELP = """Track a bucket that already exists (and may hold objects), in three steps:
+
+1. turn on the bucket's EventBridge notifications, keeping every other notification setting
+   (S3's PutBucketNotificationConfiguration replaces the whole configuration: this reads it,
+   adds EventBridgeConfiguration and writes it back);
+2. on an emulator (the local stack, LocalStack), create the EventBridge rule that sends the
+   bucket's Object Created / Object Deleted events to the ingest queue (on AWS the stack does
+   it: deploy with ExistingBucketName=BUCKET);
+3. run the first reconcile: every object already in the bucket is backfilled.
+"""
+
+
+def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the `adopt` subcommand to the CLI's subparsers."""
+    sub: argparse.ArgumentParser = commands.add_parser(
+        "adopt",
+        help="track an existing bucket: EventBridge on, events to the queue, first backfill",
+        description=ADOPT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.add_argument("--bucket", required=True, help="the existing bucket")
+    sub.add_argument("--table", help="the table (default: the stack's or template.yaml's)")
+    sub.add_argument("--stack-name", help="a deployed stack (deployed with ExistingBucketName)")
+    sub.add_argument("--endpoint-url", help="an AWS-compatible endpoint (LocalStack, moto)")
+    sub.add_argument("--moto-port", type=int, default=DEFAULT_MOTO_PORT)
+    sub.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
+    sub.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="SAM template")
+    sub.add_argument("--queue-name", help="emulators: the ingest queue (default: template's)")
+    sub.add_argument("--no-reconcile", action="store_true", help="skip step 3 (the backfill)")
+    sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    sub.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    return sub
+
+
+def enable_eventbridge(s3: Any, bucket: str) -> bool:
+    """Turn on the bucket's EventBridge notifications, keeping the rest; False if already on."""
+    config = s3.get_bucket_notification_configuration(Bucket=bucket)
+    config.pop("ResponseMetadata", None)
+    if "EventBridgeConfiguration" in config:
+        return False
+    config["EventBridgeConfiguration"] = {}
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    return True
+
+
+def route_to_queue(events: Any, sqs: Any, bucket: str, queue_name: str) -> str:
+    """The EventBridge rule the template creates for an adopted bucket (emulators only)."""
+    name = f"adopted-{bucket}"[:64]
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created", "Object Deleted"],
+        "detail": {"bucket": {"name": [bucket]}},
+    }
+    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_targets(Rule=name, Targets=[{"Id": "ingest-queue", "Arn": arn["QueueArn"]}])
+    return name
+
+
+def adopt_main(args: argparse.Namespace) -> int:
+    """Run the `adopt` subcommand; returns the exit status (as `reconcile`)."""
+    args.prefix, args.checkpoint_path = "", None
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = region or DEFAULT_REGION
+    try:
+        if args.stack_name:
+            target = resolve_target(args)
+            if target.bucket != args.bucket:
+                raise ResourceError(
+                    f"stack {args.stack_name!r} tracks {target.bucket!r}: deploy it with "
+                    f"ExistingBucketName={args.bucket} first"
+                )
+        else:
+            config = read_stack_config(args.template, region=region)
+            local = args.endpoint_url is None
+            target = Target(
+                bucket=args.bucket,
+                table=args.table or config.table,
+                region=region,
+                endpoint_url=args.endpoint_url or LOCAL_ENDPOINT.format(port=args.moto_port),
+                credentials={
+                    "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                }
+                if local
+                else None,
+            )
+    except ResourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    from pipeline.reconcile_app import make_clients
+
+    clients = make_clients(target)
+    factory: Any = boto3.client
+    extra: dict[str, Any] = {"region_name": target.region, "endpoint_url": target.endpoint_url}
+    extra.update(target.credentials or {})
+    if enable_eventbridge(clients.s3, target.bucket):
+        print(f"EventBridge notifications turned on for s3://{target.bucket}", file=sys.stderr)
+    else:
+        print(f"EventBridge notifications already on for s3://{target.bucket}", file=sys.stderr)
+    if not args.stack_name:
+        config = read_stack_config(args.template, region=target.region or DEFAULT_REGION)
+        queue = args.queue_name or config.queue_name
+        rule = route_to_queue(
+            factory("events", **extra), factory("sqs", **extra), target.bucket, queue
+        )
+        print(f"EventBridge rule {rule} -> queue {queue}", file=sys.stderr)
+    if args.no_reconcile:
+        return EXIT_OK
+    args.dry_run = args.restart = False
+    args.inventory = None
+    args.concurrency = 16
+    progress = Progress(sys.stderr)
+    with _Stop() as stop:
+        summary = run(target, clients=clients, should_stop=stop.event.is_set, progress=progress)
+    progress.close()
+    print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))
+    if not summary.complete:
+        return EXIT_STOPPED
+    return EXIT_FAILED if summary.failed else EXIT_OK

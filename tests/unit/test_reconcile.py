@@ -488,3 +488,11 @@ def test_a_head_error_is_a_failure_never_a_404() -> None:
     summary = reconcile(bucket, table, fixer)
     assert summary.failed == 1 and summary.failures == {"k00001": "HeadObject failed"}
     assert "k00001" in table.live()  # not hidden on an error
+
+
+def test_rows_of_another_bucket_are_left_alone() -> None:
+    bucket, table = tracked(3)
+    table.items["other"] = {"filename": "other", "bucket": "elsewhere", "size": 1, "shard": 0}
+    fixer = repairer(bucket, table)
+    summary = reconcile(bucket, table, fixer, bucket=bucket.name)
+    assert (summary.rows, summary.extra) == (3, 0) and "deleted" not in table.items["other"]

@@ -102,6 +102,7 @@ def _child(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 3),
         "cpu_s": round(time.process_time() - cpu, 3),
         "keys_per_s": round(summary.listed / seconds),
+        "keys_per_cpu_s": round(summary.listed / max(time.process_time() - cpu, 1e-9)),
         "peak_mb": round(_maxrss_mb(), 1),
         "baseline_mb": round(baseline, 1),
         "listed": summary.listed,
@@ -156,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[dim]{mode}: {keys:,} keys...[/dim]")
             results.append(_measure(mode, keys, args.concurrency))
     table = Table(title="reconcile: keys compared per second, peak RSS (fresh process each)")
-    for column in ("source", "keys", "seconds", "keys/s", "CPU s", "peak RSS MB", "repaired"):
+    columns = ("source", "keys", "seconds", "keys/s", "CPU s", "keys/CPU s", "peak RSS MB")
+    for column in (*columns, "repaired"):
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(
@@ -165,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             f"{r['seconds']:.1f}",
             f"{r['keys_per_s']:,}",
             f"{r['cpu_s']:.1f}",
+            f"{r['keys_per_cpu_s']:,}",
             f"{r['peak_mb']:.0f}",
             f"{r['repaired']:,}",
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -96,6 +96,7 @@ class BucketObjects:
         self._client = client
         self.bucket = bucket
         self._concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
         self.list_calls = 0
         self.head_calls = 0
 
@@ -161,19 +162,16 @@ class BucketObjects:
             except (ClientError, BotoCoreError) as error:
                 logger.warning("HeadObject failed for %r: %s", key[:200], error)
 
-        _run_all(one, keys, self._concurrency)
+        if len(keys) == 1 or self._concurrency <= 1:
+            for key in keys:
+                one(key)
+            return found
+        if self._pool is None:  # kept for the run: starting threads per batch costs CPU
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="head")
+        list(self._pool.map(one, keys))
         return found
 
 
 def _version(value: str | None) -> str | None:
     """S3's version id; "null" is the null version of an unversioned or suspended bucket."""
     return None if value in (None, "", "null") else value
-
-
-def _run_all(work: Callable[[str], None], keys: Sequence[str], concurrency: int) -> None:
-    if len(keys) == 1 or concurrency <= 1:
-        for key in keys:
-            work(key)
-        return
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(keys))) as pool:
-        list(pool.map(work, keys))

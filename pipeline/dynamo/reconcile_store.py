@@ -82,6 +82,7 @@ class DynamoRowStore:
         self._client = client
         self._table = table_name
         self._concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
         self.calls = 0
 
     def read_rows(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -129,6 +130,7 @@ class DynamoRowStore:
             return {}
         if len(writes) == 1:
             return {writes[0].row[PARTITION_KEY]: self._put(writes[0])}
-        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(writes))) as pool:
-            outcomes = list(pool.map(self._put, writes))
+        if self._pool is None:  # kept for the run: starting threads per batch costs CPU
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="repair")
+        outcomes = list(self._pool.map(self._put, writes))
         return {write.row[PARTITION_KEY]: out for write, out in zip(writes, outcomes, strict=True)}

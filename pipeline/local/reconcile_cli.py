@@ -28,6 +28,7 @@ import boto3
 
 from pipeline.checkpoints import DEFAULT_PATH, CheckpointError
 from pipeline.inventory import InventoryError
+from pipeline.listing import StoreError
 from pipeline.local.provision import ResourceError
 from pipeline.local.stack import FAKE_CREDENTIALS
 from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
@@ -234,7 +235,7 @@ def main(args: argparse.Namespace) -> int:
                 should_stop=stop.event.is_set,
                 progress=progress,
             )
-    except (CheckpointError, InventoryError, ValueError) as error:
+    except (CheckpointError, InventoryError, StoreError, ValueError) as error:
         progress.close()
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -234,11 +234,18 @@ class ShardMerger:
         self.stats = stats if stats is not None else ReadStats()
         self.want = 1
         """Entries the caller still expects: sizes the next queries."""
+        self.entries = 0
+        """Entries made of the rows so far (fewer than rows when folders roll up)."""
 
     def _refill(self, shards: list[_Shard]) -> None:
         if self.max_rounds is not None and self.stats.rounds >= self.max_rounds:
             raise RoundBudgetExceeded
-        per_shard = min(1_000, max(2, math.ceil(self.want * 1.25 / len(self._shards)) + 1))
+        # Rows per shard for the entries still wanted (+25% for uneven shards, + look-ahead),
+        # scaled by the entries each row has made so far: a delimiter rolling whole folders
+        # into one entry each then asks for a few rows per seek instead of a full share.
+        ratio = 1.0 if self.stats.rows_read == 0 else min(1.0, self.entries / self.stats.rows_read)
+        share = math.ceil(self.want * 1.25 * ratio / len(self._shards))
+        per_shard = min(1_000, max(2, share + 1))
         queries, targets = [], []
         for shard in shards:
             if shard.low is not None and self._high is not None and shard.low > self._high:
@@ -342,6 +349,10 @@ def read_page(
         raise ValueError(f"limit must be in [1, {MAX_LIMIT}], got {limit}")
     prefix = prefix or ""
     delimiter = delimiter or None
+    if cursor is not None:
+        rolled = common_prefix(cursor, prefix, delimiter) if cursor.startswith(prefix) else None
+        if rolled is not None:  # S3: a common prefix not after the cursor is skipped whole
+            cursor = max(cursor, max_key_with_prefix(rolled) or cursor)
     stats = ReadStats()
     merger = ShardMerger(reader, prefix, cursor, max_rounds=max_rounds, stats=stats)
     items: list[dict[str, Any]] = []
@@ -368,6 +379,7 @@ def read_page(
             if used + size > max_bytes and (items or prefixes):
                 return Page(items, prefixes, last, stats)
             prefixes.append(rolled)
+            merger.entries += 1
             used += size
             last = max_key_with_prefix(rolled) or rolled
             merger.seek_past(last)
@@ -380,6 +392,7 @@ def read_page(
         if used + size > max_bytes and (items or prefixes):
             return Page(items, prefixes, last, stats)
         items.append(view)
+        merger.entries += 1
         used += size
         last = name
 

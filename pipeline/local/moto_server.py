@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_speedups
+from pipeline.local import moto_index, moto_speedups
 
 
 @dataclass
@@ -27,6 +27,7 @@ class MotoServer:
         """Start serving; returns self with the bound port filled in."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
         moto_speedups.apply()
+        moto_index.apply()  # sorted GSI Query: the listing's pages in O(log n + page)
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         self.host, self.port = server.get_host_and_port()

@@ -61,7 +61,7 @@ def _call_action(self: DynamoHandler) -> Any:
     """moto's handler, counting every request that may write (before and after it)."""
     try:
         action = self._get_action()
-    except Exception:  # noqa: BLE001 - an unknown action: assume it writes
+    except Exception:  # an unknown action: assume it writes
         action = ""
     if action in READ_ONLY_ACTIONS:
         return _ORIGINAL_CALL_ACTION(self)
@@ -233,9 +233,13 @@ def _fast_query(
         rest = candidates[stop:]
         if rest and results and len(results) == limit:
             last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
-        elif rest and results and result_size > RESULT_SIZE_LIMIT - _MAX_ITEM_BYTES:
-            if any(result_size + item.size() > RESULT_SIZE_LIMIT for item in rest):
-                last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+        elif (
+            rest
+            and results
+            and result_size > RESULT_SIZE_LIMIT - _MAX_ITEM_BYTES
+            and any(result_size + item.size() > RESULT_SIZE_LIMIT for item in rest)
+        ):
+            last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
     scanned_count = len(results)
     results = copy.deepcopy(results)
     results = [index.project(r) for r in results]

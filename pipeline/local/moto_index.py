@@ -231,13 +231,14 @@ def _fast_query(
         # moto keeps looping over the partition's later items (which fail the condition):
         # the first one to reach the limit, or to cross 1 MB, sets LastEvaluatedKey
         rest = candidates[stop:]
-        if rest and results and len(results) == limit:
-            last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
-        elif (
+        near_1mb = result_size > RESULT_SIZE_LIMIT - _MAX_ITEM_BYTES
+        if (
             rest
             and results
-            and result_size > RESULT_SIZE_LIMIT - _MAX_ITEM_BYTES
-            and any(result_size + item.size() > RESULT_SIZE_LIMIT for item in rest)
+            and (
+                len(results) == limit
+                or (near_1mb and any(result_size + i.size() > RESULT_SIZE_LIMIT for i in rest))
+            )
         ):
             last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
     scanned_count = len(results)

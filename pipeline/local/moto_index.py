@@ -93,7 +93,8 @@ def _partitions(table: Table, index: GlobalSecondaryIndex, hash_attr: str, range
         return cached[1]
     entries: dict[Any, list[tuple[str, Any, Item]]] = {}
     sortable = True
-    for item in list(table.items.values()):  # a hash-only table: key -> Item
+    items: list[Item] = list(table.items.values())  # type: ignore[arg-type]  # hash-only table
+    for item in items:
         hash_value = item.attrs.get(hash_attr)
         range_value = item.attrs.get(range_attr)
         if not hash_value or not range_value:
@@ -155,7 +156,7 @@ def _query(
     range_key_conditions: list[tuple[str, str, list[DynamoType]]] | None = None,
     **filter_kwargs: Any,
 ) -> tuple[list[Item], int, dict[str, Any] | None]:
-    args = (hash_key, range_comparison, range_objs, limit, exclusive_start_key)
+    args: tuple[Any, ...] = (hash_key, range_comparison, range_objs, limit, exclusive_start_key)
     args += (scan_index_forward, projection_expressions, index_name, consistent_read)
     kwargs = {
         "filter_expression": filter_expression,
@@ -163,9 +164,9 @@ def _query(
         "range_key_conditions": range_key_conditions,
         **filter_kwargs,
     }
-    fast = _fast_query(self, *args, filter_expression, hash_key_conditions, range_key_conditions)
+    fast = _fast_query(self, *args, filter_expression, hash_key_conditions, range_key_conditions)  # type: ignore[call-arg]
     if fast is None or filter_kwargs:
-        return _ORIGINAL_QUERY(self, *args, **kwargs)  # type: ignore[arg-type]
+        return _ORIGINAL_QUERY(self, *args, **kwargs)
     return fast
 
 
@@ -261,6 +262,6 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    Table.query = _query  # type: ignore[method-assign,assignment]
+    Table.query = _query  # type: ignore[method-assign]
     DynamoHandler.call_action = _call_action  # type: ignore[method-assign]
     _APPLIED = True

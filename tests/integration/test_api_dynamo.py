@@ -18,6 +18,7 @@ from pipeline.api import TOKEN_MESSAGE, build_app
 from pipeline.dynamo.reader import DynamoFileReader, make_client
 from pipeline.dynamo.schema import create_files_table
 from pipeline.local.moto_server import MotoServer
+from pipeline.model import shard_of
 from pipeline.settings import Settings
 from tests.support.api import api_context, body, file_event, rest_event
 from tests.support.lambda_context import FakeLambdaContext
@@ -41,6 +42,7 @@ def put_all(client: Any, table: str, items: list[dict[str, Any]]) -> None:
 def live_item(filename: str, size: int) -> dict[str, Any]:
     return {
         "filename": {"S": filename},
+        "shard": {"N": str(shard_of(filename))},
         "bucket": {"S": "uploads"},
         "size": {"N": str(size)},
         "etag": {"S": f"etag-{size}"},

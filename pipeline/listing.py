@@ -236,16 +236,19 @@ class ShardMerger:
         """Entries the caller still expects: sizes the next queries."""
         self.entries = 0
         """Entries made of the rows so far (fewer than rows when folders roll up)."""
+        self.consumed = 0
+        """Rows taken or skipped so far."""
 
     def _refill(self, shards: list[_Shard]) -> None:
         if self.max_rounds is not None and self.stats.rounds >= self.max_rounds:
             raise RoundBudgetExceeded
-        # Rows per shard for the entries still wanted (+25% for uneven shards, + look-ahead),
-        # scaled by the entries each row has made so far: a delimiter rolling whole folders
-        # into one entry each then asks for a few rows per seek instead of a full share.
-        ratio = 1.0 if self.stats.rows_read == 0 else min(1.0, self.entries / self.stats.rows_read)
-        share = math.ceil(self.want * 1.25 * ratio / len(self._shards))
-        per_shard = min(1_000, max(2, share + 1))
+        # Rows per shard for the entries still wanted: the shard's expected share plus 1.5
+        # standard deviations (names spread over shards like a binomial), plus the look-ahead;
+        # scaled by the entries each consumed row has made so far, so that a delimiter rolling
+        # whole folders into one entry each asks for a few rows per seek, not a full share.
+        ratio = 1.0 if self.consumed == 0 else min(1.0, self.entries / self.consumed)
+        mean = self.want * ratio / len(self._shards)
+        per_shard = min(1_000, max(2, math.ceil(mean + 1.5 * math.sqrt(mean) + 1)))
         queries, targets = [], []
         for shard in shards:
             if shard.low is not None and self._high is not None and shard.low > self._high:
@@ -294,6 +297,7 @@ class ShardMerger:
         head = self._head()
         if head is None:
             raise IndexError("pop from an exhausted merge")
+        self.consumed += 1
         return head.buffer.popleft()
 
     def seek_past(self, cursor: str) -> None:
@@ -302,6 +306,7 @@ class ShardMerger:
         for shard in self._shards:
             while shard.buffer and shard.buffer[0][PARTITION_KEY] <= cursor:
                 shard.buffer.popleft()
+                self.consumed += 1
             if not shard.buffer and not shard.done:
                 if after is None:
                     shard.done = True

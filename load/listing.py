@@ -1,0 +1,206 @@
+"""Listing: `GET /files` walks over the sorted index at 10k-1M items (in-memory index).
+
+Runs the real API (routes, tokens, merge) over `FakeFileReader`, which applies DynamoDB's
+Query rules to an in-memory copy of the index (Limit, 1 MB pages, sparse index): the cost
+model is exact, the latency is our CPU only. On DynamoDB a page costs one network round trip
+per *round* (its shard queries run in parallel), so the latency to expect there is about
+`rounds/page x Query latency` (~5-10 ms each) plus what is measured here.
+
+Scenarios per table size: a full walk (limits 100 and 1000), a 1% prefix (`hot/`), a sparse
+prefix (20 keys), a delimiter walk over folders, and a full walk of a table where half the
+rows are tombstones. Reports Query calls and rounds per page, rows read per item returned,
+empty pages (with a next_token) and page latency p50/p99; then the targets.
+
+    python -m load.listing --sizes 10000,100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from typing import Any
+
+from rich.table import Table
+
+from load.report import console, fmt, machine, percentile, target, write_json
+from pipeline.api import build_app
+from pipeline.settings import Settings
+
+MAX_PAGES = 2_000
+"""Pages timed per walk (a 1M-item walk at limit 100 is sampled: its first 2,000 pages)."""
+
+
+def make_reader(size: int, *, tombstones: bool, seed: int = 7) -> Any:
+    """An index of `size` live files: 1% under `hot/`, 20 under `needle/`, 32 folders."""
+    from tests.support.api import FakeFileReader
+
+    rnd = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    for i in range(size):
+        if i % 100 == 0:
+            name = f"hot/{i:08d}.bin"
+        elif i < 20 * (size // 20) and i % (size // 20) == 1:
+            name = f"needle/{i:08d}.bin"
+        else:
+            name = f"p{rnd.randrange(32):02d}/object {i:08d}.bin"
+        rows.append({"filename": name, "size": 1024 + i, "etag": f"{i:032x}", "bucket": "load"})
+        if tombstones:
+            rows.append({"filename": f"{name}.old", "deleted": True, "expires_at": 1})
+    reader = FakeFileReader()
+    reader.load(rows)
+    return reader
+
+
+def walk(reader: Any, query: dict[str, str]) -> dict[str, Any]:
+    """Follow next_token through the API; per-page latency, calls, rows read."""
+    app = build_app(reader, Settings(table_name="files"))
+    context = _context()
+    from tests.support.api import rest_event
+
+    latencies: list[float] = []
+    calls: list[int] = []
+    rounds: list[int] = []
+    returned = empty = 0
+    read_before = reader.rows_read
+    query = dict(query)
+    for _ in range(MAX_PAGES):
+        reader.queries.clear()
+        queries_before, rounds_before = 0, reader.rounds
+        t0 = time.perf_counter()
+        response = app.resolve(rest_event("/files", query=query), context)
+        latencies.append(time.perf_counter() - t0)
+        calls.append(len(reader.queries) - queries_before)
+        rounds.append(reader.rounds - rounds_before)
+        if response["statusCode"] != 200:
+            raise RuntimeError(response["body"])
+        page = json.loads(response["body"])
+        entries = len(page["items"]) + len(page.get("common_prefixes", []))
+        returned += entries
+        token = page["next_token"]
+        if token and entries == 0:
+            empty += 1
+        if not token:
+            break
+        query["next_token"] = token
+    rows_read = reader.rows_read - read_before
+    look_ahead = len(latencies)  # one row per page may be read only to know what follows
+    return {
+        "pages": len(latencies),
+        "returned": returned,
+        "empty_pages": empty,
+        "calls_per_page": sum(calls) / len(calls),
+        "rounds_per_page": sum(rounds) / len(rounds),
+        "rows_read_per_item": rows_read / max(returned, 1),
+        "rows_read_per_item_excl_lookahead": max(rows_read - look_ahead, 0) / max(returned, 1),
+        "p50_ms": (percentile(latencies, 50) or 0) * 1000,
+        "p99_ms": (percentile(latencies, 99) or 0) * 1000,
+    }
+
+
+def _context() -> Any:
+    from tests.support.api import api_context
+
+    return api_context()
+
+
+SCENARIOS: list[tuple[str, dict[str, str], bool]] = [
+    ("full walk, limit 1000", {"limit": "1000"}, False),
+    ("full walk, limit 100", {"limit": "100"}, False),
+    ("1% prefix hot/, limit 100", {"limit": "100", "prefix": "hot/"}, False),
+    ("sparse prefix (20 keys), limit 100", {"limit": "100", "prefix": "needle/"}, False),
+    ("folders: delimiter /, limit 100", {"limit": "100", "delimiter": "/"}, False),
+    ("50% tombstones, limit 1000", {"limit": "1000"}, True),
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build each table size, walk every scenario, report and check the targets."""
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: list[dict[str, Any]] = []
+    for size in sizes:
+        readers: dict[bool, Any] = {}
+        for name, query, tombstones in SCENARIOS:
+            if tombstones not in readers:
+                readers[tombstones] = make_reader(size, tombstones=tombstones)
+            reader = readers[tombstones]
+            result = walk(reader, query)
+            results.append({"size": size, "scenario": name, **result})
+            console.print(f"{size:>9,} {name}: {fmt(result['p50_ms'], 2)} ms p50")
+        readers.clear()
+    document = {
+        "benchmark": "listing",
+        "machine": machine(),
+        "settings": {"sizes": sizes, "max_pages": MAX_PAGES},
+        "results": results,
+        "targets": _targets(results, sizes),
+    }
+    write_json(args.out, document)
+    print_summary(document)
+    return 0 if all(t["met"] for t in document["targets"]) else 1
+
+
+def _targets(results: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
+    worst = max(r["rows_read_per_item_excl_lookahead"] for r in results if r["returned"] > 100)
+    empty = sum(r["empty_pages"] for r in results)
+    found = [
+        target("rows read per item returned (worst walk, excl. look-ahead)", worst, "<=", 2),
+        {
+            "target": "empty pages with a next_token",
+            "value": empty,
+            "goal": "= 0",
+            "met": empty == 0,
+            "missed_by_factor": None,
+        },
+    ]
+    small, large = min(sizes), max(sizes)
+    if small != large:
+        for name, _, _ in SCENARIOS[:1]:
+            p_small = next(r for r in results if r["size"] == small and r["scenario"] == name)
+            p_large = next(r for r in results if r["size"] == large and r["scenario"] == name)
+            ratio = p_large["p50_ms"] / p_small["p50_ms"]
+            found.append(target(f"p50 at {large:,} / p50 at {small:,} ({name})", ratio, "<=", 1.5))
+    return found
+
+
+def print_summary(document: dict[str, Any]) -> None:
+    """One row per (size, scenario)."""
+    table = Table(title="GET /files over the sorted index (in-memory, DynamoDB Query rules)")
+    columns = ("items", "scenario", "pages", "calls/page", "rounds/page", "read/returned")
+    for column in (*columns, "empty", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for r in document["results"]:
+        table.add_row(
+            f"{r['size']:,}",
+            r["scenario"],
+            str(r["pages"]),
+            fmt(r["calls_per_page"], 1),
+            fmt(r["rounds_per_page"], 2),
+            fmt(r["rows_read_per_item"], 2),
+            str(r["empty_pages"]),
+            fmt(r["p50_ms"], 2),
+            fmt(r["p99_ms"], 2),
+        )
+    console.print(table)
+    for t in document["targets"]:
+        verdict = "met" if t["met"] else f"MISSED by x{t['missed_by_factor']}"
+        console.print(f"Target: {t['target']} = {t['value']} ({t['goal']}): {verdict}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `listing` command's options."""
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="table sizes")
+    parser.add_argument("--out", default="load/results/listing.json", help="JSON results")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m load.listing`."""
+    parser = argparse.ArgumentParser(prog="python -m load.listing", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

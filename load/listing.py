@@ -27,13 +27,14 @@ from rich.table import Table
 
 from load.report import console, fmt, machine, percentile, target, write_json
 from pipeline.api import build_app
+from pipeline.model import INDEX_SHARDS
 from pipeline.settings import Settings
 
 MAX_PAGES = 2_000
 """Pages timed per walk (a 1M-item walk at limit 100 is sampled: its first 2,000 pages)."""
 
 
-def make_reader(size: int, *, tombstones: bool, seed: int = 7) -> Any:
+def make_reader(size: int, *, tombstones: bool, shards: int, seed: int = 7) -> Any:
     """An index of `size` live files: 1% under `hot/`, 20 under `needle/`, 32 folders."""
     from tests.support.api import FakeFileReader
 
@@ -49,7 +50,7 @@ def make_reader(size: int, *, tombstones: bool, seed: int = 7) -> Any:
         rows.append({"filename": name, "size": 1024 + i, "etag": f"{i:032x}", "bucket": "load"})
         if tombstones:
             rows.append({"filename": f"{name}.old", "deleted": True, "expires_at": 1})
-    reader = FakeFileReader()
+    reader = FakeFileReader(shards=shards)
     reader.load(rows)
     return reader
 
@@ -124,21 +125,22 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
+    shard_counts = [int(s) for s in args.shards.split(",")]
     results: list[dict[str, Any]] = []
-    for size in sizes:
-        readers: dict[bool, Any] = {}
-        for name, query, tombstones in SCENARIOS:
-            if tombstones not in readers:
-                readers[tombstones] = make_reader(size, tombstones=tombstones)
-            reader = readers[tombstones]
-            result = walk(reader, query)
-            results.append({"size": size, "scenario": name, **result})
-            console.print(f"{size:>9,} {name}: {fmt(result['p50_ms'], 2)} ms p50")
-        readers.clear()
+    for shards in shard_counts:
+        for size in sizes:
+            readers: dict[bool, Any] = {}
+            for name, query, tombstones in SCENARIOS:
+                if tombstones not in readers:
+                    readers[tombstones] = make_reader(size, tombstones=tombstones, shards=shards)
+                result = walk(readers[tombstones], query)
+                results.append({"shards": shards, "size": size, "scenario": name, **result})
+                console.print(f"{shards:>3} {size:>9,} {name}: {fmt(result['p50_ms'], 2)} ms p50")
+            readers.clear()
     document = {
         "benchmark": "listing",
         "machine": machine(),
-        "settings": {"sizes": sizes, "max_pages": MAX_PAGES},
+        "settings": {"sizes": sizes, "shards": shard_counts, "max_pages": MAX_PAGES},
         "results": results,
         "targets": _targets(results, sizes),
     }
@@ -164,7 +166,11 @@ def _targets(results: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, 
     if small != large:
         for name, _, _ in SCENARIOS[:1]:
             p_small = next(r for r in results if r["size"] == small and r["scenario"] == name)
-            p_large = next(r for r in results if r["size"] == large and r["scenario"] == name)
+            p_large = next(
+                r
+                for r in results
+                if r["size"] == large and r["scenario"] == name and r["shards"] == p_small["shards"]
+            )
             ratio = p_large["p50_ms"] / p_small["p50_ms"]
             found.append(target(f"p50 at {large:,} / p50 at {small:,} ({name})", ratio, "<=", 1.5))
     return found
@@ -173,11 +179,12 @@ def _targets(results: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, 
 def print_summary(document: dict[str, Any]) -> None:
     """One row per (size, scenario)."""
     table = Table(title="GET /files over the sorted index (in-memory, DynamoDB Query rules)")
-    columns = ("items", "scenario", "pages", "calls/page", "rounds/page", "read/returned")
+    columns = ("shards", "items", "scenario", "pages", "calls/page", "rounds/page", "read/returned")
     for column in (*columns, "empty", "p50 ms", "p99 ms"):
         table.add_column(column, justify="right")
     for r in document["results"]:
         table.add_row(
+            str(r["shards"]),
             f"{r['size']:,}",
             r["scenario"],
             str(r["pages"]),
@@ -252,6 +259,7 @@ def local_engine(items: int, pages: int = 10) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `listing` command's options."""
     parser.add_argument("--sizes", default="10000,100000,1000000", help="table sizes")
+    parser.add_argument("--shards", default=str(INDEX_SHARDS), help="index shard counts to compare")
     parser.add_argument(
         "--moto",
         type=int,

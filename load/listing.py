@@ -17,6 +17,7 @@ empty pages (with a next_token) and page latency p50/p99; then the targets.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import sys
@@ -52,6 +53,10 @@ def make_reader(size: int, *, tombstones: bool, shards: int, seed: int = 7) -> A
             rows.append({"filename": f"{name}.old", "deleted": True, "expires_at": 1})
     reader = FakeFileReader(shards=shards)
     reader.load(rows)
+    # The in-memory table is the benchmark's, not the listing's: keep the cyclic GC from
+    # rescanning its million dicts during the timed pages (pauses that grow with the table).
+    gc.collect()
+    gc.freeze()
     return reader
 
 
@@ -101,6 +106,25 @@ def walk(reader: Any, query: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def paired_p50(small: Any, large: Any, query: dict[str, str], pages: int = 400) -> dict[str, float]:
+    """p50 page latency of two tables, their pages interleaved so both see the same load."""
+    from tests.support.api import rest_event
+
+    context = _context()
+    apps = [build_app(r, Settings(table_name="files")) for r in (small, large)]
+    queries = [dict(query), dict(query)]
+    latencies: list[list[float]] = [[], []]
+    for _ in range(pages):
+        for side in (0, 1):
+            t0 = time.perf_counter()
+            response = apps[side].resolve(rest_event("/files", query=queries[side]), context)
+            latencies[side].append(time.perf_counter() - t0)
+            token = json.loads(response["body"])["next_token"]
+            queries[side] = dict(query, next_token=token) if token else dict(query)
+    small_p50, large_p50 = ((percentile(x, 50) or 0) * 1000 for x in latencies)
+    return {"small_p50_ms": small_p50, "large_p50_ms": large_p50, "ratio": large_p50 / small_p50}
+
+
 def _context() -> Any:
     from tests.support.api import api_context
 
@@ -127,11 +151,23 @@ def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     shard_counts = [int(s) for s in args.shards.split(",")]
     results: list[dict[str, Any]] = []
+    paired: list[dict[str, Any]] = []
+    if len(sizes) > 1:
+        small = make_reader(min(sizes), tombstones=False, shards=shard_counts[0])
+        gc.unfreeze()
+        large = make_reader(max(sizes), tombstones=False, shards=shard_counts[0])
+        for name, query, _ in SCENARIOS[:2]:
+            pair = paired_p50(small, large, query)
+            paired.append({"scenario": name, "small": min(sizes), "large": max(sizes), **pair})
+            console.print(f"interleaved {name}: {pair}")
+        del small, large
+        gc.unfreeze()
     for shards in shard_counts:
         for size in sizes:
             readers: dict[bool, Any] = {}
             for name, query, tombstones in SCENARIOS:
                 if tombstones not in readers:
+                    gc.unfreeze()
                     readers[tombstones] = make_reader(size, tombstones=tombstones, shards=shards)
                 result = walk(readers[tombstones], query)
                 results.append({"shards": shards, "size": size, "scenario": name, **result})
@@ -142,14 +178,15 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine(),
         "settings": {"sizes": sizes, "shards": shard_counts, "max_pages": MAX_PAGES},
         "results": results,
-        "targets": _targets(results, sizes),
+        "interleaved": paired,
+        "targets": _targets(results, paired),
     }
     write_json(args.out, document)
     print_summary(document)
     return 0 if all(t["met"] for t in document["targets"]) else 1
 
 
-def _targets(results: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
+def _targets(results: list[dict[str, Any]], paired: list[dict[str, Any]]) -> list[dict[str, Any]]:
     worst = max(r["rows_read_per_item_excl_lookahead"] for r in results if r["returned"] > 100)
     empty = sum(r["empty_pages"] for r in results)
     found = [
@@ -162,17 +199,9 @@ def _targets(results: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, 
             "missed_by_factor": None,
         },
     ]
-    small, large = min(sizes), max(sizes)
-    if small != large:
-        for name, _, _ in SCENARIOS[:1]:
-            p_small = next(r for r in results if r["size"] == small and r["scenario"] == name)
-            p_large = next(
-                r
-                for r in results
-                if r["size"] == large and r["scenario"] == name and r["shards"] == p_small["shards"]
-            )
-            ratio = p_large["p50_ms"] / p_small["p50_ms"]
-            found.append(target(f"p50 at {large:,} / p50 at {small:,} ({name})", ratio, "<=", 1.5))
+    for pair in paired:  # pages of both sizes interleaved: the same machine load on both
+        name = f"p50 at {pair['large']:,} / p50 at {pair['small']:,} ({pair['scenario']})"
+        found.append(target(name, pair["ratio"], "<=", 1.5))
     return found
 
 

@@ -196,10 +196,10 @@ class FakeFileReader:
         stop = len(names) if query.high is None else bisect.bisect_right(names, query.high)
         rows: list[dict[str, Any]] = []
         size = 0
-        for name in names[start:stop]:
+        for position in range(start, stop):  # not a slice: that would copy the shard
             if len(rows) == query.limit:
                 return ShardResult(rows, True)
-            row = self.rows[name]
+            row = self.rows[names[position]]
             size += item_bytes(row)
             rows.append(dict(row))
             self.rows_read += 1

@@ -1,14 +1,18 @@
 """Put rows written before the listing index into it: `python -m pipeline migrate-index`.
 
 Rows written by older code have no `shard`, so the sparse index `by_name` does not hold
-them and `GET /files` does not list them (`GET /files/{name}` still finds them). The
-migration Scans for live rows without `shard` and adds it with a conditional UpdateItem:
+them and `GET /files` does not list them (`GET /files/{name}` still finds them). After a
+change of `INDEX_SHARDS`, rows keep their old shard numbers (listed as long as the number is
+below the new count: the reader merges every shard, whichever a row is in). The migration
+Scans the live rows and sets `shard = shard_of(name)` where it is missing or different, with
+a conditional UpdateItem:
 
-- race-free: the condition is "the row exists, is live and still has no `shard`". `shard`
-  depends only on the name, so a live row may take it whatever else changed meanwhile; a
-  row deleted since the Scan (a tombstone), or rewritten by current code (which sets
-  `shard` itself), fails the condition and is counted as skipped, never overwritten;
-- idempotent: a second run finds nothing to do (only rows without `shard` are updated);
+- race-free: the condition is "the row exists, is live and its `shard` is still what the
+  Scan saw". `shard` depends only on the name, so a live row may take it whatever else
+  changed meanwhile; a row deleted since the Scan (a tombstone), or rewritten by current
+  code (which sets the right `shard` itself), fails the condition and is counted as
+  skipped, never overwritten;
+- idempotent: a second run finds nothing to do (rows already right are not written);
 - resumable: it reports the Scan position after each page; pass it as `start_after`
   (`--start-after`) to continue an interrupted run.
 
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _NAMES = {"#f": PARTITION_KEY, "#d": DELETED, "#s": SHARD_ATTRIBUTE}
-_NEEDS_SHARD = "attribute_not_exists(#s) AND attribute_not_exists(#d)"
+_LIVE = "attribute_exists(#f) AND attribute_not_exists(#d)"
 
 
 @dataclass
@@ -50,16 +54,25 @@ class MigrationReport:
         return self.resume_after is None
 
 
-def add_shard(client: DynamoDBClient, table: str, filename: str) -> bool:
-    """Add `shard` to the live row `filename` if it still lacks it; False if it changed."""
+def add_shard(client: DynamoDBClient, table: str, filename: str, seen: str | None = None) -> bool:
+    """Set `shard` on the live row `filename` if it is still `seen` (None: absent).
+
+    Returns False when the row changed since (deleted, missing, or another `shard`).
+    """
+    values = {":s": {"N": str(shard_of(filename))}}
+    if seen is None:
+        condition = "attribute_not_exists(#s)"
+    else:
+        condition = "#s = :seen"
+        values[":seen"] = {"N": seen}
     try:
         client.update_item(
             TableName=table,
             Key={PARTITION_KEY: {"S": filename}},
             UpdateExpression="SET #s = :s",
-            ConditionExpression=f"attribute_exists(#f) AND {_NEEDS_SHARD}",
+            ConditionExpression=f"{_LIVE} AND {condition}",
             ExpressionAttributeNames=_NAMES,
-            ExpressionAttributeValues={":s": {"N": str(shard_of(filename))}},
+            ExpressionAttributeValues=values,
         )
     except ClientError as error:
         if error_code(error) == "ConditionalCheckFailedException":
@@ -77,12 +90,12 @@ def migrate_index(
     max_pages: int | None = None,
     on_page: Callable[[MigrationReport], None] | None = None,
 ) -> MigrationReport:
-    """Give every live row without `shard` its shard; see the module docstring."""
+    """Give every live row its `shard_of(name)`; see the module docstring."""
     report = MigrationReport(resume_after=start_after)
     params: dict[str, Any] = {
         "TableName": table,
-        "ProjectionExpression": "#f",
-        "FilterExpression": _NEEDS_SHARD,
+        "ProjectionExpression": "#f, #s",
+        "FilterExpression": "attribute_not_exists(#d)",
         "ExpressionAttributeNames": _NAMES,
         "Limit": page_size,
     }
@@ -94,7 +107,10 @@ def migrate_index(
         report.scanned += int(page.get("ScannedCount", 0))
         for item in page.get("Items", []):
             name = item[PARTITION_KEY]["S"]
-            if add_shard(client, table, name):
+            seen = item.get(SHARD_ATTRIBUTE, {}).get("N")
+            if seen is not None and seen == str(shard_of(name)):
+                continue  # already right
+            if add_shard(client, table, name, seen):
                 report.migrated += 1
             else:
                 report.skipped += 1

@@ -73,6 +73,7 @@ def test_a_row_deleted_or_rewritten_since_the_scan_is_left_alone(
     assert add_shard(dynamodb, table_name, "new") is False  # keeps what current code wrote
     assert add_shard(dynamodb, table_name, "missing") is False  # never creates a row
     assert add_shard(dynamodb, table_name, "plain") is True
+    assert add_shard(dynamodb, table_name, "plain", "5") is False  # it is no longer "5"
     keys = [{"filename": {"S": n}} for n in ("deleted-since", "new", "missing")]
     got = dynamodb.batch_get_item(RequestItems={table_name: {"Keys": keys}})["Responses"]
     rows = {i["filename"]["S"]: i for i in got[table_name]}
@@ -88,3 +89,20 @@ def test_the_command_line_migrates_and_prints_where_to_resume(
     out = capsys.readouterr().out
     assert "--start-after" in out and "done: 5 rows scanned, 5 migrated, 0 skipped" in out
     assert len(listed(dynamodb, table_name)) == 5
+
+
+def test_rows_of_another_shard_count_are_resharded(dynamodb: Any, table_name: str) -> None:
+    # Given rows written when INDEX_SHARDS was larger (shard numbers the reader never queries)
+    names = [f"r{i:02d}" for i in range(20)]
+    put(
+        dynamodb,
+        table_name,
+        [{**old_row(n), "shard": {"N": str(40 + i)}} for i, n in enumerate(names)],
+    )
+    assert listed(dynamodb, table_name) == []
+    # When the migration runs
+    report = migrate_index(dynamodb, table_name)
+    # Then every row is in its current shard and listed
+    assert report.migrated == 20
+    assert listed(dynamodb, table_name) == names
+    assert migrate_index(dynamodb, table_name).migrated == 0

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from pipeline.api import LIMIT_MESSAGE, TOKEN_MESSAGE, build_app
 from pipeline.listing import StoreError, StoreUnavailableError
+from pipeline.model import INDEX_SHARDS
 from pipeline.settings import Settings
 from pipeline.tokens import TokenCodec
 from tests.support.api import (
@@ -115,7 +116,7 @@ def test_list_returns_the_envelope_without_tombstones_or_internal_attributes(
     assert metrics.totals == {
         "PagesServed": 1,
         "ItemsReturned": len(NAMES),
-        "IndexQueries": 16,
+        "IndexQueries": INDEX_SHARDS,
         "IndexRowsRead": len(NAMES),
     }
     assert [i["filename"] for i in payload["items"]] == sorted(NAMES)

@@ -234,11 +234,21 @@ class ShardMerger:
         self.stats = stats if stats is not None else ReadStats()
         self.want = 1
         """Entries the caller still expects: sizes the next queries."""
+        self.entries = 0
+        """Entries made of the rows so far (fewer than rows when folders roll up)."""
+        self.consumed = 0
+        """Rows taken or skipped so far."""
 
     def _refill(self, shards: list[_Shard]) -> None:
         if self.max_rounds is not None and self.stats.rounds >= self.max_rounds:
             raise RoundBudgetExceeded
-        per_shard = min(1_000, max(2, math.ceil(self.want * 1.25 / len(self._shards)) + 1))
+        # Rows per shard for the entries still wanted: the shard's expected share plus 1.5
+        # standard deviations (names spread over shards like a binomial), plus the look-ahead;
+        # scaled by the entries each consumed row has made so far, so that a delimiter rolling
+        # whole folders into one entry each asks for a few rows per seek, not a full share.
+        ratio = 1.0 if self.consumed == 0 else min(1.0, self.entries / self.consumed)
+        mean = self.want * ratio / len(self._shards)
+        per_shard = min(1_000, max(2, math.ceil(mean + 1.5 * math.sqrt(mean) + 1)))
         queries, targets = [], []
         for shard in shards:
             if shard.low is not None and self._high is not None and shard.low > self._high:
@@ -287,6 +297,7 @@ class ShardMerger:
         head = self._head()
         if head is None:
             raise IndexError("pop from an exhausted merge")
+        self.consumed += 1
         return head.buffer.popleft()
 
     def seek_past(self, cursor: str) -> None:
@@ -295,6 +306,7 @@ class ShardMerger:
         for shard in self._shards:
             while shard.buffer and shard.buffer[0][PARTITION_KEY] <= cursor:
                 shard.buffer.popleft()
+                self.consumed += 1
             if not shard.buffer and not shard.done:
                 if after is None:
                     shard.done = True
@@ -342,6 +354,10 @@ def read_page(
         raise ValueError(f"limit must be in [1, {MAX_LIMIT}], got {limit}")
     prefix = prefix or ""
     delimiter = delimiter or None
+    if cursor is not None:
+        rolled = common_prefix(cursor, prefix, delimiter) if cursor.startswith(prefix) else None
+        if rolled is not None:  # S3: a common prefix not after the cursor is skipped whole
+            cursor = max(cursor, max_key_with_prefix(rolled) or cursor)
     stats = ReadStats()
     merger = ShardMerger(reader, prefix, cursor, max_rounds=max_rounds, stats=stats)
     items: list[dict[str, Any]] = []
@@ -368,6 +384,7 @@ def read_page(
             if used + size > max_bytes and (items or prefixes):
                 return Page(items, prefixes, last, stats)
             prefixes.append(rolled)
+            merger.entries += 1
             used += size
             last = max_key_with_prefix(rolled) or rolled
             merger.seek_past(last)
@@ -380,6 +397,7 @@ def read_page(
         if used + size > max_bytes and (items or prefixes):
             return Page(items, prefixes, last, stats)
         items.append(view)
+        merger.entries += 1
         used += size
         last = name
 

@@ -63,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     reconcile_cli.add_parser(commands)
     reconcile_cli.add_adopt_parser(commands)
+    migrate = commands.add_parser(
+        "migrate-index",
+        help="put rows written before the listing index into it (resumable, idempotent)",
+        description="Add `shard` to live rows that lack it (written before the by_name index "
+        "existed), with a conditional UpdateItem per row. Uses the standard AWS variables "
+        "(AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints a resume position after each page.",
+    )
+    migrate.add_argument("--table", required=True, help="the files table")
+    migrate.add_argument("--region", help="AWS region (default: $AWS_REGION)")
+    migrate.add_argument("--start-after", help="resume after this Scan position")
+    migrate.add_argument("--page-size", type=int, default=500, help="rows per Scan call")
+    migrate.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
         tuning.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="SAM template")
@@ -298,6 +310,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_migrate_index(args: argparse.Namespace) -> int:
+    """`migrate-index`: add `shard` to old live rows, printing where to resume."""
+    from pipeline.dynamo.migrate import MigrationReport, migrate_index
+
+    def progress(report: MigrationReport) -> None:
+        position = "end of table" if report.complete else f"--start-after {report.resume_after!r}"
+        print(
+            f"page {report.pages}: {report.migrated} migrated, {report.skipped} skipped; {position}"
+        )
+
+    client = boto3.client("dynamodb", region_name=args.region)
+    report = migrate_index(
+        client, args.table, start_after=args.start_after, page_size=args.page_size, on_page=progress
+    )
+    print(
+        f"done: {report.scanned} rows scanned, {report.migrated} migrated, {report.skipped} skipped"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point."""
     args = _parser().parse_args(argv)
@@ -309,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reconcile_cli.adopt_main(args)
         if args.command == "up":
             return cmd_up(args)
+        if args.command == "migrate-index":
+            return cmd_migrate_index(args)
         return cmd_demo(args)
     except (TemplateError, ResourceError, ClientError, BotoCoreError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_eventbridge, moto_partiql, moto_speedups
+from pipeline.local import moto_eventbridge, moto_index, moto_partiql, moto_speedups
 
 
 @dataclass
@@ -29,6 +29,7 @@ class MotoServer:
         moto_speedups.apply()
         moto_partiql.apply()
         moto_eventbridge.apply()
+        moto_index.apply()  # sorted GSI Query: the listing's pages in O(log n + page)
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         self.host, self.port = server.get_host_and_port()

@@ -26,9 +26,12 @@ CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
 REGIONS = ["ap-south-1", "us-east-1"]
 
 TABLE_ARN = {"Fn::GetAtt": ["FilesTable", "Arn"]}
+INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
+INDEX_ACTIONS = {"dynamodb:Query"}
+"""Actions granted on the listing index (not the table); every other one on the table only."""
 DYNAMODB_ACTIONS = {
     "IngestFunction": {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"},
-    "ApiFunction": {"dynamodb:Scan", "dynamodb:GetItem"},
+    "ApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {
     "BucketName": "serverless-event4",
@@ -218,7 +221,10 @@ def test_function_may_use_only_its_dynamodb_actions_on_the_table(
     granted: set[str] = set()
     for statement in dynamodb:
         assert statement["Effect"] == "Allow"
-        assert _as_list(statement["Resource"]) == [TABLE_ARN], statement
+        actions = set(_as_list(statement["Action"]))
+        expected = [INDEX_ARN] if actions <= INDEX_ACTIONS else [TABLE_ARN]
+        assert _as_list(statement["Resource"]) == expected, statement
+        assert not (actions & INDEX_ACTIONS) or actions <= INDEX_ACTIONS, statement
         assert all(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
         assert "Condition" not in statement
         granted |= set(_as_list(statement["Action"]))
@@ -344,7 +350,10 @@ def test_files_table_shape(template: dict[str, Any]) -> None:
     props = template["Resources"]["FilesTable"]["Properties"]
     assert props["TableName"] == {"Ref": "TableName"}
     assert props["KeySchema"] == [{"AttributeName": "filename", "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": "filename", "AttributeType": "S"}]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": "filename", "AttributeType": "S"},
+        {"AttributeName": "shard", "AttributeType": "N"},
+    ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["SSESpecification"] == {"SSEEnabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -415,6 +424,14 @@ def test_outputs(template: dict[str, Any]) -> None:
         "DeadLetterQueueUrl",
         "TableName",
     } <= set(template["Outputs"])
+
+
+def test_the_table_has_the_sparse_listing_index(template: dict[str, Any]) -> None:
+    from pipeline.dynamo.schema import index_definition
+
+    props = template["Resources"]["FilesTable"]["Properties"]
+    assert props["GlobalSecondaryIndexes"] == [index_definition()]
+    assert {"AttributeName": "shard", "AttributeType": "N"} in props["AttributeDefinitions"]
 
 
 # ------------------------------------------------------------------------------------ reconcile

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 GROUP_SIZE = 100
 """Keys whose stored versions are read (one BatchGetItem) before their rows are written."""
+GROUPS_IN_FLIGHT = 16
+"""Groups being read, decided and written at once: enough to keep the store's request slots
+busy, few enough that one invocation does not hold every row of its batch in memory."""
 MAX_ROUNDS = 5
 """Read-decide-write rounds per key before giving up (SQS redelivers the message later)."""
 
@@ -154,9 +157,15 @@ async def ingest(
     stats = OpStats()
     keys = list(latest)
     apply = _apply_group_conditional if mode is WriteMode.CONDITIONAL else _apply_group
+    groups = asyncio.Semaphore(GROUPS_IN_FLIGHT)
+
+    async def bounded(group: list[_Latest], *args: Any) -> None:
+        async with groups:
+            await apply(group, *args)
+
     await asyncio.gather(
         *(
-            apply(
+            bounded(
                 [latest[key] for key in keys[i : i + GROUP_SIZE]],
                 store,
                 deadline,

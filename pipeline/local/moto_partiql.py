@@ -1,11 +1,15 @@
 """A faithful local PartiQL for the write statements we use, executed by moto's own item API.
 
 Written for moto 5.2 (py-partiql-parser 0.6). Re-check on every moto upgrade: run
-`tests/integration/test_moto_partiql.py`, whose `test_stock_moto_*` tests show what stock moto
-still gets wrong (when they start failing, moto has fixed it and this module can shrink).
+`tests/integration/test_moto_partiql.py`; `test_stock_moto_overwrites_...` and
+`test_without_the_lock_...` show what moto alone still gets wrong (when they start failing,
+moto has fixed it and this module can shrink). Doc pages cited below are under
+https://docs.aws.amazon.com/amazondynamodb/latest/ (developerguide/ and APIReference/).
 
 What stock moto 5.2 gets wrong (`DynamoDBBackend.execute_statement` copies every table into
 py-partiql-parser, which returns "before/after" rows that moto then `put_item`s blindly):
+- `?` parameters inside an `INSERT` tuple or an `UPDATE ... WHERE` comparison: HTTP 500
+  (py-partiql-parser cannot bind them there).
 - `INSERT` on an existing key overwrites the item; DynamoDB answers `DuplicateItemException`
   (ql-reference.insert.html: "If the DynamoDB table already has an item with the same primary
   key ... DuplicateItemException is returned").
@@ -23,6 +27,11 @@ py-partiql-parser, which returns "before/after" rows that moto then `put_item`s 
   comes back in `Error.Item`, API_BatchStatementError.html), and reports errors with moto's
   exception names instead of the documented `BatchStatementError` codes
   (`ConditionalCheckFailed`, `DuplicateItem`, `ValidationError`, `ResourceNotFound`, ...).
+- moto's condition evaluator raises (HTTP 500) when `<`, `<=`, `>`, `>=` or `BETWEEN` meet
+  values of different types (`"seq" < ?` with a number); DynamoDB evaluates them as false
+  ("If an item contains an AttributeValue element of a different type than the one provided
+  in the request, the value does not match", APIReference/API_Condition.html). `apply()` makes
+  moto's ordering operators false across types, for the item API's conditions as well.
 - moto serves requests on threads and its item operations read, check and write without a
   lock, so two concurrent conditional writes can both pass their check. DynamoDB applies each
   single-item write atomically. `apply()` therefore runs every DynamoDB action of the server
@@ -56,7 +65,9 @@ operations (`SET_ADD`, `list_append`, ...), `RETURNING`, `attribute_exists()` an
 `attribute_not_exists()` (not PartiQL functions for DynamoDB: ql-functions.html lists SIZE,
 EXISTS, ATTRIBUTE_TYPE, BEGINS_WITH, CONTAINS, MISSING; use `IS [NOT] MISSING`), `size()`.
 `SELECT` statements outside the subset (no full key: a scan; an index) are left to moto, which
-evaluates them itself, in `ExecuteStatement` only; `ExecuteTransaction` is left to moto.
+evaluates them itself, in `ExecuteStatement` only. `ExecuteTransaction` is left to moto when all
+its statements are `SELECT`s; with a write it is refused (moto would run it as leniently as
+`ExecuteStatement`; use `TransactWriteItems`, which moto implements faithfully).
 
 Choices where AWS documents nothing (the strict reading, so code that passes here cannot
 depend on the lenient one):
@@ -68,6 +79,8 @@ depend on the lenient one):
   true, and `<>` is true). PartiQL's three-valued logic would differ; avoid the question by
   writing `"a" IS MISSING OR ...` explicitly.
 - `Error.Item` is filled only for `ConditionalCheckFailed` (not for `DuplicateItem`).
+- Error codes are the documented ones; message texts are DynamoDB's where known (moto's for
+  errors raised by moto's item API) and otherwise ours.
 """
 
 from __future__ import annotations
@@ -81,6 +94,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from moto.core.exceptions import JsonRESTError
+from moto.dynamodb import comparisons
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, MockValidationException
 from moto.dynamodb.models.utilities import dynamo_json_dump
@@ -628,9 +642,10 @@ def _key_names(handler: DynamoHandler, table_name: str) -> list[str]:
 
 
 def _plan(handler: DynamoHandler, statement: Statement) -> _Planned:
-    if isinstance(statement, Insert):
-        return _Planned(statement, {}, None)
     key_names = _key_names(handler, statement.table)
+    if isinstance(statement, Insert):
+        key = {name: statement.item[name] for name in key_names if name in statement.item}
+        return _Planned(statement, key, None)
     split = _split_key(statement.where, key_names)
     if split is None:
         raise PartiqlError(KEY_EQUALITY_REQUIRED)
@@ -742,6 +757,14 @@ def execute_statement(handler: DynamoHandler) -> Any:
     return _result({"Items": [result["Item"]] if "Item" in result else []})
 
 
+def execute_transaction(handler: DynamoHandler) -> Any:
+    """`ExecuteTransaction`: reads go to moto; writes are refused (see the module docstring)."""
+    for request in handler.body.get("TransactStatements", []):
+        if not re.match(r"\s*select\b", request.get("Statement", ""), re.IGNORECASE):
+            raise PartiqlError(f"ExecuteTransaction with write statements is {UNSUPPORTED}")
+    return _ORIGINALS["execute_transaction"](handler)
+
+
 def batch_execute_statement(handler: DynamoHandler) -> Any:
     """`BatchExecuteStatement`: ≤ 25 statements, all reads or all writes, errors per statement."""
     requests = handler.body.get("Statements", [])
@@ -761,7 +784,7 @@ def batch_execute_statement(handler: DynamoHandler) -> Any:
         raise MockValidationException(
             "BatchExecuteStatement must consist of either read statements or write statements"
         )
-    keys = [_item_key(handler, plan) for plan in planned]
+    keys = [_item_key(plan) for plan in planned]
     if len(set(keys)) != len(keys):
         raise MockValidationException(DUPLICATE_KEYS)
     responses: list[dict[str, Any]] = []
@@ -791,13 +814,8 @@ def batch_execute_statement(handler: DynamoHandler) -> Any:
     return _result({"Responses": responses})
 
 
-def _item_key(handler: DynamoHandler, plan: _Planned) -> tuple[str, str]:
-    statement = plan.statement
-    key = plan.key
-    if isinstance(statement, Insert):
-        names = _key_names(handler, statement.table)
-        key = {name: statement.item[name] for name in names if name in statement.item}
-    return statement.table, dynamo_json_dump(key)
+def _item_key(plan: _Planned) -> tuple[str, str]:
+    return plan.statement.table, dynamo_json_dump(plan.key)
 
 
 def _failed_item(error: JsonRESTError) -> dict[str, Any] | None:
@@ -828,16 +846,42 @@ def _serialized(action: Callable[..., Any]) -> Callable[..., Any]:
     return call_action
 
 
+def _same_type_only(evaluate: Callable[[Any, Any], bool]) -> Any:
+    def expr(self: Any, item: Any) -> bool:
+        operands = [getattr(self, name, None) for name in ("lhs", "rhs", "attr", "start", "end")]
+        types = {o.get_type(item) for o in operands if isinstance(o, comparisons.Operand)}
+        if len(types - {None}) > 1:
+            return False  # DynamoDB: values of different types never match
+        return evaluate(self, item)
+
+    expr.__wrapped__ = evaluate  # type: ignore[attr-defined]
+    return expr
+
+
+_ORDERINGS = (
+    comparisons.OpLessThan,
+    comparisons.OpLessThanOrEqual,
+    comparisons.OpGreaterThan,
+    comparisons.OpGreaterThanOrEqual,
+    comparisons.FuncBetween,
+)
+
+
 def apply() -> None:
     """Install the engine into moto's DynamoDB handler (idempotent)."""
     global _APPLIED
     if _APPLIED:
         return
+    for ordering in _ORDERINGS:
+        _ORIGINALS[ordering.__name__] = ordering.expr
+        ordering.expr = _same_type_only(ordering.expr)  # type: ignore[method-assign]
     _ORIGINALS["execute_statement"] = DynamoHandler.execute_statement
     _ORIGINALS["batch_execute_statement"] = DynamoHandler.batch_execute_statement
+    _ORIGINALS["execute_transaction"] = DynamoHandler.execute_transaction
     _ORIGINALS["call_action"] = DynamoHandler.call_action
     DynamoHandler.execute_statement = execute_statement  # type: ignore[assignment,method-assign]
     DynamoHandler.batch_execute_statement = batch_execute_statement  # type: ignore[assignment,method-assign]
+    DynamoHandler.execute_transaction = execute_transaction  # type: ignore[assignment,method-assign]
     DynamoHandler.call_action = _serialized(DynamoHandler.call_action)  # type: ignore[method-assign]
     _APPLIED = True
 
@@ -846,8 +890,12 @@ def _revert() -> None:
     global _APPLIED
     if not _APPLIED:
         return
+    orderings = {ordering.__name__: ordering for ordering in _ORDERINGS}
     for name, original in _ORIGINALS.items():
-        setattr(DynamoHandler, name, original)
+        if name in orderings:
+            orderings[name].expr = original  # type: ignore[method-assign]
+        else:
+            setattr(DynamoHandler, name, original)
     _APPLIED = False
 
 
@@ -861,3 +909,14 @@ def stock_moto() -> Iterator[None]:
     finally:
         if was_applied:
             apply()
+
+
+@contextmanager
+def unserialized() -> Iterator[None]:
+    """Tests only: run without the lock, to show the race it prevents."""
+    serialized = DynamoHandler.call_action
+    DynamoHandler.call_action = _ORIGINALS.get("call_action", serialized)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoHandler.call_action = serialized  # type: ignore[method-assign]

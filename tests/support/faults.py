@@ -28,14 +28,16 @@ MAX_STATEMENTS = 25
 MAX_ITEM_BYTES = 400 * 1024
 
 
-def client_error(code: str, message: str, status: int = 400) -> ClientError:
+def client_error(
+    code: str, message: str, status: int = 400, operation: str = "BatchWriteItem"
+) -> ClientError:
     """A ClientError shaped like botocore raises it for a DynamoDB error response."""
     return ClientError(
         {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": status},
         },
-        "BatchWriteItem",
+        operation,
     )
 
 
@@ -76,24 +78,31 @@ class InMemoryDynamo:
                 "ValidationException",
                 "1 validation error detected: Value at 'statements' failed to satisfy "
                 "constraint: Member must have length less than or equal to 25",
+                operation="BatchExecuteStatement",
             )
         parsed = []
         for entry in Statements:
             parameters = list(entry.get("Parameters") or [])
             try:
                 statement = partiql.parse(entry["Statement"])
-            except partiql.PartiQLError as error:
-                raise client_error("ValidationException", str(error)) from None
+                key = partiql.key_of(statement, parameters, self.key)
+            except (partiql.PartiQLError, IndexError) as error:
+                raise client_error(
+                    "ValidationException", str(error), operation="BatchExecuteStatement"
+                ) from None
             if statement.parameter_count != len(parameters):
                 raise client_error(
-                    "ValidationException", "Number of parameters in request and statement differ"
+                    "ValidationException",
+                    "Number of parameters in request and statement differ",
+                    operation="BatchExecuteStatement",
                 )
-            key = partiql.key_of(statement, parameters, self.key)
             parsed.append((statement, parameters, key.get("S")))
         keys = [key for _, _, key in parsed]
         if len(set(keys)) != len(keys):
             raise client_error(
-                "ValidationException", "Provided list of item keys contains duplicates"
+                "ValidationException",
+                "Provided list of item keys contains duplicates",
+                operation="BatchExecuteStatement",
             )
         return {"Responses": [self._execute(*entry) for entry in parsed]}
 

@@ -30,7 +30,14 @@ INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
 INDEX_ACTIONS = {"dynamodb:Query"}
 """Actions granted on the listing index (not the table); every other one on the table only."""
 DYNAMODB_ACTIONS = {
-    "IngestFunction": {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"},
+    # conditional writes (default): consistent BatchGetItem + PartiQL INSERT/UPDATE;
+    # BatchWriteItem only for the opt-in INGEST_WRITE_MODE=batch
+    "IngestFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:BatchWriteItem",
+    },
     "ApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {

@@ -37,11 +37,12 @@ from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on P
 from pipeline.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    SCAN_CALLS_PER_PAGE,
+    MAX_ROUNDS,
     FileReader,
     StoreUnavailableError,
     public_view,
     read_page,
+    start_cursor,
 )
 from pipeline.model import MAX_KEY_BYTES
 from pipeline.settings import Settings
@@ -64,6 +65,15 @@ API_DESCRIPTION = (
 LIMIT_MESSAGE = f"limit must be an integer between 1 and {MAX_LIMIT}"
 TOKEN_MESSAGE = "next_token is invalid: pass the next_token of the previous page unchanged"
 PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} characters"
+DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
+START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
+_MESSAGES = {
+    "limit": LIMIT_MESSAGE,
+    "next_token": TOKEN_MESSAGE,
+    "prefix": PREFIX_MESSAGE,
+    "delimiter": DELIMITER_MESSAGE,
+    "start_after": START_AFTER_MESSAGE,
+}
 _LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
 _TAIL_PARAMETER = re.compile(r"<(\w+)>$")
 _SCHEMAS = "#/components/schemas/"
@@ -84,10 +94,14 @@ class FileRecord(TypedDict):
 
 
 class FilePage(TypedDict):
-    """One page of `GET /files`; `next_token` is null exactly on the last page."""
+    """One page of `GET /files`; `next_token` is null exactly on the last page.
+
+    `common_prefixes` is present when a `delimiter` was given.
+    """
 
     items: list[FileRecord]
     next_token: str | None
+    common_prefixes: NotRequired[list[str]]
 
 
 class ErrorMessage(TypedDict):
@@ -125,7 +139,7 @@ LIST_RESPONSES: dict[int, OpenAPIResponse] = {
         "description": "A page of files",
         "content": {"application/json": {"model": FilePage}},
     },
-    400: _error_doc("Invalid limit, prefix or next_token"),
+    400: _error_doc("Invalid limit, prefix, delimiter, start_after or next_token"),
     **_SERVER_ERRORS,
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
@@ -165,12 +179,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     for error in exc.errors():
         location = error.get("loc") or ()
         name = location[-1] if location else None
-        if name == "limit":
-            return LIMIT_MESSAGE
-        if name == "next_token":
-            return TOKEN_MESSAGE
-        if name == "prefix":
-            return PREFIX_MESSAGE
+        if isinstance(name, str) and name in _MESSAGES:
+            return _MESSAGES[name]
     return "invalid request parameters"
 
 
@@ -182,6 +192,15 @@ def _cors(settings: Settings) -> CORSConfig | None:
     if not origins:
         return None
     return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], max_age=600)
+
+
+def _is_text(value: str) -> bool:
+    """Whether `value` is valid Unicode text (no lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 def filename_from_path(segment: str) -> str | None:
@@ -205,7 +224,7 @@ def build_app(
     settings: Settings,
     *,
     metrics: MetricsSink | None = None,
-    scan_calls_per_page: int = SCAN_CALLS_PER_PAGE,
+    max_rounds: int = MAX_ROUNDS,
 ) -> APIGatewayRestResolver:
     """The read API over `reader`, configured by `settings` (token key, CORS)."""
     codec = TokenCodec.for_table(settings.table_name, settings.page_token_secret)
@@ -229,8 +248,13 @@ def build_app(
         "/files",
         summary="List files",
         description=(
-            "Files in table order (not sorted), at most `limit` per page. Pass the returned "
-            "`next_token` to get the next page; it is null exactly on the last page."
+            "Files (and, with `delimiter`, common prefixes) in the order of S3's ListObjectsV2: "
+            "ascending UTF-8 bytes of the name. At most `limit` entries per page; a page holds "
+            "fewer only at the end of the listing, when the next entry would take the response "
+            "past 5 MB, or when a delimiter walk used its rounds of index queries. Pass the "
+            "returned `next_token` (with the same `prefix` and `delimiter`) to get the next "
+            "page; it is null exactly on the last page. The listing is eventually consistent "
+            "(a write shows up within about a second); `GET /files/{filename}` is not."
         ),
         operation_id="listFiles",
         tags=["files"],
@@ -239,7 +263,7 @@ def build_app(
     def list_files(
         limit: Annotated[
             int,
-            Query(ge=1, le=MAX_LIMIT, description=f"Files per page, 1-{MAX_LIMIT}."),
+            Query(ge=1, le=MAX_LIMIT, description=f"Entries per page, 1-{MAX_LIMIT}."),
         ] = DEFAULT_LIMIT,
         next_token: Annotated[
             str | None,
@@ -256,6 +280,23 @@ def build_app(
                 description="Only files whose name starts with this; empty means all.",
             ),
         ] = None,
+        delimiter: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PREFIX_CHARS,
+                description=(
+                    "Roll names that contain it after the prefix up into `common_prefixes` "
+                    "(up to and including its first occurrence), like S3's Delimiter."
+                ),
+            ),
+        ] = None,
+        start_after: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PREFIX_CHARS,
+                description="Start with the first name after this one (any string).",
+            ),
+        ] = None,
     ) -> Response[FilePage]:
         if app.current_event.path.endswith("/"):
             raise FileNotFound  # GET /files/ (API Gateway ignores the slash): the empty name
@@ -264,14 +305,32 @@ def build_app(
             raise BadRequest(LIMIT_MESSAGE)  # pydantic also takes "+5", " 5", "05", "1_0"
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(LIMIT_MESSAGE)
-        prefix = prefix or None
-        start_after = codec.decode(next_token, prefix) if next_token is not None else None
-        page = read_page(reader, limit, start_after, prefix, max_calls=scan_calls_per_page)
-        token = codec.encode(page.last_key, prefix) if page.last_key is not None else None
+        for name, value in (
+            ("prefix", prefix),
+            ("delimiter", delimiter),
+            ("start_after", start_after),
+        ):
+            if value is not None and not _is_text(value):
+                raise BadRequest(_MESSAGES[name])
+        prefix, delimiter, start_after = prefix or None, delimiter or None, start_after or None
+        resume = codec.decode(next_token, prefix, delimiter) if next_token is not None else None
+        page = read_page(
+            reader,
+            limit,
+            prefix=prefix,
+            delimiter=delimiter,
+            cursor=start_cursor(start_after, resume),
+            max_rounds=max_rounds,
+        )
+        token = codec.encode(page.cursor, prefix, delimiter) if page.cursor is not None else None
         count("PagesServed")
         count("ItemsReturned", len(page.items))
-        body: FilePage = {"items": page.items, "next_token": token}  # type: ignore[typeddict-item]
-        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+        count("IndexQueries", page.stats.calls)
+        count("IndexRowsRead", page.stats.rows_read)
+        body: dict[str, Any] = {"items": page.items, "next_token": token}
+        if delimiter is not None:
+            body["common_prefixes"] = page.common_prefixes
+        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)  # type: ignore[arg-type]
 
     @app.get(
         "/files/<filename>",
@@ -287,9 +346,10 @@ def build_app(
     def get_file(filename: str) -> Response[FileRecord]:
         name = filename_from_path(filename)
         row = reader.get(name) if name is not None else None
-        if row is None:
+        view = public_view(row) if row is not None else None
+        if view is None:
             raise FileNotFound
-        body: FileRecord = public_view(row)  # type: ignore[assignment]
+        body: FileRecord = view  # type: ignore[assignment]
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
 
     @app.exception_handler(RequestValidationError)
@@ -340,9 +400,9 @@ def build_app(
 class _NoReader:
     """A reader for building the app without a table (OpenAPI generation)."""
 
-    def scan(
-        self, limit: int, start_after: str | None, prefix: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    shards = 1
+
+    def query(self, queries: Any) -> Any:
         raise NotImplementedError
 
     def get(self, filename: str) -> dict[str, Any] | None:

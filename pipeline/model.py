@@ -49,7 +49,7 @@ MAX_ITEM_BYTES = 400 * 1_024
 # do not, so the index holds exactly the files the API lists, sorted by `filename` per shard.
 INDEX_NAME = "by_name"
 SHARD_ATTRIBUTE = "shard"
-INDEX_SHARDS = 16
+INDEX_SHARDS = 8
 """Shards of the listing index (chosen by measurement: docs/performance.md)."""
 
 

@@ -1,15 +1,25 @@
-"""Opaque, tamper-evident page tokens for `GET /files`.
+"""Opaque, tamper-evident, compact page tokens for `GET /files`.
 
-A token is `<payload>.<tag>`, both url-safe base64 without padding:
+A token is `<payload>.<tag>`, both url-safe base64 without padding. The payload is binary:
 
-- payload: compact JSON `{"v": 1, "k": "<last filename served>", "p": "<prefix or ''>"}`;
-- tag: the first 16 bytes of HMAC-SHA256 over `<payload>` (the base64 text), keyed per table.
+| bytes | content                                                              |
+|-------|----------------------------------------------------------------------|
+| 1     | format version (2)                                                   |
+| 4     | first 4 bytes of SHA-256 of the listing's `prefix` (UTF-8)           |
+| 4     | first 4 bytes of SHA-256 of the listing's `delimiter` (UTF-8)        |
+| rest  | the cursor: the listing resumes strictly after it (raw UTF-8)         |
+
+The tag is the first 16 bytes of HMAC-SHA256 over `<payload>` (the base64 text), keyed per
+table. The cursor is a listed key (at most 1,024 bytes) or the greatest key under a common
+prefix (also at most 1,024 bytes), so every token is at most `MAX_ISSUED_TOKEN_CHARS`
+(1,402) characters whatever the key's characters: raw UTF-8 does not grow the way JSON
+escapes (`\\u0001`: 6 bytes per control character) did.
 
 The key comes from `PAGE_TOKEN_SECRET` when it is set: tokens are then signed and cannot be
 forged without the secret. Without it the key is derived from the table name, which is not a
 secret: the tag is then only a checksum, and what keeps forged tokens harmless is the strict
-validation below. Either way a token can only ever decode to one string, the `filename` to
-resume after, which the reader turns into `{"filename": {"S": k}}` and nothing else.
+validation below. Either way a token can only ever decode to one string, the cursor, which the
+reader only ever compares with names.
 """
 
 from __future__ import annotations
@@ -18,21 +28,26 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import math
 import re
 from dataclasses import dataclass
 
 from pipeline.model import MAX_KEY_BYTES
 
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2
 MAX_TOKEN_CHARS = 4_096
-"""Longest token accepted; a real one is well under 3,000 characters."""
+"""Longest token accepted."""
 MAX_PREFIX_CHARS = 1_024
-"""Longest `prefix` accepted (S3 keys are at most 1,024 bytes)."""
+"""Longest `prefix` (and `delimiter`, `start_after`) accepted, in characters."""
 TAG_BYTES = 16
+DIGEST_BYTES = 4
+_HEADER = 1 + 2 * DIGEST_BYTES
+MAX_CURSOR_BYTES = 1_024
+"""Cursors the listing issues are at most this long (S3 keys and index sort keys)."""
+MAX_ISSUED_TOKEN_CHARS = math.ceil((_HEADER + MAX_CURSOR_BYTES) * 4 / 3) + 1 + 22
+"""Longest token the API issues: 1,402 characters."""
 _KEY_CONTEXT = b"s3-file-tracker/page-token/v1\x00"
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_FIELDS = frozenset({"v", "k", "p"})
 
 
 class InvalidTokenError(ValueError):
@@ -40,7 +55,7 @@ class InvalidTokenError(ValueError):
 
 
 class TokenPrefixMismatchError(InvalidTokenError):
-    """The token is genuine but was issued for a listing with another prefix."""
+    """The token is genuine but was issued for a listing with another prefix or delimiter."""
 
 
 def _b64encode(data: bytes) -> str:
@@ -58,11 +73,8 @@ def _b64decode(text: str) -> bytes:
     return data
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise InvalidTokenError("duplicate field")
-    return result
+def _digest(text: str | None) -> bytes:
+    return hashlib.sha256((text or "").encode("utf-8", "surrogatepass")).digest()[:DIGEST_BYTES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +96,19 @@ class TokenCodec:
     def _tag(self, payload: str) -> bytes:
         return hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES]
 
-    def encode(self, last_key: str, prefix: str | None) -> str:
-        """The token that resumes a listing (with this `prefix`) after `last_key`."""
-        if not last_key:
-            raise ValueError("last_key must be a non-empty filename")
-        body = {"v": TOKEN_VERSION, "k": last_key, "p": prefix or ""}
-        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    def encode(self, cursor: str, prefix: str | None, delimiter: str | None = None) -> str:
+        """The token that resumes a listing (`prefix`, `delimiter`) strictly after `cursor`."""
+        if not cursor:
+            raise ValueError("cursor must be a non-empty string")
+        raw = bytes([TOKEN_VERSION]) + _digest(prefix) + _digest(delimiter) + cursor.encode()
         payload = _b64encode(raw)
         return f"{payload}.{_b64encode(self._tag(payload))}"
 
-    def decode(self, token: str, prefix: str | None) -> str:
-        """The filename to resume after; raise `InvalidTokenError` unless the token is genuine.
+    def decode(self, token: str, prefix: str | None, delimiter: str | None = None) -> str:
+        """The cursor to resume after; raise `InvalidTokenError` unless the token is genuine.
 
-        `prefix` is the request's prefix: a token issued for another prefix raises
-        `TokenPrefixMismatchError`.
+        A genuine token issued for another prefix or delimiter raises
+        `TokenPrefixMismatchError` (its message says which).
         """
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise InvalidTokenError("bad length")
@@ -107,30 +118,17 @@ class TokenCodec:
         tag = _b64decode(tag_text)
         if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, self._tag(payload)):
             raise InvalidTokenError("bad tag")
+        raw = _b64decode(payload)
+        if len(raw) <= _HEADER or raw[0] != TOKEN_VERSION:
+            raise InvalidTokenError("bad version or length")
         try:
-            body = json.loads(_b64decode(payload).decode("utf-8"), object_pairs_hook=_no_duplicates)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise InvalidTokenError("bad payload") from exc
-        return _checked_key(body, prefix or "")
-
-
-def _checked_key(body: object, prefix: str) -> str:
-    """Validate a decoded payload against the schema; return its key."""
-    if not isinstance(body, dict) or set(body) != _FIELDS:
-        raise InvalidTokenError("bad fields")
-    version, key, token_prefix = body["v"], body["k"], body["p"]
-    if type(version) is not int or version != TOKEN_VERSION:
-        raise InvalidTokenError("bad version")
-    if not isinstance(key, str) or not key:
-        raise InvalidTokenError("bad key")
-    try:
-        key_bytes = len(key.encode("utf-8"))
-    except UnicodeEncodeError:  # lone surrogates
-        raise InvalidTokenError("bad key") from None
-    if key_bytes > MAX_KEY_BYTES:
-        raise InvalidTokenError("bad key")
-    if not isinstance(token_prefix, str) or len(token_prefix) > MAX_PREFIX_CHARS:
-        raise InvalidTokenError("bad prefix")
-    if token_prefix != prefix:
-        raise TokenPrefixMismatchError("next_token was issued for a different prefix")
-    return key
+            cursor = raw[_HEADER:].decode("utf-8")  # strict: no lone surrogates
+        except UnicodeDecodeError:
+            raise InvalidTokenError("bad cursor") from None
+        if len(raw) - _HEADER > MAX_KEY_BYTES:
+            raise InvalidTokenError("bad cursor")
+        if raw[1 : 1 + DIGEST_BYTES] != _digest(prefix):
+            raise TokenPrefixMismatchError("next_token was issued for a different prefix")
+        if raw[1 + DIGEST_BYTES : _HEADER] != _digest(delimiter):
+            raise TokenPrefixMismatchError("next_token was issued for a different delimiter")
+        return cursor

@@ -1,7 +1,8 @@
-"""`s3-file-tracker up|demo` (or `python -m pipeline ...`): run the pipeline locally.
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-index` (or `python -m pipeline ...`).
 
-See docs/local-stack.md. Heavy imports (boto3, moto, the handlers) wait until a command runs,
-so `--help`, `--version` and a taken port answer at once.
+Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
+docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a command runs, so
+`--help`, `--version` and a taken port answer at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
+from pipeline.local import reconcile_cli
 from pipeline.local.ports import PortInUseError, ensure_free
 
 if TYPE_CHECKING:
@@ -64,6 +66,21 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "requests), delete one, show it gone, stop. Exit code 0 when everything behaved.",
     )
     demo.set_defaults(run=cmd_demo)
+    reconcile_cli.add_parser(commands).set_defaults(run=reconcile_cli.main)
+    reconcile_cli.add_adopt_parser(commands).set_defaults(run=reconcile_cli.adopt_main)
+    migrate = commands.add_parser(
+        "migrate-index",
+        help="put rows written before the listing index into it (resumable, idempotent)",
+        description="Add `shard` to live rows that lack it (written before the by_name index "
+        "existed), with a conditional UpdateItem per row. Uses the standard AWS variables "
+        "(AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints a resume position after each page.",
+    )
+    migrate.add_argument("--table", required=True, help="the files table")
+    migrate.add_argument("--region", help="AWS region (default: $AWS_REGION)")
+    migrate.add_argument("--start-after", help="resume after this Scan position")
+    migrate.add_argument("--page-size", type=int, default=500, help="rows per Scan call")
+    migrate.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    migrate.set_defaults(run=cmd_migrate_index)
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
         tuning.add_argument(
@@ -390,6 +407,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nstopped cleanly; ingest invocations: {stats.invocations if stats else 0}")
     print("demo OK" if ok else "demo FAILED")
     return 0 if ok else 1
+
+
+def cmd_migrate_index(args: argparse.Namespace) -> int:
+    """`migrate-index`: add `shard` to old live rows, printing where to resume."""
+    from pipeline.dynamo.migrate import MigrationReport, migrate_index
+
+    def progress(report: MigrationReport) -> None:
+        position = "end of table" if report.complete else f"--start-after {report.resume_after!r}"
+        print(
+            f"page {report.pages}: {report.migrated} migrated, {report.skipped} skipped; {position}"
+        )
+
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=args.region)
+    report = migrate_index(
+        client, args.table, start_after=args.start_after, page_size=args.page_size, on_page=progress
+    )
+    print(
+        f"done: {report.scanned} rows scanned, {report.migrated} migrated, {report.skipped} skipped"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") -> int:

@@ -32,7 +32,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline.api import LIMIT_MESSAGE, PREFIX_MESSAGE, TOKEN_MESSAGE, build_app
+from pipeline.api import (
+    DELIMITER_MESSAGE,
+    LIMIT_MESSAGE,
+    PREFIX_MESSAGE,
+    START_AFTER_MESSAGE,
+    TOKEN_MESSAGE,
+    build_app,
+)
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.local.api_client import get
 from pipeline.local.stack import Stack
@@ -56,7 +63,10 @@ PUBLIC_MESSAGES = frozenset(
         LIMIT_MESSAGE,
         TOKEN_MESSAGE,
         PREFIX_MESSAGE,
+        DELIMITER_MESSAGE,
+        START_AFTER_MESSAGE,
         "next_token was issued for a different prefix",
+        "next_token was issued for a different delimiter",
         "invalid request parameters",
         "File not found",
         "Not found",

@@ -126,7 +126,15 @@ def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) 
 
     table = dynamodb.describe_table(TableName=config.table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "filename", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [{"AttributeName": "filename", "AttributeType": "S"}]
+    template_table = load_template(TEMPLATE_PATH)["Resources"]["FilesTable"]["Properties"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+        template_table["AttributeDefinitions"], key=str
+    )
+    (index,) = table["GlobalSecondaryIndexes"]
+    (expected,) = template_table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == expected["IndexName"]
+    assert index["KeySchema"] == expected["KeySchema"]
+    assert index["Projection"] == expected["Projection"]
     ttl = dynamodb.describe_time_to_live(TableName=config.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import bisect
 import copy
-import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pipeline.listing import ShardQuery, ShardResult, iter_live
+from pipeline.model import INDEX_SHARDS, SHARD_ATTRIBUTE
 from tests.support.lambda_context import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -95,57 +97,125 @@ def header(response: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-class FakeFileReader:
-    """In-memory `FileReader` with DynamoDB Scan semantics.
+def item_bytes(row: Mapping[str, Any]) -> int:
+    """DynamoDB's size of an item (names + values, UTF-8), close enough for the 1 MB rule."""
+    return len(json.dumps(row, default=str).encode("utf-8"))
 
-    Rows come in a fixed pseudo-random order (like a hash order); `Limit` counts rows
-    *evaluated*, before the tombstone/prefix filter; `max_evaluated` imitates the 1 MB cap
-    (shorter pages); like DynamoDB, a page that stops at `Limit` carries a continuation key
-    even when nothing follows. Rows can be changed between calls (concurrent writes).
+
+class FakeFileReader:
+    """In-memory table + sparse listing index with DynamoDB Query semantics.
+
+    Rows are stored as the ingest writes them: a live row without `shard` gets
+    `shard_of(filename)` (use `put_raw` for a row exactly as given, e.g. one written before the
+    index existed). Only rows whose `shard` is an integer shard number are in the index, like
+    DynamoDB's sparse GSI. A query reads names in `[low, high]` of one shard in ascending
+    order, at most `limit` rows and about 1 MB (`max_bytes`); like DynamoDB it reports more
+    (`LastEvaluatedKey`) whenever it stopped at `limit`, even when nothing follows.
     """
 
-    def __init__(self, rows: Iterable[dict[str, Any]] = (), *, max_evaluated: int | None = None):
+    def __init__(
+        self,
+        rows: Iterable[dict[str, Any]] = (),
+        *,
+        shards: int = INDEX_SHARDS,
+        max_bytes: int = 1_048_576,
+    ) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
-        self._ordered: list[tuple[str, str]] = []
-        self.max_evaluated = max_evaluated
-        self.scan_calls: list[tuple[int, str | None, str | None]] = []
+        self._index: list[list[str]] = [[] for _ in range(shards)]
+        self._shard_of: dict[str, int] = {}
+        self._shards = shards
+        self.max_bytes = max_bytes
+        self.queries: list[ShardQuery] = []
+        self.rounds = 0
+        self.rows_read = 0
         self.get_calls: list[str] = []
         for row in rows:
             self.put(row)
 
-    def order(self, filename: str) -> str:
-        """The position of a key in scan order (a hash order, like DynamoDB's)."""
-        return hashlib.md5(filename.encode("utf-8")).hexdigest() + filename
+    @property
+    def shards(self) -> int:
+        return self._shards
+
+    def load(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Bulk `put` into an empty reader (one sort per shard instead of an insert per row)."""
+        assert not self.rows, "load() is for an empty reader"
+        for row in rows:
+            if row.get("deleted") is True:
+                row.pop(SHARD_ATTRIBUTE, None)
+            elif SHARD_ATTRIBUTE not in row:
+                row[SHARD_ATTRIBUTE] = zlib.crc32(row["filename"].encode()) % self._shards
+            name = row["filename"]
+            self.rows[name] = row
+            shard = row.get(SHARD_ATTRIBUTE)
+            if type(shard) is int and 0 <= shard < self._shards:
+                self._index[shard].append(name)
+                self._shard_of[name] = shard
+        for names in self._index:
+            names.sort()
 
     def put(self, row: dict[str, Any]) -> None:
-        """Insert or replace a row."""
-        if row["filename"] not in self.rows:
-            bisect.insort(self._ordered, (self.order(row["filename"]), row["filename"]))
-        self.rows[row["filename"]] = dict(row)
+        """Insert or replace a row as the ingest writes it (`shard` on live rows only)."""
+        row = dict(row)
+        if row.get("deleted") is True:
+            row.pop(SHARD_ATTRIBUTE, None)
+        elif SHARD_ATTRIBUTE not in row:
+            row[SHARD_ATTRIBUTE] = zlib.crc32(row["filename"].encode()) % self._shards
+        self.put_raw(row)
 
-    def scan(
-        self, limit: int, start_after: str | None, prefix: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        self.scan_calls.append((limit, start_after, prefix))
-        start = 0
-        if start_after is not None:
-            position = self.order(start_after)
-            start = bisect.bisect_right(self._ordered, position, key=lambda entry: entry[0])
-        budget = limit if self.max_evaluated is None else min(limit, self.max_evaluated)
-        evaluated = [filename for _, filename in self._ordered[start : start + budget]]
-        more = len(evaluated) == limit or start + len(evaluated) < len(self._ordered)
-        last = evaluated[-1] if evaluated and more else None
-        rows = [
-            dict(self.rows[k])
-            for k in evaluated
-            if not self.rows[k].get("deleted") and k.startswith(prefix or "")
-        ]
-        return rows, last
+    def put_raw(self, row: dict[str, Any]) -> None:
+        """Insert or replace a row exactly as given."""
+        name = row["filename"]
+        old = self._shard_of.pop(name, None)
+        if old is not None:
+            names = self._index[old]
+            del names[bisect.bisect_left(names, name)]
+        self.rows[name] = dict(row)
+        shard = row.get(SHARD_ATTRIBUTE)
+        if type(shard) is int and 0 <= shard < self._shards:
+            bisect.insort(self._index[shard], name)
+            self._shard_of[name] = shard
+
+    def delete(self, filename: str) -> None:
+        """Remove a row entirely."""
+        self.put_raw({"filename": filename})
+        del self.rows[filename]
+
+    def query(self, queries: Sequence[ShardQuery]) -> list[ShardResult]:
+        self.rounds += 1
+        return [self._query(q) for q in queries]
+
+    def _query(self, query: ShardQuery) -> ShardResult:
+        assert 1 <= query.limit <= 1_000, query
+        for bound in (query.low, query.high):
+            assert bound is None or 0 < len(bound.encode("utf-8")) <= 1_024, bound
+        if query.low is not None and query.high is not None:
+            assert query.low <= query.high, "BETWEEN needs low <= high (ValidationException)"
+        self.queries.append(query)
+        names = self._index[query.shard]
+        start = 0 if query.low is None else bisect.bisect_left(names, query.low)
+        stop = len(names) if query.high is None else bisect.bisect_right(names, query.high)
+        rows: list[dict[str, Any]] = []
+        size = 0
+        for position in range(start, stop):  # not a slice: that would copy the shard
+            if len(rows) == query.limit:
+                return ShardResult(rows, True)
+            row = self.rows[names[position]]
+            size += item_bytes(row)
+            rows.append(dict(row))
+            self.rows_read += 1
+            if size >= self.max_bytes:
+                return ShardResult(rows, True)
+        return ShardResult(rows, len(rows) == query.limit)
+
+    def iter_live(
+        self, prefix: str | None = None, start_after: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return iter_live(self, prefix, start_after)
 
     def get(self, filename: str) -> dict[str, Any] | None:
         self.get_calls.append(filename)
         row = self.rows.get(filename)
-        return None if row is None or row.get("deleted") else dict(row)
+        return None if row is None or row.get("deleted") is True else dict(row)
 
 
 class MetricsRecorder:

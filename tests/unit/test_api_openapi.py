@@ -79,7 +79,7 @@ def test_responses_match_the_document(event: dict[str, Any], status: int) -> Non
 
 def test_unavailable_store_response_matches_the_document() -> None:
     class Down(FakeFileReader):
-        def scan(self, *args: Any) -> Any:
+        def query(self, *args: Any) -> Any:
             raise StoreUnavailableError("throttled")
 
     document = openapi_document()

@@ -47,7 +47,8 @@ READ_ONLY_ACTIONS = frozenset(
     }
 )
 _ORIGINAL_QUERY = Table.query
-_ORIGINAL_CALL_ACTION = DynamoHandler.call_action
+_wrapped_call_action: Any = DynamoHandler.call_action
+"""The handler this patch wraps: whatever was installed when `apply()` ran."""
 _MAX_ITEM_BYTES = 400 * 1_024
 
 
@@ -64,10 +65,10 @@ def _call_action(self: DynamoHandler) -> Any:
     except Exception:  # an unknown action: assume it writes
         action = ""
     if action in READ_ONLY_ACTIONS:
-        return _ORIGINAL_CALL_ACTION(self)
+        return _wrapped_call_action(self)
     _bump()
     try:
-        return _ORIGINAL_CALL_ACTION(self)
+        return _wrapped_call_action(self)
     finally:
         _bump()
 
@@ -259,9 +260,10 @@ def original_query(table: Table, *args: Any, **kwargs: Any) -> Any:
 
 def apply() -> None:
     """Install the fast index Query into moto (idempotent)."""
-    global _APPLIED
+    global _APPLIED, _wrapped_call_action
     if _APPLIED:
         return
     Table.query = _query  # type: ignore[method-assign]
+    _wrapped_call_action = DynamoHandler.call_action  # e.g. moto_partiql's lock: keep it
     DynamoHandler.call_action = _call_action  # type: ignore[method-assign]
     _APPLIED = True

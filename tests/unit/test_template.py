@@ -264,12 +264,18 @@ def test_ingest_role_polls_only_the_ingest_queue(transformed: dict[str, Any]) ->
     }
 
 
+def _tracked_bucket_arn(suffix: str) -> dict[str, Any]:
+    """The tracked bucket's ARN (+ suffix): the adopted bucket, else the one the stack creates."""
+    bucket = {"Fn::If": ["AdoptBucket", {"Ref": "ExistingBucketName"}, {"Ref": "BucketName"}]}
+    return {"Fn::Sub": [f"arn:${{AWS::Partition}}:s3:::${{Bucket}}{suffix}", {"Bucket": bucket}]}
+
+
 S3_GRANTS = {
     # HeadObject on version deletes (pipeline/versions.py): s3:GetObject on the objects, and
     # s3:ListBucket so that a key with no version left answers 404, not 403.
     "IngestFunction": {
-        ("s3:GetObject", json.dumps({"Fn::Sub": "${FilesBucket.Arn}/*"})),
-        ("s3:ListBucket", json.dumps({"Fn::GetAtt": ["FilesBucket", "Arn"]})),
+        ("s3:GetObject", json.dumps(_tracked_bucket_arn("/*"))),
+        ("s3:ListBucket", json.dumps(_tracked_bucket_arn(""))),
     },
     "ApiFunction": set(),
 }

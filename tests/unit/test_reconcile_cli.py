@@ -19,7 +19,7 @@ class Terminal(io.StringIO):
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return _parser().parse_args(["reconcile", *argv])
+    return _parser("python -m pipeline").parse_args(["reconcile", *argv])
 
 
 def test_default_target_is_the_local_stack_with_template_names() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import aioboto3
@@ -13,9 +14,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.dynamo.writer import DynamoFileStore
 from pipeline.ingest import IngestResult, ingest
+from pipeline.objects import LazyObjectReader, ObjectReader, S3ObjectReader
 from pipeline.retry import Backoff, Deadline
-from pipeline.runtime import LoopRuntime, open_dynamodb_client
+from pipeline.runtime import LoopRuntime, open_dynamodb_client, open_s3_client
 from pipeline.settings import Settings
+from pipeline.versions import VersionResolver
 
 settings = Settings.from_env()  # cold start: fails fast with a clear message
 logger = Logger()
@@ -33,7 +36,31 @@ async def _open_store(stack: AsyncExitStack) -> DynamoFileStore:
     )
 
 
-runtime: LoopRuntime[DynamoFileStore] = LoopRuntime(_open_store)
+@dataclass(frozen=True)
+class IngestServices:
+    """What each thread's runtime keeps: the table's store and the S3 version resolver."""
+
+    store: DynamoFileStore
+    resolver: VersionResolver | None = None
+
+
+async def _open_services(stack: AsyncExitStack) -> IngestServices:
+    async def open_reader() -> ObjectReader:  # S3 client opened on the first version delete
+        return S3ObjectReader(await open_s3_client(stack, settings, _session))
+
+    backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_backoff_ms / 1000)
+    resolver = VersionResolver(
+        LazyObjectReader(open_reader), concurrency=settings.write_concurrency, backoff=backoff
+    )
+    return IngestServices(await _open_store(stack), resolver)
+
+
+def _services(value: IngestServices | DynamoFileStore) -> IngestServices:
+    """The runtime's value; a bare store (a runtime swapped in by a test) has no resolver."""
+    return value if isinstance(value, IngestServices) else IngestServices(value)
+
+
+runtime: LoopRuntime[IngestServices] = LoopRuntime(_open_services)
 
 
 def _record_metrics(result: IngestResult) -> None:
@@ -43,6 +70,8 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("RecordsSkipped", MetricUnit.Count, result.skipped)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, result.failed)
     metrics.add_metric("Retries", MetricUnit.Count, result.retries)
+    metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
+    metrics.add_metric("ObjectLookups", MetricUnit.Count, result.lookups)
 
 
 @logger.inject_lambda_context
@@ -54,8 +83,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     budget_ms = context.get_remaining_time_in_millis() - settings.safety_margin_ms
     deadline = Deadline(max(budget_ms, 0) / 1000)
     result = runtime.run(
-        lambda store: ingest(
-            records, store, deadline, tombstone_ttl_s=settings.tombstone_ttl_days * 86_400
+        lambda value: ingest(
+            records,
+            _services(value).store,
+            deadline,
+            tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
+            resolver=_services(value).resolver,
+            mode=settings.write_mode,
         )
     )
     _record_metrics(result)
@@ -68,7 +102,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": result.skipped,
             "failed_messages": len(result.failed_message_ids),
             "retries": result.retries,
+            "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
+            "s3_lookups": result.lookups,
         },
     )
     return result.response()

@@ -7,32 +7,17 @@ python -m load read --items 10000 --limits 100,1000
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from load import read, upload, writer
+from load.cli import run_commands
+
+COMMANDS = {"writer": writer, "upload": upload, "read": read}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the command's module."""
-    parser = argparse.ArgumentParser(
-        prog="python -m load",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, module in (("writer", writer), ("upload", upload), ("read", read)):
-        sub = commands.add_parser(
-            name,
-            help=(module.__doc__ or "").split("\n")[0],
-            description=module.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result
+    return run_commands(COMMANDS, sys.argv[1:] if argv is None else argv, __doc__)
 
 
 if __name__ == "__main__":

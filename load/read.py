@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from botocore.credentials import Credentials
 from rich.table import Table
 
 from load.report import console, fmt, machine, percentile, progress, target, write_json
-from pipeline.local.api_client import get
+from pipeline.local.api_client import Signer, get
 
 MAX_ITEMS = 200_000
 MAX_PAGES = 100_000
@@ -49,8 +50,11 @@ def seed(table: Any, count: int, run: str, prefixes: int = 32) -> None:
             batch.put_item(Item=event.row(now=now, tombstone_ttl_s=86_400))
 
 
-def walk_api(api_url: str, limit: int, on_page: Any) -> dict[str, Any]:
-    """Follow GET /files?limit=... to the end; per-page latency and what came back."""
+def walk_api(
+    api_url: str, limit: int, on_page: Any, signer: Signer | None = None
+) -> dict[str, Any]:
+    """Follow GET /files?limit=... to the end, SigV4-signed (`signer`, else the environment's
+    credentials); per-page latency and what came back."""
     latencies: list[float] = []
     keys: list[str] = []
     token: str | None = None
@@ -60,7 +64,7 @@ def walk_api(api_url: str, limit: int, on_page: Any) -> dict[str, Any]:
         if token:
             query["next_token"] = token
         t0 = time.perf_counter()
-        response = get(f"{api_url.rstrip('/')}/files?{urlencode(query)}")
+        response = get(f"{api_url.rstrip('/')}/files?{urlencode(query)}", signer=signer)
         latencies.append(time.perf_counter() - t0)
         if response.status != 200:
             raise RuntimeError(f"GET /files -> {response.status}: {response.body[:300]!r}")
@@ -123,7 +127,14 @@ def run(args: argparse.Namespace) -> int:
         if args.items:
             seed(session.resource("dynamodb").Table(table_name), args.items, run_id)
         target = {"kind": "deployed", "stack": args.stack_name, "table": table_name}
-        results = _walks(dynamodb, table_name, api_url, limits, args.repeat)
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise SystemExit("no AWS credentials to sign the API requests with")
+        frozen = credentials.get_frozen_credentials()
+        signer = Signer(
+            Credentials(frozen.access_key, frozen.secret_key, frozen.token), session.region_name
+        )
+        results = _walks(dynamodb, table_name, api_url, limits, args.repeat, signer)
     else:
         from pipeline.local.stack import Stack
         from pipeline.local.template import read_stack_config
@@ -142,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
             )
             seed(resource.Table(stack.table_name), args.items, run_id)
             target = {"kind": "local (embedded moto)", "table": stack.table_name}
-            results = _walks(dynamodb, stack.table_name, stack.api_url, limits, args.repeat)
+            results = _walks(
+                dynamodb, stack.table_name, stack.api_url, limits, args.repeat, stack.signer
+            )
     expected = args.items if not args.stack_name else None
     for result in results:
         keys = result.pop("_keys")
@@ -165,7 +178,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _walks(
-    dynamodb: Any, table: str, api_url: str, limits: list[int], repeat: int
+    dynamodb: Any,
+    table: str,
+    api_url: str,
+    limits: list[int],
+    repeat: int,
+    signer: Signer | None = None,
 ) -> list[dict[str, Any]]:
     count = dynamodb.scan(TableName=table, Select="COUNT").get("Count", 0)
     results = []
@@ -179,7 +197,7 @@ def _walks(
                         bar.advance(task, n)
 
                     if way == "api":
-                        result = walk_api(api_url, limit, on_page)
+                        result = walk_api(api_url, limit, on_page, signer)
                     else:
                         result = walk_scan(dynamodb, table, limit, on_page)
                     results.append({"way": way, "limit": limit, "attempt": attempt + 1, **result})
@@ -270,9 +288,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.read`, the same as `python -m load read`."""
-    from load.__main__ import main as load_main
+    from load.cli import run_commands
 
-    return load_main(["read", *(sys.argv[1:] if argv is None else argv)])
+    arguments = sys.argv[1:] if argv is None else argv
+    return run_commands({"read": sys.modules[__name__]}, ["read", *arguments])
 
 
 if __name__ == "__main__":

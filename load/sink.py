@@ -4,8 +4,18 @@ moto cannot add round-trip latency or return `UnprocessedItems`, and its own CPU
 writer near 3k items/s. This server stores items in a dict keyed by the partition key and
 answers after an artificial delay (`asyncio.sleep`, so concurrent requests overlap like real
 network round trips). It speaks `DynamoDB_20120810.` PutItem, GetItem, BatchWriteItem,
-BatchGetItem, Scan and DescribeTable, and, like DynamoDB (unlike moto), rejects a
-BatchWriteItem that names a key twice or has more than 25 requests.
+BatchGetItem, Scan, DescribeTable, TransactWriteItems and BatchExecuteStatement, and, like
+DynamoDB (unlike moto), rejects a BatchWriteItem that names a key twice or has more than 25
+requests.
+
+It counts the request units DynamoDB would bill (on-demand): writes 1 WRU per started KB of
+the larger of the old and new item (also when a condition fails), twice that inside a
+transaction; strongly consistent reads 1 RRU per started 4 KB per key asked for, found or
+not (0.5 eventually consistent). Conditions: PutItem/TransactWriteItems evaluate
+`attribute_not_exists(#k)` and `#a < :v` / `#a = :v` terms joined by OR; PartiQL `INSERT`
+refuses an existing key (DuplicateItem) and `UPDATE` a missing one (ConditionalCheckFailed),
+but the UPDATE's non-key condition is not evaluated (the benchmark's keys are fresh, so its
+statements are INSERTs; the local engine's faithful PartiQL is `pipeline/local/moto_partiql.py`).
 
 Control endpoints (JSON): `POST /_sink/config` `{"latency_ms": 10, "unprocessed_rate": 0.05}`,
 `GET /_sink/stats`, `POST /_sink/reset`.
@@ -22,7 +32,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import random
+import re
 import subprocess
 import sys
 import time
@@ -37,6 +49,8 @@ JSON_TYPE = "application/x-amz-json-1.0"
 TARGET_PREFIX = "DynamoDB_20120810."
 MAX_BATCH_WRITE = 25
 MAX_BATCH_GET = 100
+MAX_STATEMENTS = 25
+MAX_TRANSACT = 100
 
 
 class SinkError(Exception):
@@ -45,6 +59,15 @@ class SinkError(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+        self.extra: dict[str, Any] = {}
+
+
+class TransactionCanceled(SinkError):
+    """TransactWriteItems refused: one `CancellationReasons` entry per action."""
+
+    def __init__(self, reasons: list[dict[str, str]]) -> None:
+        super().__init__("TransactionCanceledException", "Transaction cancelled")
+        self.extra = {"CancellationReasons": reasons}
 
 
 @dataclass
@@ -62,6 +85,9 @@ class SinkState:
     unprocessed_returned: int = 0
     max_in_flight: int = 0
     in_flight: int = 0
+    wru: float = 0.0
+    rru: float = 0.0
+    condition_failures: int = 0
 
     def put(self, item: dict[str, Any]) -> None:
         key = _key_of(item)
@@ -77,6 +103,20 @@ class SinkState:
         self.position.clear()
         self.calls.clear()
         self.items_written = self.unprocessed_returned = self.max_in_flight = 0
+        self.wru = self.rru = 0.0
+        self.condition_failures = 0
+
+    def write_units(self, key: str, new: dict[str, Any] | None, factor: int = 1) -> None:
+        """Bill a write of `new` over whatever `key` holds (1 KB units, at least 1)."""
+        old = self.items.get(key)
+        size = max(_item_bytes(new or {}), _item_bytes(old or {}))
+        self.wru += factor * max(1, math.ceil(size / 1024))
+
+    def read_units(self, key: str, consistent: bool) -> None:
+        """Bill a read of `key` (4 KB units; a missing item costs the minimum)."""
+        item = self.items.get(key)
+        units = max(1, math.ceil(_item_bytes(item or {}) / 4096))
+        self.rru += units if consistent else units / 2
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -87,6 +127,9 @@ class SinkState:
             "unprocessed_returned": self.unprocessed_returned,
             "calls": dict(self.calls),
             "max_in_flight": self.max_in_flight,
+            "wru": self.wru,
+            "rru": self.rru,
+            "condition_failures": self.condition_failures,
             "cpu_s": time.process_time(),
         }
 
@@ -99,6 +142,53 @@ def _key_of(item_or_key: dict[str, Any]) -> str:
             "One of the required keys was not given a value",
         )
     return str(value["S"])
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: names plus values in UTF-8 (close enough)."""
+    total = 0
+    for name, value in item.items():
+        ((_, inner),) = value.items()
+        total += len(name.encode()) + (1 if isinstance(inner, bool) else len(str(inner).encode()))
+    return total
+
+
+_TERM = re.compile(
+    r"\s*(?:attribute_not_exists\((?P<missing>[#\w]+)\)|(?P<name>[#\w]+)\s*(?P<op><|=)\s*(?P<value>:\w+))\s*"
+)
+
+
+def _condition_holds(item: dict[str, Any] | None, request: dict[str, Any]) -> bool:
+    """`attribute_not_exists(#k)`, `#a < :v` and `#a = :v` terms joined by OR."""
+    expression = request.get("ConditionExpression")
+    if not expression:
+        return True
+    names = request.get("ExpressionAttributeNames") or {}
+    values = request.get("ExpressionAttributeValues") or {}
+    for term in expression.split(" OR "):
+        match = _TERM.fullmatch(term)
+        if not match:
+            raise SinkError("ValidationException", f"unsupported condition term {term!r}")
+        if match["missing"]:
+            if item is None or names.get(match["missing"], match["missing"]) not in item:
+                return True
+            continue
+        stored = (item or {}).get(names.get(match["name"], match["name"]))
+        given = values[match["value"]]
+        if stored is None or set(stored) != set(given):
+            continue
+        ((kind, left),) = stored.items()
+        right = given[kind]
+        if kind == "N":
+            left, right = float(left), float(right)
+        if (left < right) if match["op"] == "<" else (left == right):
+            return True
+    return False
+
+
+_INSERT_NAMES = re.compile(r"'(\w+)'\s*:\s*\?")
+_SET_NAMES = re.compile(r'SET\s+"(\w+)"\s*=\s*\?')
+_REMOVE_NAMES = re.compile(r'REMOVE\s+"(\w+)"')
 
 
 def _project(item: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -131,11 +221,102 @@ class Sink:
 
     def put_item(self, request: dict[str, Any]) -> dict[str, Any]:
         _table(request)
+        key = _key_of(request["Item"])
+        self.state.write_units(key, request["Item"])
+        if not _condition_holds(self.state.items.get(key), request):
+            self.state.condition_failures += 1
+            raise SinkError("ConditionalCheckFailedException", "The conditional request failed")
         self.state.put(request["Item"])
         return {}
 
+    def transact_write_items(self, request: dict[str, Any]) -> dict[str, Any]:
+        actions = request.get("TransactItems") or []
+        if not actions or len(actions) > MAX_TRANSACT:
+            raise SinkError("ValidationException", "TransactItems must have 1-100 actions")
+        puts = []
+        for action in actions:
+            if set(action) != {"Put"}:
+                raise SinkError("ValidationException", "only Put actions are supported")
+            puts.append(action["Put"])
+        keys = [_key_of(put["Item"]) for put in puts]
+        if len(set(keys)) != len(keys):
+            raise SinkError(
+                "ValidationException",
+                "Transaction request cannot include multiple operations on one item",
+            )
+        reasons = []
+        for put, key in zip(puts, keys, strict=True):
+            self.state.write_units(key, put["Item"], factor=2)
+            ok = _condition_holds(self.state.items.get(key), put)
+            reasons.append({"Code": "None"} if ok else {"Code": "ConditionalCheckFailed"})
+        if any(reason["Code"] != "None" for reason in reasons):
+            self.state.condition_failures += 1
+            raise TransactionCanceled(reasons)
+        for put in puts:
+            self.state.put(put["Item"])
+        return {}
+
+    def batch_execute_statement(self, request: dict[str, Any]) -> dict[str, Any]:
+        statements = request.get("Statements") or []
+        if not statements or len(statements) > MAX_STATEMENTS:
+            raise SinkError(
+                "ValidationException",
+                "Member must have length less than or equal to 25 (Statements)",
+            )
+        planned = []
+        for entry in statements:
+            text, parameters = entry["Statement"], entry.get("Parameters") or []
+            if text.startswith("INSERT"):
+                item = dict(zip(_INSERT_NAMES.findall(text), parameters, strict=True))
+                planned.append(("INSERT", _key_of(item), item, []))
+            elif text.startswith("UPDATE"):
+                sets = _SET_NAMES.findall(text)
+                changes = dict(zip(sets, parameters, strict=False))
+                key = parameters[len(sets)]["S"]
+                planned.append(("UPDATE", key, changes, _REMOVE_NAMES.findall(text)))
+            else:
+                raise SinkError("ValidationException", "only INSERT and UPDATE are supported")
+        keys = [key for _, key, _, _ in planned]
+        if len(set(keys)) != len(keys):
+            raise SinkError("ValidationException", "Provided list of item keys contains duplicates")
+        responses = []
+        table = statements[0]["Statement"].split('"')[1]
+        for kind, key, values, removes in planned:
+            if (
+                self.state.unprocessed_rate
+                and self.state.rng.random() < self.state.unprocessed_rate
+            ):
+                self.state.unprocessed_returned += 1
+                error = {"Code": "ProvisionedThroughputExceeded", "Message": "throttled"}
+                responses.append({"TableName": table, "Error": error})
+                continue
+            current = self.state.items.get(key)
+            if kind == "INSERT":
+                self.state.write_units(key, values)
+                if current is not None:
+                    self.state.condition_failures += 1
+                    responses.append({"TableName": table, "Error": {"Code": "DuplicateItem"}})
+                    continue
+                self.state.put(values)
+            else:
+                if current is None:
+                    self.state.write_units(key, None)
+                    self.state.condition_failures += 1
+                    responses.append(
+                        {"TableName": table, "Error": {"Code": "ConditionalCheckFailed"}}
+                    )
+                    continue
+                new = {**current, **values}
+                for name in removes:
+                    new.pop(name, None)
+                self.state.write_units(key, new)
+                self.state.put(new)
+            responses.append({"TableName": table})
+        return {"Responses": responses}
+
     def get_item(self, request: dict[str, Any]) -> dict[str, Any]:
         _table(request)
+        self.state.read_units(_key_of(request["Key"]), bool(request.get("ConsistentRead")))
         item = self.state.items.get(_key_of(request["Key"]))
         return {} if item is None else {"Item": _project(item, request)}
 
@@ -179,6 +360,7 @@ class Sink:
             ):
                 unprocessed.append(write)
                 continue
+            self.state.write_units(key, write.get("PutRequest", {}).get("Item"))
             if "PutRequest" in write:
                 self.state.put(write["PutRequest"]["Item"])
             elif self.state.items.pop(key, None) is not None:
@@ -203,9 +385,11 @@ class Sink:
             ):
                 unprocessed.append(key)
                 continue
+            self.state.read_units(name, bool(spec.get("ConsistentRead")))
             item = self.state.items.get(name)
             if item is not None:
                 found.append(_project(item, spec))
+        self.state.unprocessed_returned += len(unprocessed)
         response: dict[str, Any] = {"Responses": {table: found}, "UnprocessedKeys": {}}
         if unprocessed:
             response["UnprocessedKeys"] = {table: {**spec, "Keys": unprocessed}}
@@ -232,6 +416,8 @@ OPERATIONS = {
     "BatchWriteItem": Sink.batch_write_item,
     "BatchGetItem": Sink.batch_get_item,
     "Scan": Sink.scan,
+    "TransactWriteItems": Sink.transact_write_items,
+    "BatchExecuteStatement": Sink.batch_execute_statement,
 }
 
 
@@ -258,7 +444,8 @@ def make_app(state: SinkState) -> web.Application:
             return _json(operation(sink, json.loads(await request.read())))
         except SinkError as error:
             prefix = "com.amazon.coral.validate#" if error.code == "ValidationException" else ""
-            return _json({"__type": prefix + error.code, "message": error.message}, error.status)
+            body = {"__type": prefix + error.code, "message": error.message, **error.extra}
+            return _json(body, error.status)
         finally:
             state.in_flight -= 1
 

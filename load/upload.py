@@ -521,9 +521,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.upload`, the same as `python -m load upload`."""
-    from load.__main__ import main as load_main
+    from load.cli import run_commands
 
-    return load_main(["upload", *(sys.argv[1:] if argv is None else argv)])
+    arguments = sys.argv[1:] if argv is None else argv
+    return run_commands({"upload": sys.modules[__name__]}, ["upload", *arguments])
 
 
 if __name__ == "__main__":

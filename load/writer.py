@@ -6,8 +6,18 @@ distinct keys, sequencers):
   (a) put_item      the original design: one boto3 PutItem per record, sequential (a sample)
   (b) batch_writer  boto3 `Table.batch_writer()`: sequential 25-item BatchWriteItem
   (c) powertools    Powertools `BatchProcessor` (SQS), one boto3 PutItem per record (a sample)
-  (d) ingest        this project's `handlers.ingest.lambda_handler`, warm
+  (d) ingest        this project's `handlers.ingest.lambda_handler`, warm, default write mode
+                    (conditional: BatchGetItem of 100 + PartiQL BatchExecuteStatement of 25)
   (d-) ingest, version reads skipped: how much of (d) the BatchGetItem reads cost
+  (e) ingest_batch  the handler with INGEST_WRITE_MODE=batch (BatchGetItem + unconditional
+                    BatchWriteItem: not race-free)
+  (f) cond_put      conditional PutItem per record (`attribute_not_exists OR seq < :seq`),
+                    `--concurrency` requests in flight on one aiobotocore client
+  (g) transact      TransactWriteItems of 100 conditional Puts, `--concurrency` in flight
+
+Every run also reports the request units the sink billed (WRU, RRU per record) and what a
+million records cost: on-demand request prices plus Lambda GB-seconds at the template's
+ingest memory size and requests at its batch size.
 
 and, once, the CPU floor: aiobotocore building and sending the BatchWriteItem requests (d)
 writes (25 items each) with no latency and no concurrency limit, measured as client CPU time.
@@ -35,6 +45,7 @@ from typing import Any
 import aioboto3
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from rich.table import Table
 
 import pipeline.runtime
@@ -60,15 +71,58 @@ LABELS = {
     "put_item": "(a) PutItem per record",
     "batch_writer": "(b) boto3 batch_writer",
     "powertools": "(c) Powertools BatchProcessor + PutItem",
-    "ingest": "(d) ingest handler, warm",
+    "ingest": "(d) ingest, conditional (default)",
     "ingest_no_reads": "(d-) ingest, version reads skipped",
+    "ingest_batch": "(e) ingest, INGEST_WRITE_MODE=batch",
+    "cond_put": "(f) conditional PutItem per record",
+    "transact": "(g) TransactWriteItems of 100",
     "floor": "CPU floor: SDK builds+sends BatchWriteItem",
 }
+MODES_TABLE = [
+    "put_item",
+    "batch_writer",
+    "powertools",
+    "ingest",
+    "ingest_batch",
+    "cond_put",
+    "transact",
+]
 TARGET_LATENCY_MS = 10.0
 RSS_LIMIT_MB = 128.0
+# On-demand prices (us-east-1) and Lambda's (x86), per unit
+PRICE_WRU = 0.625 / 1e6
+PRICE_RRU = 0.125 / 1e6
+PRICE_GB_S = 0.0000166667
+PRICE_REQUEST = 0.20 / 1e6
 
 
-def handler_environment(sink_url: str, concurrency: int) -> dict[str, str | None]:
+def template_defaults() -> dict[str, int]:
+    """The ingest function's memory size and SQS batch size as deployed by default."""
+    from pipeline.local.template import load_template
+
+    parameters = load_template()["Parameters"]
+    return {
+        "memory_mb": int(parameters["IngestMemorySize"]["Default"]),
+        "batch_size": int(parameters["IngestBatchSize"]["Default"]),
+    }
+
+
+def costs(result: dict[str, Any], deployed: dict[str, int]) -> dict[str, float]:
+    """Dollars per million records: DynamoDB request units, Lambda duration and requests."""
+    records = result["records"]
+    dynamodb = (result["wru"] * PRICE_WRU + result["rru"] * PRICE_RRU) / records * 1e6
+    gb_s = result["wall_s"] / records * 1e6 * deployed["memory_mb"] / 1024
+    lambda_cost = gb_s * PRICE_GB_S + 1e6 / deployed["batch_size"] * PRICE_REQUEST
+    return {
+        "usd_per_m_dynamodb": dynamodb,
+        "usd_per_m_lambda": lambda_cost,
+        "usd_per_m_total": dynamodb + lambda_cost,
+    }
+
+
+def handler_environment(
+    sink_url: str, concurrency: int, mode: str = "conditional"
+) -> dict[str, str | None]:
     """The function environment of the ingest handler, pointed at the sink."""
     return {
         "TABLE_NAME": TABLE,
@@ -84,6 +138,7 @@ def handler_environment(sink_url: str, concurrency: int) -> dict[str, str | None
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "INGEST_WRITE_CONCURRENCY": str(concurrency),
+        "INGEST_WRITE_MODE": mode,
     }
 
 
@@ -164,10 +219,10 @@ class Baselines:
 class IngestHandler:
     """`handlers.ingest`, cold-started in this process against the sink."""
 
-    def __init__(self, sink_url: str, concurrency: int) -> None:
+    def __init__(self, sink_url: str, concurrency: int, mode: str = "conditional") -> None:
         from pipeline.local.lambda_runtime import cold_start, patched_environ
 
-        self._env = patched_environ(handler_environment(sink_url, concurrency))
+        self._env = patched_environ(handler_environment(sink_url, concurrency, mode))
         self._env.__enter__()
         self.handler, self.module = cold_start("handlers.ingest.lambda_handler", {})
         self.concurrency = concurrency
@@ -187,6 +242,83 @@ class IngestHandler:
 
         close_thread_resources(self.module)
         self._env.__exit__(None, None, None)
+
+
+class PerRecordWriters:
+    """(f) and (g): conditional requests per record / per 100 records, many in flight, on one
+    long-lived aiobotocore client with the ingest client's configuration (validation off).
+
+    Cost candidates only: they order by `seq` alone (no eventTime fallback, no legacy rows)
+    and, for (g), a cancelled transaction would need re-splitting (keys here are fresh)."""
+
+    CONDITION = "attribute_not_exists(#k) OR #q < :q"
+
+    def __init__(self, sink_url: str, concurrency: int) -> None:
+        from pipeline.runtime import LoopRuntime
+
+        self.sink_url, self.concurrency = sink_url, concurrency
+        self.runtime: Any = LoopRuntime(self._open)
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
+        return await stack.enter_async_context(
+            aioboto3.Session().client(
+                "dynamodb",
+                region_name=REGION,
+                endpoint_url=self.sink_url,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                config=pipeline.runtime.client_config(self.concurrency + 4),
+            )
+        )
+
+    def _put(self, row: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.dynamo.writer import to_item
+
+        return {
+            "TableName": TABLE,
+            "Item": to_item(row),
+            "ConditionExpression": self.CONDITION,
+            "ExpressionAttributeNames": {"#k": "filename", "#q": "seq"},
+            "ExpressionAttributeValues": {":q": {"S": row["seq"]}},
+        }
+
+    def cond_put(self, event: dict[str, Any]) -> None:
+        """(f) One conditional PutItem per record; a failed condition = stale, skipped."""
+
+        async def work(client: Any) -> None:
+            slots = asyncio.Semaphore(self.concurrency)
+
+            async def one(row: dict[str, Any]) -> None:
+                async with slots:
+                    try:
+                        await client.put_item(**self._put(row))
+                    except ClientError as error:
+                        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                            raise
+
+            await asyncio.gather(*(one(row) for row in _rows(event)))
+
+        self.runtime.run(work)
+
+    def transact(self, event: dict[str, Any]) -> None:
+        """(g) TransactWriteItems of up to 100 conditional Puts (2 WRU per write)."""
+
+        async def work(client: Any) -> None:
+            slots = asyncio.Semaphore(self.concurrency)
+            rows = list(_rows(event))
+
+            async def one(chunk: list[dict[str, Any]]) -> None:
+                async with slots:
+                    await client.transact_write_items(
+                        TransactItems=[{"Put": self._put(row)} for row in chunk]
+                    )
+
+            await asyncio.gather(*(one(rows[i : i + 100]) for i in range(0, len(rows), 100)))
+
+        self.runtime.run(work)
+
+    def close(self) -> None:
+        self.runtime.close()
 
 
 @contextlib.contextmanager
@@ -292,6 +424,9 @@ def rss_probe(sink_url: str, records: int, concurrency: int) -> dict[str, Any]:
     return result
 
 
+DEPLOYED = template_defaults()
+
+
 def _measure(
     sink: SinkProcess,
     variant: str,
@@ -319,6 +454,9 @@ def _measure(
                 "calls": after["calls"],
                 "unprocessed_returned": after["unprocessed_returned"],
                 "max_in_flight": after["max_in_flight"],
+                "wru": after["wru"] - before["wru"],
+                "rru": after["rru"] - before["rru"],
+                "condition_failures": after["condition_failures"],
             }
         )
     best = sorted(runs, key=lambda run: run["wall_s"])[len(runs) // 2]
@@ -331,6 +469,10 @@ def _measure(
         "repeat": repeat,
         **best,
         "records_per_s": records / best["wall_s"],
+        "cpu_us_per_record": best["cpu_s"] / records * 1e6,
+        "wru_per_record": best["wru"] / records,
+        "rru_per_record": best["rru"] / records,
+        **costs({**best, "records": records}, DEPLOYED),
         "complete": all(run["stored"] == records for run in runs),
         "wall_s_all": [round(run["wall_s"], 4) for run in runs],
     }
@@ -342,7 +484,7 @@ def run(args: argparse.Namespace) -> int:
     concurrencies = [int(x) for x in args.concurrency.split(",")]
     sample = min(args.sample, args.records)
     results: list[dict[str, Any]] = []
-    steps = len(latencies) * (3 + 2 * len(concurrencies)) + 2
+    steps = len(latencies) * (3 + 2 + 1 + 2 * len(concurrencies)) + 2
     with (
         SinkProcess(unprocessed_rate=args.unprocessed_rate) as sink,
         sdk_parameter_validation(args.param_validation == "on"),
@@ -379,34 +521,65 @@ def run(args: argparse.Namespace) -> int:
         bar.advance(task)
         baselines = Baselines(sink.url)
         for concurrency in concurrencies:
-            handler = IngestHandler(sink.url, concurrency)
-            try:
-                sink.configure(latency_ms=0, unprocessed_rate=0)
-                handler(sqs_event(100, run="warmup"))
-                for latency in latencies:
-                    sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
-                    bar.update(task, description=f"ingest c={concurrency} {latency:g} ms")
+            for mode, variants in (
+                ("conditional", ("ingest", "ingest_no_reads")),
+                ("batch", ("ingest_batch",)),
+            ):
+                if mode == "batch" and concurrency != _chosen(concurrencies):
+                    continue  # the opt-in mode is measured at the default concurrency only
+                handler = IngestHandler(sink.url, concurrency, mode)
+                try:
+                    sink.configure(latency_ms=0, unprocessed_rate=0)
+                    handler(sqs_event(100, run="warmup"))
+                    for latency in latencies:
+                        sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
+                        for variant in variants:
+                            bar.update(
+                                task, description=f"{variant} c={concurrency} {latency:g} ms"
+                            )
+                            skip = (
+                                version_reads_skipped()
+                                if variant == "ingest_no_reads"
+                                else contextlib.nullcontext()
+                            )
+                            with skip:
+                                results.append(
+                                    _measure(
+                                        sink,
+                                        variant,
+                                        latency,
+                                        args.records,
+                                        handler,
+                                        args.repeat,
+                                        concurrency,
+                                    )
+                                )
+                            bar.advance(task)
+                finally:
+                    handler.close()
+        writers = PerRecordWriters(sink.url, DEFAULT_CONCURRENCY)
+        try:
+            sink.configure(latency_ms=0, unprocessed_rate=0)
+            writers.cond_put(sqs_event(50, run="warmup"))
+            writers.transact(sqs_event(50, run="warmup2"))
+            for latency in latencies:
+                sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
+                for variant in ("cond_put", "transact"):
+                    bar.update(task, description=f"{variant} {latency:g} ms")
                     results.append(
                         _measure(
-                            sink, "ingest", latency, args.records, handler, args.repeat, concurrency
+                            sink,
+                            variant,
+                            latency,
+                            args.records,
+                            getattr(writers, variant),
+                            1,
+                            DEFAULT_CONCURRENCY,
                         )
                     )
                     bar.advance(task)
-                    with version_reads_skipped():
-                        results.append(
-                            _measure(
-                                sink,
-                                "ingest_no_reads",
-                                latency,
-                                args.records,
-                                handler,
-                                args.repeat,
-                                concurrency,
-                            )
-                        )
-                    bar.advance(task)
-            finally:
-                handler.close()
+        finally:
+            writers.close()
         for latency in latencies:
             sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
             baselines.put_item(sqs_event(5, run="warmup"))  # connect, load the service models
@@ -436,6 +609,7 @@ def run(args: argparse.Namespace) -> int:
             "sdk_parameter_validation": args.param_validation,
             "sink": "load.sink in its own process; client CPU = this process's process_time()",
         },
+        "deployed": DEPLOYED,
         "floor": floor,
         "rss": rss,
         "results": results,
@@ -449,9 +623,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chosen(concurrencies: list[int]) -> int:
+    return DEFAULT_CONCURRENCY if DEFAULT_CONCURRENCY in concurrencies else concurrencies[0]
+
+
 def _pick(document: dict[str, Any], variant: str, latency: float) -> dict[str, Any] | None:
-    concurrencies = document["settings"]["concurrency"]
-    chosen = DEFAULT_CONCURRENCY if DEFAULT_CONCURRENCY in concurrencies else concurrencies[0]
+    chosen = _chosen(document["settings"]["concurrency"])
     for result in document["results"]:
         if result["variant"] != variant or result["latency_ms"] != latency:
             continue
@@ -475,12 +652,62 @@ def evaluate(document: dict[str, Any]) -> list[dict[str, Any]]:
     if d:
         ratio = d["wall_s"] / floor["cpu_s"] * floor["records"] / d["records"]
         targets.append(target(f"(d) time / CPU floor at {latency:g} ms", ratio, "<=", 1.5))
+    ingest = [r for r in document["results"] if r["variant"] == "ingest"]
+    if ingest:  # units do not depend on latency: the worst run counts
+        wru = max(r["wru_per_record"] for r in ingest)
+        rru = max(r["rru_per_record"] for r in ingest)
+        targets.append(target("(d) WRU per record", wru, "<=", 1))
+        targets.append(target("(d) RRU per record", rru, "<=", 1))
     rss = document.get("rss") or {}
     if rss:
         targets.append(
             target("peak RSS of one invocation (MB)", rss["peak_mb"], "<=", RSS_LIMIT_MB)
         )
     return targets
+
+
+def write_modes_table(document: dict[str, Any], latency: float) -> Table:
+    """Each write mode at one latency: speed, client CPU, request units, dollars."""
+    deployed = document.get("deployed", DEPLOYED)
+    table = Table(
+        title=f"Write modes at {latency:g} ms ({document['settings']['records']:,} records; "
+        f"$ per million records: on-demand units + Lambda {deployed['memory_mb']} MB, "
+        f"batch {deployed['batch_size']})"
+    )
+    for column in (
+        "mode",
+        "records/s",
+        "x(a)",
+        "x(b)",
+        "CPU µs/rec",
+        "WRU/rec",
+        "RRU/rec",
+        "$ DynamoDB",
+        "$ Lambda",
+        "$ total",
+        "race-free",
+    ):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    a, b = _pick(document, "put_item", latency), _pick(document, "batch_writer", latency)
+    race_free = {"ingest": "yes", "cond_put": "yes", "transact": "yes"}
+    for variant in MODES_TABLE:
+        r = _pick(document, variant, latency)
+        if not r:
+            continue
+        table.add_row(
+            LABELS[variant],
+            fmt(r["records_per_s"]),
+            fmt(r["records_per_s"] / a["records_per_s"], 1) if a else "-",
+            fmt(r["records_per_s"] / b["records_per_s"], 1) if b else "-",
+            fmt(r["cpu_us_per_record"]),
+            fmt(r["wru_per_record"], 2),
+            fmt(r["rru_per_record"], 2),
+            fmt(r["usd_per_m_dynamodb"], 3),
+            fmt(r["usd_per_m_lambda"], 3),
+            fmt(r["usd_per_m_total"], 3),
+            race_free.get(variant, "no"),
+        )
+    return table
 
 
 def print_summary(document: dict[str, Any]) -> None:
@@ -509,6 +736,7 @@ def print_summary(document: dict[str, Any]) -> None:
             (fmt(share, 0) + " %") if share is not None else "-",
         )
     console.print(table)
+    console.print(write_modes_table(document, TARGET_LATENCY_MS))
     floor = document["floor"]
     console.print(
         f"CPU floor: {floor['requests']} BatchWriteItem requests of 25 built and sent by "
@@ -559,8 +787,25 @@ def plot(document: dict[str, Any], path: str) -> None:
 
     latencies = document["settings"]["latencies_ms"]
     figure, axis = plt.subplots(figsize=(8, 5))
-    styles = {"put_item": "o-", "batch_writer": "s-", "powertools": "x--", "ingest": "D-"}
-    for variant in ("put_item", "batch_writer", "powertools", "ingest", "ingest_no_reads"):
+    styles = {
+        "put_item": "o-",
+        "batch_writer": "s-",
+        "powertools": "x--",
+        "ingest": "D-",
+        "ingest_batch": "d:",
+        "cond_put": "v-.",
+        "transact": "P-.",
+    }
+    for variant in (
+        "put_item",
+        "batch_writer",
+        "powertools",
+        "ingest",
+        "ingest_no_reads",
+        "ingest_batch",
+        "cond_put",
+        "transact",
+    ):
         points = [(x, _pick(document, variant, x)) for x in latencies]
         xs = [x for x, r in points if r]
         ys = [r["records_per_s"] for _, r in points if r]
@@ -615,9 +860,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.writer`, the same as `python -m load writer`."""
-    from load.__main__ import main as load_main
+    from load.cli import run_commands
 
-    return load_main(["writer", *(sys.argv[1:] if argv is None else argv)])
+    arguments = sys.argv[1:] if argv is None else argv
+    return run_commands({"writer": sys.modules[__name__]}, ["writer", *arguments])
 
 
 if __name__ == "__main__":

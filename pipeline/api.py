@@ -298,6 +298,8 @@ def build_app(
             ),
         ] = None,
     ) -> Response[FilePage]:
+        if app.current_event.path.endswith("/"):
+            raise FileNotFound  # GET /files/ (API Gateway ignores the slash): the empty name
         raw_limit = app.current_event.query_string_parameters.get("limit")
         if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
             raise BadRequest(LIMIT_MESSAGE)  # pydantic also takes "+5", " 5", "05", "1_0"

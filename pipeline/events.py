@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from pipeline.model import Action, FileEvent
+from pipeline.model import Action, FileEvent, sequencer_problem
 
 CREATE_PREFIXES = ("ObjectCreated:",)
 DELETE_NAMES = frozenset(
@@ -34,6 +34,16 @@ IGNORED_PREFIXES = (
     "IntelligentTiering",
     "ReducedRedundancyLostObject",
 )
+
+
+MAX_OBJECT_SIZE = 10_000 * 5 * 1024**3
+"""The largest object S3 can hold, in bytes: 53,687,091,200,000 (48.8 TiB).
+
+S3's user guide ("Amazon S3 objects overview",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingObjects.html) says objects range
+"from zero to 50 TB" (raised from 5 TB in late 2025) and that the actual maximum is 53.7 TB,
+set by multipart upload: 10,000 parts x 5 GiB. A size above it cannot come from S3.
+"""
 
 
 class NotificationError(ValueError):
@@ -72,6 +82,21 @@ def decode_key(raw: str) -> str:
     return key
 
 
+def _size(value: Any) -> int | None:
+    """A size S3 could have sent: absent, or an integer in [0, MAX_OBJECT_SIZE]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        negative = isinstance(value, int) and not isinstance(value, bool)
+        shown = "a negative number" if negative else type(value).__name__
+        raise NotificationError(f"s3.object.size must be a non-negative integer, got {shown}")
+    if value > MAX_OBJECT_SIZE:
+        raise NotificationError(
+            f"s3.object.size is larger than S3's maximum object size ({MAX_OBJECT_SIZE} bytes)"
+        )
+    return value
+
+
 def _record(record: Any) -> FileEvent | None:
     if not isinstance(record, dict):
         raise NotificationError("each entry of Records must be an object")
@@ -95,11 +120,12 @@ def _record(record: Any) -> FileEvent | None:
     bucket, obj = s3.get("bucket"), s3.get("object")
     if not isinstance(bucket, dict) or not isinstance(obj, dict):
         raise NotificationError("record has no s3.bucket or s3.object")
-    size = obj.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise NotificationError("s3.object.size must be a non-negative integer")
+    size = _size(obj.get("size"))
     raw_key = _text(obj.get("key"), "s3.object.key")
     assert raw_key is not None
+    sequencer = _text(obj.get("sequencer"), "s3.object.sequencer", required=False)
+    if sequencer is not None and (problem := sequencer_problem(sequencer)):
+        raise NotificationError(problem)
     return FileEvent(
         filename=decode_key(raw_key),
         bucket=_text(bucket.get("name"), "s3.bucket.name") or "",
@@ -110,7 +136,7 @@ def _record(record: Any) -> FileEvent | None:
         etag=_text(obj.get("eTag"), "s3.object.eTag", required=False)
         if action is Action.PUT
         else None,
-        sequencer=_text(obj.get("sequencer"), "s3.object.sequencer", required=False),
+        sequencer=sequencer,
         version_id=_text(obj.get("versionId"), "s3.object.versionId", required=False),
     )
 

@@ -2,10 +2,15 @@
 
 1. Parse every message; a bad one fails alone.
 2. Collapse events per key to the newest (sequencer, then eventTime, then arrival order):
-   one BatchWriteItem request may not name a key twice.
-3. Read the stored version of those keys and drop events older than (or equal to) what is
-   stored: S3 delivers at least once and out of order, and BatchWriteItem has no conditions.
+   one request may not name a key twice.
+3. Read the stored version of those keys (consistently) and drop events older than (or equal
+   to) what is stored: S3 delivers at least once and out of order. Dropped = skipped.
 4. Write rows (creates) and tombstones (deletes), 25 per request, many requests in flight.
+   Default (`WriteMode.CONDITIONAL`): each write holds only if the stored version is still
+   the one read in 3 (or older by sequencer); a write refused because another invocation
+   wrote the key in between goes back to 3 for that key (at most `MAX_ROUNDS` rounds), where
+   it is written or, if now stale, skipped. Never reported as a failure for being stale.
+   Opt-in `WriteMode.BATCH`: unconditional BatchWriteItem (not race-free).
 5. Map every key that could not be written back to every message that carried an event for it.
 """
 
@@ -19,13 +24,28 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline.events import NotificationError, parse_body
-from pipeline.model import FileEvent, compare_versions, is_newer
+from pipeline.model import (
+    DELETED,
+    PARTITION_KEY,
+    ConditionalWrite,
+    FileEvent,
+    WriteOutcome,
+    compare_versions,
+    is_newer,
+)
 from pipeline.retry import Deadline, OpStats
+from pipeline.settings import WriteMode
+from pipeline.versions import VersionResolver
 
 logger = logging.getLogger(__name__)
 
 GROUP_SIZE = 100
 """Keys whose stored versions are read (one BatchGetItem) before their rows are written."""
+GROUPS_IN_FLIGHT = 16
+"""Groups being read, decided and written at once: enough to keep the store's request slots
+busy, few enough that one invocation does not hold every row of its batch in memory."""
+MAX_ROUNDS = 5
+"""Read-decide-write rounds per key before giving up (SQS redelivers the message later)."""
 
 
 class FileStore(Protocol):
@@ -38,6 +58,10 @@ class FileStore(Protocol):
     async def write_rows(
         self, rows: Sequence[dict[str, Any]], deadline: Deadline, stats: OpStats
     ) -> None: ...
+
+    async def write_conditional(
+        self, writes: Sequence[ConditionalWrite], deadline: Deadline, stats: OpStats
+    ) -> dict[str, WriteOutcome]: ...
 
 
 @dataclass
@@ -56,6 +80,10 @@ class IngestResult:
     """DynamoDB calls repeated (throttling, unprocessed items, transient errors)."""
     calls: int = 0
     """DynamoDB calls made."""
+    conflicts: int = 0
+    """Conditional writes refused because another writer changed the key: re-read, re-decided."""
+    lookups: int = 0
+    """S3 HeadObject calls made (version deletes on versioned buckets only)."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""
@@ -105,8 +133,14 @@ async def ingest(
     *,
     tombstone_ttl_s: int,
     now: float | None = None,
+    mode: WriteMode = WriteMode.CONDITIONAL,
+    resolver: VersionResolver | None = None,
 ) -> IngestResult:
-    """Apply the SQS `records` to the table; never raises for bad message bodies."""
+    """Apply the SQS `records` to the table; never raises for bad message bodies.
+
+    With a `resolver`, the newest event of each key is first checked against S3 where the
+    event alone cannot tell the object's state (version deletes: `pipeline.versions`).
+    """
     result = IngestResult(messages=len(records))
     failed: set[str] = set()
     pairs: list[tuple[str, FileEvent]] = []
@@ -130,9 +164,23 @@ async def ingest(
     result.skipped += len(pairs) - len(latest)
     stats = OpStats()
     keys = list(latest)
+    if resolver is not None:
+        resolution = await resolver.resolve((entry.event for entry in latest.values()), deadline)
+        for key, event in resolution.events.items():
+            latest[key].event = event
+        stats.failures.update(resolution.failures)
+        result.lookups = resolution.lookups
+        keys = [key for key in keys if key not in resolution.failures]
+    apply = _apply_group_conditional if mode is WriteMode.CONDITIONAL else _apply_group
+    groups = asyncio.Semaphore(GROUPS_IN_FLIGHT)
+
+    async def bounded(group: list[_Latest], *args: Any) -> None:
+        async with groups:
+            await apply(group, *args)
+
     await asyncio.gather(
         *(
-            _apply_group(
+            bounded(
                 [latest[key] for key in keys[i : i + GROUP_SIZE]],
                 store,
                 deadline,
@@ -156,10 +204,56 @@ async def ingest(
                     extra={"message_id": message_id, "object_key": key[:256], "reason": reason},
                 )
             failed.add(message_id)
-    result.retries, result.calls = stats.retries, stats.calls
+    result.retries, result.calls, result.conflicts = stats.retries, stats.calls, stats.conflicts
     order = {message_id_of(record): index for index, record in enumerate(records)}
     result.failed_message_ids = sorted(failed, key=order.__getitem__)
     return result
+
+
+async def _apply_group_conditional(
+    group: list[_Latest],
+    store: FileStore,
+    deadline: Deadline,
+    stats: OpStats,
+    result: IngestResult,
+    tombstone_ttl_s: int,
+    now: float,
+) -> None:
+    """Read, decide, write conditionally; keys whose write conflicted go round again."""
+    pending = {entry.event.filename: entry.event for entry in group}
+    for _ in range(MAX_ROUNDS):
+        stored = await store.read_versions(list(pending), deadline, stats)
+        writes = []
+        for key, event in list(pending.items()):
+            if key in stats.failures:  # its version could not be read: SQS retries later
+                del pending[key]
+            elif not is_newer(event, stored.get(key)):
+                result.skipped += 1  # stale or duplicate: done, never a failure
+                del pending[key]
+            else:
+                row = event.row(now=now, tombstone_ttl_s=tombstone_ttl_s)
+                writes.append(ConditionalWrite(row, stored.get(key), ordered=True))
+        if not writes:
+            return
+        outcomes = await store.write_conditional(writes, deadline, stats)
+        for write in writes:
+            key = write.row[PARTITION_KEY]
+            outcome = outcomes[key]
+            if outcome is WriteOutcome.CONFLICT:
+                continue  # someone wrote it in between: read again
+            del pending[key]
+            if outcome is WriteOutcome.WRITTEN:
+                if write.row.get(DELETED):
+                    result.deleted += 1
+                else:
+                    result.written += 1
+        if not pending:
+            return
+    for key in pending:
+        stats.failures[key] = (
+            f"the stored row changed under {MAX_ROUNDS} conditional writes in a row "
+            "(concurrent writers); SQS delivers the message again"
+        )
 
 
 async def _apply_group(
@@ -171,7 +265,8 @@ async def _apply_group(
     tombstone_ttl_s: int,
     now: float,
 ) -> None:
-    """Read the stored versions of up to 100 keys, then write those events that are newer."""
+    """Opt-in batch mode: read the stored versions of up to 100 keys, then write those events
+    that are newer with unconditional BatchWriteItem (not race-free)."""
     keys = [entry.event.filename for entry in group]
     stored = await store.read_versions(keys, deadline, stats)
     rows = []

@@ -10,11 +10,17 @@ Table schema (`files`, partition key `filename`, String):
 | `etag`       | S    | creates, when S3 sent one                                      |
 | `event_time` | S    | always: S3's `eventTime` (ISO 8601, UTC)                       |
 | `event_name` | S    | always: e.g. `ObjectCreated:Put`                                |
-| `sequencer`  | S    | when S3 sent one (orders events for the same key)              |
+| `sequencer`  | S    | when S3 sent one (orders events for the same key), as sent     |
+| `seq`        | S    | when S3 sent a sequencer: `normalize_sequencer(sequencer)`     |
 | `version_id` | S    | when the bucket is versioned                                   |
 | `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |
 | `expires_at` | N    | tombstones only: epoch seconds, the table's TTL attribute      |
 | `shard`      | N    | live rows only: the listing index's shard (`shard_of`)         |
+
+`seq` is the sequencer in a fixed-width form (uppercase, right-padded with '0' to
+`SEQ_WIDTH` characters: S3's ordering rule), so that DynamoDB itself compares two of them
+exactly in a write's condition. Rows written before `seq` existed carry only `sequencer`;
+they are compared in Python and replaced by compare-and-swap (pipeline/dynamo/writer.py).
 
 Deletes are stored as tombstones rather than removed, so that a late, older create
 delivered after the delete (S3 delivery is at-least-once and unordered) cannot bring
@@ -46,13 +52,94 @@ INDEX_SHARDS = 8
 """Shards of the listing index (chosen by measurement: docs/performance.md)."""
 
 
-INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE})
+SEQ = "seq"
+SEQ_WIDTH = 64
+"""Hex digits of a normalized sequencer (S3's are 16-18 today; longer ones are rejected)."""
+LOWEST_SEQ = "0" * SEQ_WIDTH
+"""The lowest version: rows backfilled without an event (reconcile) carry it, so that any
+real event with a sequencer replaces them."""
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+VERSION_ATTRIBUTES = (PARTITION_KEY, SEQ, "sequencer", "event_time", DELETED)
+"""What a conditional write compares (compare-and-swap) and what ingest reads to decide."""
+ROW_ATTRIBUTES = (
+    PARTITION_KEY,
+    "bucket",
+    "size",
+    "etag",
+    "event_time",
+    "event_name",
+    "sequencer",
+    SEQ,
+    "version_id",
+    DELETED,
+    EXPIRES_AT,
+    SHARD_ATTRIBUTE,
+)
+"""Every attribute of the row model: a write sets those in the row and removes the others."""
+
+INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ})
 """Attributes the API never shows."""
+
+
+def sequencer_problem(sequencer: str) -> str | None:
+    """Why `sequencer` cannot be stored as a `seq` (not hex, too long), or None."""
+    if not sequencer or not _HEX.issuperset(sequencer):
+        return "s3.object.sequencer must be a hexadecimal string"
+    if len(sequencer) > SEQ_WIDTH:
+        return f"s3.object.sequencer is longer than {SEQ_WIDTH} hex digits"
+    return None
+
+
+def normalize_sequencer(sequencer: str) -> str:
+    """S3's rule made fixed-width: uppercase, right-padded with '0' to `SEQ_WIDTH` digits.
+
+    Two normalized sequencers compare as strings exactly as S3 says to compare the raw ones.
+    Raises ValueError for a sequencer `sequencer_problem` rejects.
+    """
+    problem = sequencer_problem(sequencer)
+    if problem:
+        raise ValueError(problem)
+    return sequencer.upper().ljust(SEQ_WIDTH, "0")
+
+
+def stored_seq(stored: dict[str, Any]) -> str | None:
+    """The normalized sequencer of a stored row: `seq`, else its legacy raw `sequencer`."""
+    seq = stored.get(SEQ)
+    if isinstance(seq, str) and seq:
+        return seq
+    raw = stored.get("sequencer")
+    if isinstance(raw, str) and raw and sequencer_problem(raw) is None:
+        return normalize_sequencer(raw)
+    return raw if isinstance(raw, str) and raw else None
 
 
 def shard_of(filename: str) -> int:
     """The listing-index shard of a key: stable across processes and Python versions."""
     return zlib.crc32(filename.encode("utf-8", "surrogatepass")) % INDEX_SHARDS
+
+
+class WriteOutcome(StrEnum):
+    """What became of one conditional write."""
+
+    WRITTEN = "written"
+    CONFLICT = "conflict"
+    """The stored item is not (any more) what the write expected: re-read, decide again."""
+    FAILED = "failed"
+    """DynamoDB refused it for good or no time was left: the reason is in `OpStats.failures`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalWrite:
+    """Write `row` (the whole row: model attributes it lacks are removed) only if the stored
+    item still has exactly the version attributes of `expected` (`seq`, `sequencer`,
+    `event_time`, `deleted`: compare-and-swap), or, with `expected=None`, only if no item
+    exists. `ordered`: also write while the stored `seq` is lower than the row's `seq`
+    (both sequencer-ordered: the row's event is newer whatever was written in between)."""
+
+    row: dict[str, Any]
+    expected: dict[str, Any] | None
+    ordered: bool = False
 
 
 class Action(StrEnum):
@@ -76,6 +163,11 @@ class FileEvent:
     sequencer: str | None = None
     version_id: str | None = None
 
+    @property
+    def seq(self) -> str | None:
+        """The normalized sequencer (`normalize_sequencer`), or None without one."""
+        return normalize_sequencer(self.sequencer) if self.sequencer else None
+
     def row(self, *, now: float, tombstone_ttl_s: int) -> dict[str, Any]:
         """The table item (plain Python values) this event writes."""
         item: dict[str, Any] = {
@@ -86,6 +178,7 @@ class FileEvent:
         }
         if self.sequencer:
             item["sequencer"] = self.sequencer
+            item[SEQ] = normalize_sequencer(self.sequencer)
         if self.version_id:
             item["version_id"] = self.version_id
         if self.action is Action.DELETE:
@@ -142,9 +235,11 @@ def is_newer(event: FileEvent, stored: dict[str, Any] | None) -> bool:
     """
     if stored is None:
         return True
-    stored_seq = stored.get("sequencer")
+    seq = stored_seq(stored)
     stored_time = stored.get("event_time")
-    order = compare_versions(event.sequencer, event.event_time, stored_seq, stored_time)
+    if not isinstance(stored_time, str):  # not a value this code writes: any event repairs it
+        stored_time = None
+    order = compare_versions(event.seq, event.event_time, seq, stored_time)
     if order != 0:
         return order > 0
-    return not (event.sequencer and stored_seq)
+    return not (event.sequencer and seq)

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+Sleep = Callable[[float], Awaitable[None]]
+"""How the adapters wait between retries (`asyncio.sleep`; a fake clock's in tests)."""
 
 
 class Deadline:
-    """A point in monotonic time after which no new attempt is started."""
+    """A point in monotonic time after which no new attempt is started.
 
-    def __init__(self, seconds: float) -> None:
-        self._at = time.monotonic() + seconds
+    `clock` is injectable so that tests can run a long outage against a fake clock.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._at = clock() + seconds
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""
-        return self._at - time.monotonic()
+        return self._at - self._clock()
+
+
+async def real_sleep(seconds: float) -> None:
+    """The production `Sleep`."""
+    await asyncio.sleep(seconds)
 
 
 @dataclass
@@ -37,5 +51,7 @@ class OpStats:
 
     retries: int = 0
     calls: int = 0
+    conflicts: int = 0
+    """Conditional writes refused because the stored version changed since it was read."""
     failures: dict[str, str] = field(default_factory=dict)
     """Failed partition key -> short reason."""

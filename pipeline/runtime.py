@@ -99,3 +99,17 @@ async def open_dynamodb_client(
             config=client_config(max(10, settings.write_concurrency + 4)),
         )
     )
+
+
+async def open_s3_client(
+    stack: AsyncExitStack, settings: Settings, session: aioboto3.Session | None = None
+) -> Any:
+    """Open an aioboto3 S3 client for the ingest side's HeadObject calls, closed by `stack`."""
+    return await stack.enter_async_context(
+        (session or aioboto3.Session()).client(
+            "s3",
+            region_name=settings.region,
+            endpoint_url=settings.s3_endpoint_url,
+            config=client_config(max(10, settings.write_concurrency + 4)),
+        )
+    )

@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 class SettingsError(ValueError):
     """The environment does not describe a usable configuration."""
+
+
+class WriteMode(StrEnum):
+    """How ingest writes rows (`INGEST_WRITE_MODE`)."""
+
+    CONDITIONAL = "conditional"
+    """Default: consistent read, then PartiQL INSERT/UPDATE with conditions. Race-free."""
+    BATCH = "batch"
+    """Opt-in: read, then unconditional BatchWriteItem. An older event can win a race
+    between two invocations (docs/reliability.md)."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -29,6 +40,17 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _write_mode(env: Mapping[str, str]) -> WriteMode:
+    raw = env.get("INGEST_WRITE_MODE", "").strip().lower()
+    if not raw:
+        return WriteMode.CONDITIONAL
+    try:
+        return WriteMode(raw)
+    except ValueError:
+        allowed = ", ".join(mode.value for mode in WriteMode)
+        raise SettingsError(f"INGEST_WRITE_MODE must be one of {allowed}, got {raw!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Configuration shared by both functions and the local stack.
@@ -41,14 +63,20 @@ class Settings:
     table_name: str
     region: str | None = None
     endpoint_url: str | None = None
+    """DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL)."""
+    s3_endpoint_url: str | None = None
+    """S3 endpoint of the ingest function's HeadObject calls (AWS_ENDPOINT_URL_S3, else
+    AWS_ENDPOINT_URL)."""
     # Ingest
     write_concurrency: int = 32
-    """BatchWriteItem requests in flight at once per invocation."""
+    """DynamoDB requests (reads and writes of 25-100 keys) in flight at once per invocation."""
     max_backoff_ms: int = 2_000
     """Cap of the exponential backoff between retries (full jitter below it)."""
     base_backoff_ms: int = 25
     safety_margin_ms: int = 2_000
     """Time kept back from the Lambda deadline to build the response."""
+    write_mode: WriteMode = WriteMode.CONDITIONAL
+    """`conditional` (race-free, default) or `batch` (unconditional BatchWriteItem)."""
     tombstone_ttl_days: int = 15
     """How long a delete marker is kept to reject late, older creates (> SQS's 14-day retention)."""
     # Read API
@@ -76,10 +104,13 @@ class Settings:
             region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             endpoint_url=_optional(env, "AWS_ENDPOINT_URL_DYNAMODB")
             or _optional(env, "AWS_ENDPOINT_URL"),
+            s3_endpoint_url=_optional(env, "AWS_ENDPOINT_URL_S3")
+            or _optional(env, "AWS_ENDPOINT_URL"),
             write_concurrency=_int(env, "INGEST_WRITE_CONCURRENCY", 32, 1, 256),
             max_backoff_ms=_int(env, "INGEST_MAX_BACKOFF_MS", 2_000, 1, 60_000),
             base_backoff_ms=_int(env, "INGEST_BASE_BACKOFF_MS", 25, 1, 10_000),
             safety_margin_ms=_int(env, "INGEST_SAFETY_MARGIN_MS", 2_000, 0, 60_000),
+            write_mode=_write_mode(env),
             tombstone_ttl_days=_int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
             cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),

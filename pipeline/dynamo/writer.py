@@ -1,8 +1,21 @@
-"""The ingest side's DynamoDB adapter: BatchGetItem / BatchWriteItem with retries.
+"""The ingest side's DynamoDB adapter: consistent reads and race-free conditional writes.
+
+- `read_versions` / `read_rows`: BatchGetItem with ConsistentRead (100 keys a call).
+- `write_conditional`: PartiQL BatchExecuteStatement (25 statements a call). A row is
+  `INSERT`ed where the caller saw no item (DynamoDB refuses it with `DuplicateItem` if one
+  appeared since) and `UPDATE`d where it saw one, with a WHERE condition that holds only
+  while the stored version attributes are still those the caller saw (compare-and-swap),
+  or, for an `ordered` write, while the stored `seq` is still lower than the row's. So a
+  write can never replace a newer row, whatever other invocations do in between: a
+  refused write comes back as a `conflict` for the caller to re-read and decide again.
+- `write_rows`: unconditional BatchWriteItem (the opt-in `INGEST_WRITE_MODE=batch`; it
+  can let an older event overwrite a newer one written between its read and its write).
 
 Every call goes through one retry loop: unprocessed items/keys and retryable errors are
 retried with capped exponential backoff and full jitter while the invocation's deadline
-allows; a ValidationException on a multi-item request is bisected until the item that
+allows (connection errors and timeouts too: a network blip is "not now", and a retried
+conditional write is idempotent: it conflicts with itself and is re-decided); a
+ValidationException on a multi-item request is bisected until the item that
 caused it stands alone, so one bad item never fails its neighbours. Whatever cannot be
 done comes back as a set of failed keys, never as an exception.
 """
@@ -10,16 +23,28 @@ done comes back as a set of failed keys, never as an exception.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from pipeline.dynamo.errors import error_code, is_transient
-from pipeline.model import MAX_ITEM_BYTES, MAX_KEY_BYTES, PARTITION_KEY
-from pipeline.retry import Backoff, Deadline, OpStats
+from pipeline.model import (
+    MAX_ITEM_BYTES,
+    MAX_KEY_BYTES,
+    PARTITION_KEY,
+    ROW_ATTRIBUTES,
+    SEQ,
+    VERSION_ATTRIBUTES,
+    ConditionalWrite,
+    WriteOutcome,
+)
+from pipeline.retry import Backoff, Deadline, OpStats, Sleep, real_sleep
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +52,24 @@ WRITE_CHUNK = 25
 """BatchWriteItem's limit on put/delete requests per call."""
 GET_CHUNK = 100
 """BatchGetItem's limit on keys per call."""
+STATEMENT_CHUNK = 25
+"""BatchExecuteStatement's limit on statements per call."""
 SPLITTABLE_CODES = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
-VERSION_ATTRIBUTES = ("sequencer", "event_time", "deleted")
+CONFLICT_CODES = frozenset({"ConditionalCheckFailed", "DuplicateItem"})
+"""Per-statement errors meaning "the stored item is not what you expected": re-read."""
+RETRYABLE_STATEMENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceeded",
+        "ThrottlingError",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflict",
+    }
+)
+"""Per-statement errors meaning "not now": the statement is sent again after a backoff."""
+COMPARED_ATTRIBUTES = tuple(name for name in VERSION_ATTRIBUTES if name != PARTITION_KEY)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 
 T = TypeVar("T")
 
@@ -80,14 +121,94 @@ def check_row(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_retryable(error: BaseException) -> bool:
+def is_retryable(error: BaseException) -> bool:
+    """Throttling, 5xx, and the network failing: connection refused/reset, connect and read
+    timeouts (botocore's ConnectionError is not an HTTPClientError), aiohttp errors."""
     if isinstance(error, ClientError):
         return is_transient(error)
-    return isinstance(error, HTTPClientError | aiohttp.ClientError | asyncio.TimeoutError)
+    return isinstance(
+        error,
+        HTTPClientError
+        | BotocoreConnectionError
+        | aiohttp.ClientError
+        | asyncio.TimeoutError
+        | ConnectionError,
+    )
+
+
+def _parameter(value: Any) -> dict[str, Any]:
+    if value.__class__ is str:
+        return {"S": value}
+    if value.__class__ is bool:
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    raise TypeError(f"unsupported attribute value {value!r}")
+
+
+def _check_names(names: Sequence[str]) -> None:
+    for name in names:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"attribute name {name!r} cannot be written by this adapter")
+
+
+@functools.lru_cache(maxsize=256)
+def insert_statement(table: str, names: tuple[str, ...]) -> str:
+    """`INSERT INTO "table" VALUE {'a': ?, ...}`: fails with DuplicateItem if the key exists."""
+    _check_names(names)
+    values = ", ".join(f"'{name}': ?" for name in names)
+    return f'INSERT INTO "{table}" VALUE {{{values}}}'
+
+
+@functools.lru_cache(maxsize=1024)
+def update_statement(
+    table: str,
+    names: tuple[str, ...],
+    compared: tuple[tuple[str, bool], ...],
+    ordered: bool,
+) -> str:
+    """`UPDATE ... SET ... REMOVE ... WHERE "filename"=? AND <condition>`.
+
+    Parameters, in order: the values of `names` (without the key), the key, then (when
+    `ordered`) the row's `seq`, then the value of each `compared` attribute that is present.
+    The condition: every compared attribute equals its expected value or, when it was absent,
+    is still MISSING; or, `ordered`, the stored `seq` is lower than the row's.
+    """
+    _check_names(names)
+    sets = [name for name in names if name != PARTITION_KEY]
+    removes = [name for name in ROW_ATTRIBUTES if name not in names]
+    clauses = [f'SET "{name}"=?' for name in sets] + [f'REMOVE "{name}"' for name in removes]
+    same = " AND ".join(
+        f'"{name}"=?' if present else f'"{name}" IS MISSING' for name, present in compared
+    )
+    condition = f'("{SEQ}"<? OR ({same}))' if ordered else f"({same})"
+    return f'UPDATE "{table}" {" ".join(clauses)} WHERE "{PARTITION_KEY}"=? AND {condition}'
+
+
+def write_statement(table: str, write: ConditionalWrite) -> dict[str, Any]:
+    """The PartiQL statement (with Parameters) of one conditional write."""
+    row = write.row
+    names = tuple(row)
+    if write.expected is None:
+        return {
+            "Statement": insert_statement(table, names),
+            "Parameters": [_parameter(row[name]) for name in names],
+        }
+    ordered = write.ordered and isinstance(row.get(SEQ), str)
+    compared = tuple((name, name in write.expected) for name in COMPARED_ATTRIBUTES)
+    parameters = [_parameter(row[name]) for name in names if name != PARTITION_KEY]
+    parameters.append({"S": row[PARTITION_KEY]})
+    if ordered:
+        parameters.append({"S": row[SEQ]})
+    parameters.extend(_parameter(write.expected[name]) for name, present in compared if present)
+    return {
+        "Statement": update_statement(table, names, compared, ordered),
+        "Parameters": parameters,
+    }
 
 
 class DynamoFileStore:
-    """Reads stored versions and writes rows of the files table through an aiobotocore client."""
+    """Reads and writes rows of the files table through an aiobotocore client."""
 
     def __init__(
         self,
@@ -96,32 +217,46 @@ class DynamoFileStore:
         *,
         concurrency: int = 16,
         backoff: Backoff | None = None,
+        sleep: Sleep = real_sleep,
     ) -> None:
         self._client = client
         self._table = table_name
         self._slots = asyncio.Semaphore(concurrency)
         self._backoff = backoff or Backoff()
+        self._sleep = sleep
 
     async def read_versions(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats
     ) -> dict[str, dict[str, Any]]:
-        """Stored `sequencer`, `event_time` and `deleted` of each key that has a row."""
+        """Stored version attributes (`VERSION_ATTRIBUTES`) of each key that has a row,
+        read consistently; keys that could not be read land in `stats.failures`."""
+        return await self._batch_get(keys, VERSION_ATTRIBUTES, deadline, stats)
+
+    async def read_rows(
+        self, keys: Sequence[str], deadline: Deadline, stats: OpStats
+    ) -> dict[str, dict[str, Any]]:
+        """The full stored row of each key that has one (consistent read); keys that could
+        not be read land in `stats.failures`."""
+        return await self._batch_get(keys, None, deadline, stats)
+
+    async def _batch_get(
+        self,
+        keys: Sequence[str],
+        attributes: Sequence[str] | None,
+        deadline: Deadline,
+        stats: OpStats,
+    ) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
+        spec: dict[str, Any] = {"ConsistentRead": True}
+        if attributes is not None:
+            aliases = {f"#a{i}": name for i, name in enumerate(attributes)}
+            spec["ProjectionExpression"] = ", ".join(aliases)
+            spec["ExpressionAttributeNames"] = aliases
 
         async def call(chunk: list[str]) -> list[str]:
             response = await self._client.batch_get_item(
                 RequestItems={
-                    self._table: {
-                        "Keys": [{PARTITION_KEY: {"S": key}} for key in chunk],
-                        "ProjectionExpression": "#k, #s, #t, #d",
-                        "ExpressionAttributeNames": {
-                            "#k": PARTITION_KEY,
-                            "#s": "sequencer",
-                            "#t": "event_time",
-                            "#d": "deleted",
-                        },
-                        "ConsistentRead": True,
-                    }
+                    self._table: {"Keys": [{PARTITION_KEY: {"S": key}} for key in chunk], **spec}
                 }
             )
             for item in response.get("Responses", {}).get(self._table, []):
@@ -137,6 +272,70 @@ class DynamoFileStore:
             )
         )
         return found
+
+    async def write_conditional(
+        self, writes: Sequence[ConditionalWrite], deadline: Deadline, stats: OpStats
+    ) -> dict[str, WriteOutcome]:
+        """Apply each write only if the stored item is still what it expects (see
+        `ConditionalWrite`); one outcome per key (keys must be unique). Never raises for
+        DynamoDB's answers: failures' reasons land in `stats.failures`."""
+        outcomes: dict[str, WriteOutcome] = {}
+        statements: list[tuple[str, dict[str, Any]]] = []
+        for write in writes:
+            key = str(write.row[PARTITION_KEY])
+            if key in outcomes:
+                raise ValueError(f"two conditional writes for one key: {key[:100]!r}")
+            problem = check_row(write.row)
+            if problem:
+                stats.failures[key] = problem
+                outcomes[key] = WriteOutcome.FAILED
+                continue
+            outcomes[key] = WriteOutcome.FAILED  # until DynamoDB says otherwise
+            try:
+                statements.append((key, write_statement(self._table, write)))
+            except (TypeError, ValueError) as error:  # e.g. a stored value of another type
+                stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
+
+        async def call(chunk: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+            response = await self._client.batch_execute_statement(
+                Statements=[statement for _, statement in chunk]
+            )
+            answers = response.get("Responses", [])
+            if len(answers) != len(chunk):
+                raise RuntimeError(
+                    f"BatchExecuteStatement answered {len(answers)} of {len(chunk)} statements"
+                )
+            left = []
+            for (key, statement), answer in zip(chunk, answers, strict=True):
+                error = answer.get("Error")
+                if not error:
+                    outcomes[key] = WriteOutcome.WRITTEN
+                    continue
+                code = str(error.get("Code", ""))
+                if code in CONFLICT_CODES:
+                    stats.conflicts += 1
+                    outcomes[key] = WriteOutcome.CONFLICT
+                elif code in RETRYABLE_STATEMENT_CODES:
+                    left.append((key, statement))
+                else:
+                    message = str(error.get("Message", ""))[:200]
+                    stats.failures[key] = f"{code}: {message}"
+                    outcomes[key] = WriteOutcome.FAILED
+            return left
+
+        await asyncio.gather(
+            *(
+                self._run(
+                    statements[i : i + STATEMENT_CHUNK],
+                    call,
+                    lambda entry: entry[0],
+                    deadline,
+                    stats,
+                )
+                for i in range(0, len(statements), STATEMENT_CHUNK)
+            )
+        )
+        return outcomes
 
     async def write_rows(
         self, rows: Sequence[dict[str, Any]], deadline: Deadline, stats: OpStats
@@ -183,7 +382,7 @@ class DynamoFileStore:
                     stats.calls += 1
                     left = await call(pending)
             except Exception as error:
-                if _is_retryable(error):
+                if is_retryable(error):
                     left = pending
                     reason = _describe(error)
                 elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
@@ -210,7 +409,7 @@ class DynamoFileStore:
                 self._fail(pending, key_of, stats, f"{reason}; no time left to retry")
                 return
             stats.retries += 1
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     @staticmethod
     def _fail(pending: Sequence[T], key_of: Callable[[T], str], stats: OpStats, why: str) -> None:

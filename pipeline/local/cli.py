@@ -1,4 +1,8 @@
-"""`python -m pipeline up|demo`: run the pipeline locally (see docs/local-stack.md)."""
+"""`s3-file-tracker up|demo` (or `python -m pipeline ...`): run the pipeline locally.
+
+See docs/local-stack.md. Heavy imports (boto3, moto, the handlers) wait until a command runs,
+so `--help`, `--version` and a taken port answer at once.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,22 @@ import logging
 import os
 import signal
 import sys
-import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from pipeline import __version__
+from pipeline.local.ports import PortInUseError, ensure_free
 
-from pipeline.local.api_client import file_url, get, list_files
-from pipeline.local.provision import ResourceError, Resources, from_stack_outputs, queue_arn
-from pipeline.local.stack import FAKE_CREDENTIALS, Stack
-from pipeline.local.template import (
-    DEFAULT_REGION,
-    TEMPLATE_PATH,
-    StackConfig,
-    TemplateError,
-    read_stack_config,
-)
+if TYPE_CHECKING:
+    from pipeline.local.provision import Resources
+    from pipeline.local.stack import Stack
+    from pipeline.local.template import StackConfig
+
+LOCAL_EXTRA = "s3-file-tracker[local]"
+"""What to install for the local stack when running from a wheel (moto, PyYAML)."""
 
 DEFAULT_MOTO_PORT = 4000
 DEFAULT_API_PORT = 3000
@@ -38,13 +39,14 @@ SAMPLE_FILES = {
 """The original design's sample uploads."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline",
+        prog=prog,
         description="Run the S3 file tracker on this machine: storage services (embedded moto "
         "by default), the SQS event source poller and the API Gateway emulator, invoking the "
         "real handlers in-process. Settings come from template.yaml.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = commands.add_parser(
         "up",
@@ -53,18 +55,21 @@ def _parser() -> argparse.ArgumentParser:
         "stack and run until Ctrl-C. Without --endpoint-url, --stack-name or --queue-url it "
         "starts an embedded moto server and creates the resources there.",
     )
+    up.set_defaults(run=cmd_up)
     demo = commands.add_parser(
         "demo",
         help="start, upload samples, list, delete one, list, stop",
         description="Start the embedded stack on free ports, upload hello.txt, report.pdf and "
-        "invoice.csv with boto3, wait until they are tracked, print GET /files, delete one, "
-        "show it gone, stop. Exit code 0 when everything behaved.",
+        "invoice.csv with boto3, wait until they are tracked, print GET /files (signed "
+        "requests), delete one, show it gone, stop. Exit code 0 when everything behaved.",
     )
+    demo.set_defaults(run=cmd_demo)
     migrate = commands.add_parser(
         "migrate-index",
         help="put rows written before the listing index into it (resumable, idempotent)",
-        description="Add `shard` to live rows that lack it (written before the by_name index "
-        "existed), with a conditional UpdateItem per row. Uses the standard AWS variables "
+        description="Set `shard` on live rows that lack it (written before the by_name index "
+        "existed) or carry another one (after a change of INDEX_SHARDS), with a conditional "
+        "UpdateItem per row. Uses the standard AWS variables "
         "(AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints a resume position after each page.",
     )
     migrate.add_argument("--table", required=True, help="the files table")
@@ -72,10 +77,22 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--start-after", help="resume after this Scan position")
     migrate.add_argument("--page-size", type=int, default=500, help="rows per Scan call")
     migrate.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    migrate.set_defaults(run=cmd_migrate_index)
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
-        tuning.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="SAM template")
+        tuning.add_argument(
+            "--template",
+            type=Path,
+            help="SAM template (default: the project's template.yaml, else ./template.yaml)",
+        )
         tuning.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
+        tuning.add_argument(
+            "--api-auth",
+            choices=("AWS_IAM", "NONE"),
+            help="the template's ApiAuth parameter: AWS_IAM (default) makes the API gateway "
+            "accept only SigV4-signed requests (the credentials `up` prints); NONE turns "
+            "authentication off",
+        )
         tuning.add_argument(
             "--pollers",
             type=int,
@@ -98,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
             "--function-timeout", type=int, metavar="SECONDS", help="ingest function timeout"
         )
         tuning.add_argument("--name-suffix", help="append -SUFFIX to every resource name")
+        tuning.add_argument(
+            "--bucket-versioning",
+            choices=["Enabled", "Suspended"],
+            help="the template's BucketVersioning parameter (default: its default, Suspended)",
+        )
         tuning.add_argument(
             "-v",
             "--verbose",
@@ -140,8 +162,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
+    from pipeline.local.template import (
+        DEFAULT_REGION,
+        TEMPLATE_PATH,
+        TemplateError,
+        read_stack_config,
+    )
+
+    template = args.template
+    if template is None:  # an installed wheel has no template next to the package
+        template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
+        if not template.exists():
+            raise TemplateError(
+                "no template.yaml here: run from the project's directory or pass --template PATH"
+            )
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    config = read_stack_config(args.template, region=region or DEFAULT_REGION)
+    parameters: dict[str, str] = {}  # template parameters set by flags
+    if args.api_auth:
+        parameters["ApiAuth"] = args.api_auth
+    if args.bucket_versioning:
+        parameters["BucketVersioning"] = args.bucket_versioning
+    config = read_stack_config(template, region=region or DEFAULT_REGION, parameters=parameters)
     if args.name_suffix:
         config = config.with_suffix(args.name_suffix)
     return config.with_overrides(
@@ -166,6 +207,10 @@ def _setup_logging(verbose: bool) -> None:
 def _existing_resources(args: argparse.Namespace, config: StackConfig) -> Resources | None:
     """Resources named by flags, a stack's outputs, or (with --no-provision) the template;
     None when the stack should create them."""
+    import boto3
+
+    from pipeline.local.provision import ResourceError, Resources, from_stack_outputs, queue_arn
+
     factory: Any = boto3.client
     clients = {"region_name": config.region, "endpoint_url": args.endpoint_url}
     sqs = factory("sqs", **clients)
@@ -183,7 +228,17 @@ def _existing_resources(args: argparse.Namespace, config: StackConfig) -> Resour
     return None
 
 
+def _curl(stack: Stack) -> str:
+    """The curl command (up to the URL) that calls this stack's API."""
+    if not stack.api_auth_enabled:
+        return "curl"
+    key, secret = stack.api_credentials
+    return f'curl --aws-sigv4 "aws:amz:{stack.region}:execute-api" --user {key}:{secret}'
+
+
 def _banner(stack: Stack) -> str:
+    from pipeline.local.stack import FAKE_CREDENTIALS
+
     config = stack.config
     endpoint = stack.endpoint_url
     lines = [
@@ -201,9 +256,16 @@ def _banner(stack: Stack) -> str:
         f"  ingest       {stack.pollers} poller(s), BatchSize {config.batch_size}, window "
         f"{config.batching_window_s} s, visibility {config.visibility_timeout_s} s, "
         f"maxReceiveCount {config.max_receive_count}, timeout {config.function_timeout_s} s",
-        "",
-        "Try it from another terminal:",
     ]
+    if stack.api_auth_enabled:
+        key, secret = stack.api_credentials
+        lines.append(
+            f"  API auth     AWS_IAM: SigV4 (execute-api, {stack.region}) with access key "
+            f"{key}, secret {secret}"
+        )
+    else:
+        lines.append("  API auth     NONE: authentication is OFF (ApiAuth=NONE)")
+    lines += ["", "Try it from another terminal:"]
     if stack.embedded:
         creds = " ".join(f"{k}={v}" for k, v in FAKE_CREDENTIALS.items())
         lines.append(f"  export {creds} AWS_DEFAULT_REGION={stack.region}")
@@ -211,9 +273,9 @@ def _banner(stack: Stack) -> str:
     lines += [
         f"  aws {flag}s3 cp ./some-file.txt s3://{stack.bucket}/some-file.txt",
         f"  aws {flag}s3 cp --recursive ./some-dir s3://{stack.bucket}/some-dir/",
-        f"  curl {stack.api_url}/files",
-        f"  curl '{stack.api_url}/files?limit=2'",
-        f"  curl {stack.api_url}/files/some-file.txt",
+        f"  {_curl(stack)} {stack.api_url}/files",
+        f"  {_curl(stack)} '{stack.api_url}/files?limit=2'",
+        f"  {_curl(stack)} {stack.api_url}/files/some-file.txt",
         f"  aws {flag}s3 rm s3://{stack.bucket}/some-file.txt",
         "Press Ctrl-C to stop.",
     ]
@@ -221,10 +283,17 @@ def _banner(stack: Stack) -> str:
 
 
 class _Stopper:
-    """Turns SIGINT/SIGTERM into an event (no KeyboardInterrupt in the middle of a stop)."""
+    """Turns SIGINT/SIGTERM into a flag that `wait()` returns on (no KeyboardInterrupt in the
+    middle of a stop); with `interrupt=True` the first signal raises KeyboardInterrupt instead
+    (a command that is not waiting for it, e.g. the demo, is cut short and cleans up).
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    The handler only sets a plain attribute: taking a lock there (`threading.Event.set`) can
+    deadlock when the signal lands while the main thread holds that same lock in `wait`.
+    """
+
+    def __init__(self, interrupt: bool = False) -> None:
+        self.requested = False
+        self.interrupt = interrupt
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Stopper:
@@ -233,7 +302,15 @@ class _Stopper:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
+        first = not self.requested
+        self.requested = True
+        if self.interrupt and first:
+            raise KeyboardInterrupt
+
+    def wait(self, poll_s: float = 0.2) -> None:
+        """Return once SIGINT or SIGTERM arrived."""
+        while not self.requested:
+            time.sleep(poll_s)
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
@@ -241,8 +318,14 @@ class _Stopper:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Run until Ctrl-C."""
+    """Run until Ctrl-C or SIGTERM."""
+    embedded = not (args.endpoint_url or args.stack_name or args.queue_url)
+    if embedded:
+        ensure_free("127.0.0.1", args.moto_port, "--moto-port")
+    ensure_free("127.0.0.1", args.api_port, "--api-port")
     config = _config(args)
+    from pipeline.local.stack import Stack
+
     with _Stopper() as stopper:
         resources = _existing_resources(args, config)
         stack = Stack(
@@ -258,7 +341,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.start()
         try:
             print(_banner(stack), flush=True)
-            stopper.event.wait()
+            stopper.wait()
             print("\nStopping...", file=sys.stderr, flush=True)
         finally:
             stack.stop()
@@ -274,30 +357,46 @@ def _show(title: str, payload: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Upload the samples, list, delete one, list; exit 0 when all checks held."""
     config = _config(args)
+    from pipeline.local.api_client import file_url, get, list_files
+    from pipeline.local.stack import Stack
+
     ok = True
-    with _Stopper(), Stack(config, pollers=args.pollers or 2, verbose=args.verbose) as stack:
+    with (
+        _Stopper(interrupt=True),
+        Stack(config, pollers=args.pollers or 2, verbose=args.verbose) as stack,
+    ):
         print(f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}", flush=True)
+        signer = stack.signer if stack.api_auth_enabled else None
+        curl = _curl(stack)
+        if signer is not None:
+            print(f"API requests are SigV4-signed ({curl} ...)", flush=True)
         s3 = stack.client("s3")
         for name, body in SAMPLE_FILES.items():
             s3.put_object(Bucket=stack.bucket, Key=name, Body=body)
             print(f"uploaded s3://{stack.bucket}/{name} ({len(body)} bytes)", flush=True)
         stack.wait_until_idle(timeout_s=60)
-        listing = get(f"{stack.api_url}/files")
-        _show(f"curl {stack.api_url}/files   -> {listing.status}", listing.json())
-        names = {item["filename"] for item in list_files(stack.api_url)}
+        if signer is not None:
+            unsigned = get(f"{stack.api_url}/files", sign=False)
+            print(f"\n$ curl {stack.api_url}/files   -> {unsigned.status} {unsigned.json()}")
+            if unsigned.status != 403:
+                print("\nFAIL: an unsigned request was not refused")
+                ok = False
+        listing = get(f"{stack.api_url}/files", signer=signer)
+        _show(f"{curl} {stack.api_url}/files   -> {listing.status}", listing.json())
+        names = {item["filename"] for item in list_files(stack.api_url, signer=signer)}
         if names != set(SAMPLE_FILES):
             print(f"\nFAIL: expected {sorted(SAMPLE_FILES)}, the API lists {sorted(names)}")
             ok = False
-        one = get(file_url(stack.api_url, "hello.txt"))
-        _show(f"curl {file_url(stack.api_url, 'hello.txt')}   -> {one.status}", one.json())
+        one = get(file_url(stack.api_url, "hello.txt"), signer=signer)
+        _show(f"{curl} {file_url(stack.api_url, 'hello.txt')}   -> {one.status}", one.json())
         s3.delete_object(Bucket=stack.bucket, Key="report.pdf")
         print(f"\ndeleted s3://{stack.bucket}/report.pdf", flush=True)
         stack.wait_until_idle(timeout_s=60)
-        listing = get(f"{stack.api_url}/files")
-        _show(f"curl {stack.api_url}/files   -> {listing.status}", listing.json())
-        gone = get(file_url(stack.api_url, "report.pdf"))
-        print(f"\n$ curl {file_url(stack.api_url, 'report.pdf')}   -> {gone.status}")
-        names = {item["filename"] for item in list_files(stack.api_url)}
+        listing = get(f"{stack.api_url}/files", signer=signer)
+        _show(f"{curl} {stack.api_url}/files   -> {listing.status}", listing.json())
+        gone = get(file_url(stack.api_url, "report.pdf"), signer=signer)
+        print(f"\n$ {curl} {file_url(stack.api_url, 'report.pdf')}   -> {gone.status}")
+        names = {item["filename"] for item in list_files(stack.api_url, signer=signer)}
         if names != set(SAMPLE_FILES) - {"report.pdf"} or gone.status != 404:
             print(f"\nFAIL: after the delete the API lists {sorted(names)} ({gone.status})")
             ok = False
@@ -309,6 +408,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_migrate_index(args: argparse.Namespace) -> int:
     """`migrate-index`: add `shard` to old live rows, printing where to resume."""
+    import boto3
+
     from pipeline.dynamo.migrate import MigrationReport, migrate_index
 
     def progress(report: MigrationReport) -> None:
@@ -327,18 +428,40 @@ def cmd_migrate_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") -> int:
+    """CLI entry point: each subcommand's parser sets `run`, the function that runs it."""
+    args = _parser(prog).parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        if args.command == "up":
-            return cmd_up(args)
-        if args.command == "migrate-index":
-            return cmd_migrate_index(args)
-        return cmd_demo(args)
-    except (TemplateError, ResourceError, ClientError, BotoCoreError) as error:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from pipeline.local.provision import ResourceError
+        from pipeline.local.template import TemplateError
+    except ModuleNotFoundError as missing:
+        return _missing_extra(missing)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (TemplateError, ResourceError, ClientError, BotoCoreError, PortInUseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as missing:
+        return _missing_extra(missing)
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         return 130
+
+
+def _missing_extra(missing: ModuleNotFoundError) -> int:
+    """A one-line hint when the `local` extra is not installed; other import errors propagate."""
+    if (missing.name or "").split(".")[0] not in {"moto", "yaml", "werkzeug", "flask"}:
+        raise missing
+    print(
+        f"error: the local stack needs {missing.name}: pip install '{LOCAL_EXTRA}'",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def console_main() -> int:
+    """The `s3-file-tracker` console command."""
+    return main(prog="s3-file-tracker")

@@ -5,11 +5,17 @@ Each HTTP request becomes the proxy event API Gateway sends (`resource`, `path`,
 handler is invoked in-process, and its `statusCode`/`headers`/`multiValueHeaders`/`body`
 (`isBase64Encoded` honoured) are written back. Like API Gateway, `path` and `pathParameters`
 keep the percent-encoding the client sent; query string values are decoded.
+
+Methods whose authorization is `AWS_IAM` (template: the API's `Auth.DefaultAuthorizer`, an
+event's `Auth.Authorizer`) accept only requests SigV4-signed with known credentials
+(`SigV4Verifier`); anything else gets API Gateway's 403 before the handler runs. Every error
+the gateway itself answers is JSON `{"message": ...}`, like API Gateway's.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import re
@@ -17,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,11 +31,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.local.lambda_runtime import Handler, LambdaContext
+from pipeline.local.ports import PortInUseError
+from pipeline.local.sigv4 import AuthError, Caller, SigV4Verifier
 
 logger = logging.getLogger(__name__)
 
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
 """API Gateway's answer (403) for a resource or method the API does not define."""
+AWS_IAM = "AWS_IAM"
+NONE = "NONE"
 
 
 @dataclass(frozen=True)
@@ -40,10 +50,16 @@ class Route:
     resource: str
     pattern: re.Pattern[str]
     parameters: tuple[str, ...]
+    authorization: str = NONE
+    """`AWS_IAM` (SigV4 required) or `NONE`."""
 
     @classmethod
-    def parse(cls, method: str, resource: str) -> Route:
-        """Compile an API Gateway resource path (`{name}`, greedy `{name+}` last)."""
+    def parse(cls, method: str, resource: str, authorization: str = NONE) -> Route:
+        """Compile an API Gateway resource path (`{name}`, greedy `{name+}` last).
+
+        Like API Gateway (REST), one trailing slash is ignored: `/files/` is the `/files`
+        resource, and the handler sees the path as sent. A greedy parameter is never empty.
+        """
         regex = ""
         names: list[str] = []
         for part in resource.strip("/").split("/"):
@@ -55,7 +71,10 @@ class Route:
             else:
                 names.append(match.group(1))
                 regex += f"/(?P<p{len(names) - 1}>{'.+' if match.group(2) else '[^/]+'})"
-        return cls(method.upper(), resource, re.compile((regex or "/") + "/?"), tuple(names))
+        if authorization not in (AWS_IAM, NONE):
+            raise ValueError(f"{method} {resource}: unknown authorization {authorization!r}")
+        pattern = re.compile((regex or "/") + "/?")
+        return cls(method.upper(), resource, pattern, tuple(names), authorization)
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters (still percent-encoded) when `path` is this resource, else None."""
@@ -85,8 +104,9 @@ def proxy_event(
     source_ip: str,
     account_id: str = "123456789012",
     api_id: str = "local",
+    caller: Caller | None = None,
 ) -> dict[str, Any]:
-    """The REST API proxy event for one request."""
+    """The REST API proxy event for one request (`caller`: who signed it, for AWS_IAM)."""
     query_pairs = parse_qsl(query, keep_blank_values=True)
     multi_query = _multi(query_pairs)
     multi_headers = _multi(headers)
@@ -126,17 +146,17 @@ def proxy_event(
             "requestId": request_id,
             "identity": {
                 "cognitoIdentityPoolId": None,
-                "accountId": None,
+                "accountId": caller.account_id if caller else None,
                 "cognitoIdentityId": None,
-                "caller": None,
+                "caller": caller.access_key if caller else None,
                 "sourceIp": source_ip,
                 "principalOrgId": None,
-                "accessKey": None,
+                "accessKey": caller.access_key if caller else None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
-                "userArn": None,
+                "userArn": caller.user_arn if caller else None,
                 "userAgent": user_agent,
-                "user": None,
+                "user": caller.access_key if caller else None,
             },
             "domainName": host,
             "apiId": api_id,
@@ -197,6 +217,15 @@ def integration_response(result: Any) -> HttpResponse:
     return HttpResponse(status, headers, payload)
 
 
+_SERVER_ERRORS = {
+    HTTPStatus.BAD_REQUEST.value: "Bad Request",
+    HTTPStatus.REQUEST_URI_TOO_LONG.value: "Request-URI Too Long",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE.value: "Request Header Fields Too Large",
+    HTTPStatus.NOT_IMPLEMENTED.value: "Not Implemented",
+}
+"""http.server's own error texts, fixed (Python 3.13 renamed 414's phrase)."""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -216,6 +245,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.server.gateway.serve(self)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (414 URI too long, 400 bad request line, 431 ...) as
+        JSON `{"message": ...}`, like every API Gateway error, instead of an HTML page."""
+        short = _SERVER_ERRORS.get(code) or message or "Error"
+        self.close_connection = True
+        body = json.dumps({"message": short}).encode()
+        self.send_response(code, short)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
@@ -249,9 +292,18 @@ class ApiGateway:
     region: str = "ap-south-1"
     openapi_path: Path | None = None
     """Served at `/openapi.json` when set."""
+    authorization: dict[tuple[str, str], str] = field(default_factory=dict)
+    """`AWS_IAM` or `NONE` by (method, resource); routes not listed are `NONE`."""
+    verifier: SigV4Verifier | None = None
+    """Checks the signature of requests to `AWS_IAM` routes."""
 
     def __post_init__(self) -> None:
-        self._routes = [Route.parse(method, resource) for method, resource in self.routes]
+        self._routes = [
+            Route.parse(method, resource, self.authorization.get((method.upper(), resource), NONE))
+            for method, resource in self.routes
+        ]
+        if self.verifier is None and any(r.authorization == AWS_IAM for r in self._routes):
+            raise ValueError("AWS_IAM routes need a verifier (the credentials callers sign with)")
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -261,8 +313,13 @@ class ApiGateway:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> ApiGateway:
-        """Bind and serve in a background thread."""
-        server = _Server((self.host, self.port), _RequestHandler)
+        """Bind and serve in a background thread; `PortInUseError` if the port is taken."""
+        try:
+            server = _Server((self.host, self.port), _RequestHandler)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(self.host, self.port, "API gateway") from None
+            raise
         server.gateway = self
         self.port = server.server_address[1]
         self._server = server
@@ -287,7 +344,13 @@ class ApiGateway:
 
     def serve(self, request: _RequestHandler) -> None:
         """Answer one HTTP request."""
-        length = int(request.headers.get("Content-Length") or 0)
+        try:
+            length = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            request.send_error(HTTPStatus.BAD_REQUEST, "Bad Request")
+            return
         body = request.rfile.read(length) if length else b""
         split = urlsplit(request.path)
         path = split.path or "/"
@@ -304,6 +367,25 @@ class ApiGateway:
         for route in self._routes:
             parameters = route.match(path)
             if parameters is not None and route.method in (request.command, "ANY"):
+                caller: Caller | None = None
+                if route.authorization == AWS_IAM and self.verifier is not None:
+                    try:
+                        caller = self.verifier.verify(
+                            request.command,
+                            split.path or "/",
+                            split.query,
+                            list(request.headers.items()),
+                            body,
+                        )
+                    except AuthError as error:
+                        request._send(
+                            _json_response(
+                                HTTPStatus.FORBIDDEN,
+                                {"message": error.message},
+                                [("x-amzn-ErrorType", error.error_type)],
+                            )
+                        )
+                        return
                 event = proxy_event(
                     route,
                     path,
@@ -314,6 +396,7 @@ class ApiGateway:
                     body,
                     stage=self.stage,
                     source_ip=request.client_address[0],
+                    caller=caller,
                 )
                 request._send(self.invoke(event))
                 return

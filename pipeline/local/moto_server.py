@@ -7,7 +7,22 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_index, moto_speedups
+from pipeline.local import moto_index, moto_partiql, moto_s3_events, moto_speedups
+from pipeline.local.ports import PortInUseError, ensure_free
+
+
+class _ThreadedServer(ThreadedMotoServer):
+    """moto's server, but a failure to bind ends `start()` instead of hanging it forever
+    (moto waits for a ready event the failed thread never sets)."""
+
+    error: BaseException | None = None
+
+    def _server_entry(self) -> None:
+        try:
+            super()._server_entry()
+        except BaseException as error:  # werkzeug exits the thread (SystemExit) on a taken port
+            self.error = error
+            self._server_ready_event.set()
 
 
 @dataclass
@@ -27,9 +42,14 @@ class MotoServer:
         """Start serving; returns self with the bound port filled in."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # silence the request log
         moto_speedups.apply()
+        moto_partiql.apply()
+        moto_s3_events.apply()  # S3 notifications as AWS sends them (versions, sequencers)
         moto_index.apply()  # sorted GSI Query: the listing's pages in O(log n + page)
-        server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        ensure_free(self.host, self.port, "moto")
+        server = _ThreadedServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
+        if server.error is not None:
+            raise PortInUseError(self.host, self.port, "moto") from None
         self.host, self.port = server.get_host_and_port()
         self._server = server
         return self

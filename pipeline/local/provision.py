@@ -65,12 +65,17 @@ def _create_bucket(s3: Any, bucket: str, region: str) -> None:
 
 
 def provision(s3: Any, sqs: Any, dynamodb: Any, config: StackConfig) -> Resources:
-    """Create bucket, queue + DLQ (redrive), queue policy, table and bucket notification.
+    """Create bucket (versioned as configured), queue + DLQ (redrive), queue policy, table and
+    bucket notification.
 
     Idempotent where the services allow it (an existing bucket, queue or table is reused),
     so it can run against a LocalStack that already has them.
     """
     _create_bucket(s3, config.bucket, config.region)
+    if config.bucket_versioning == "Enabled":  # a new bucket is unversioned (= Suspended)
+        s3.put_bucket_versioning(
+            Bucket=config.bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
     dlq_url = sqs.create_queue(
         QueueName=config.dlq_name,
         Attributes={"MessageRetentionPeriod": str(config.dlq_retention_s)},

@@ -22,7 +22,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 
+from pipeline.local.api_client import Signer
 from pipeline.local.gateway import ApiGateway
 from pipeline.local.lambda_runtime import (
     Handler,
@@ -34,11 +36,13 @@ from pipeline.local.lambda_runtime import (
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource
 from pipeline.local.provision import Resources, provision, queue_counts
+from pipeline.local.sigv4 import SigV4Verifier
 from pipeline.local.template import OPENAPI_PATH, FunctionConfig, StackConfig, read_stack_config
 
 logger = logging.getLogger(__name__)
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+"""moto's credentials; also the only ones the local API gateway accepts signatures from."""
 QUIET_POWERTOOLS = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -141,6 +145,21 @@ class Stack:
     def dlq_url(self) -> str | None:
         return self.resources.dlq_url
 
+    @property
+    def api_auth_enabled(self) -> bool:
+        """Whether the API gateway requires SigV4 signatures (the template's ApiAuth)."""
+        return "AWS_IAM" in self.config.api_authorization.values()
+
+    @property
+    def api_credentials(self) -> tuple[str, str]:
+        """(access key ID, secret access key) the local API gateway accepts signatures from."""
+        return FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+
+    @property
+    def signer(self) -> Signer:
+        """Signs read-API requests as the local gateway expects (`api_client.get(signer=)`)."""
+        return Signer(Credentials(*self.api_credentials), self.region)
+
     def client(self, service: str, **config: Any) -> Any:
         """A boto3 client for this stack's endpoint, region and credentials."""
         kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": self.endpoint_url}
@@ -218,6 +237,8 @@ class Stack:
             memory_mb=self.config.api.memory_mb,
             region=self.region,
             openapi_path=OPENAPI_PATH if OPENAPI_PATH.exists() else None,
+            authorization=dict(self.config.api_authorization),
+            verifier=SigV4Verifier(dict([self.api_credentials]), region=self.region),
         ).start()
         self._exit.callback(self.gateway.stop)
         self.poller = SqsEventSource(

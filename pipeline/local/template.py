@@ -246,8 +246,12 @@ class StackConfig:
     api: FunctionConfig
     api_routes: tuple[tuple[str, str], ...]
     """(method, resource path) pairs served by the API function, e.g. ("GET", "/files")."""
+    api_authorization: dict[tuple[str, str], str] = field(default_factory=dict)
+    """`AWS_IAM` or `NONE` per route: the API's DefaultAuthorizer unless the event overrides."""
     stage: str = "prod"
     region: str = DEFAULT_REGION
+    bucket_versioning: str = "Suspended"
+    """The bucket's VersioningConfiguration.Status (the BucketVersioning parameter)."""
 
     @property
     def function_timeout_s(self) -> int:
@@ -320,16 +324,30 @@ def _sqs_event(template: Mapping[str, Any], resolver: Resolver) -> dict[str, Any
     raise TemplateError(f"{INGEST_FUNCTION_ID} has no SQS event")
 
 
-def _api_routes(template: Mapping[str, Any], resolver: Resolver) -> tuple[tuple[str, str], ...]:
+def _api_routes(
+    template: Mapping[str, Any], resolver: Resolver, default_authorizer: str
+) -> dict[tuple[str, str], str]:
+    """Authorization (`AWS_IAM`/`NONE`) by (method, path) of the API function's Api events."""
     events = _properties(template, API_FUNCTION_ID).get("Events") or {}
-    routes = []
+    routes: dict[tuple[str, str], str] = {}
     for event in events.values():
         if isinstance(event, dict) and event.get("Type") == "Api":
             properties = resolver.resolve(event.get("Properties") or {}) or {}
-            routes.append((str(properties["Method"]).upper(), str(properties["Path"])))
+            authorizer = (properties.get("Auth") or {}).get("Authorizer", default_authorizer)
+            if authorizer not in ("AWS_IAM", "NONE"):
+                raise TemplateError(f"the local gateway cannot check authorizer {authorizer!r}")
+            routes[(str(properties["Method"]).upper(), str(properties["Path"]))] = authorizer
     if not routes:
         raise TemplateError(f"{API_FUNCTION_ID} has no Api events")
-    return tuple(routes)
+    return routes
+
+
+def _default_authorizer(api_props: Mapping[str, Any], resolver: Resolver) -> str:
+    auth = resolver.resolve(api_props.get("Auth")) or {}
+    authorizer = auth.get("DefaultAuthorizer") or "NONE"
+    if authorizer not in ("AWS_IAM", "NONE"):
+        raise TemplateError(f"the local gateway cannot check DefaultAuthorizer {authorizer!r}")
+    return str(authorizer)
 
 
 def read_stack_config(
@@ -368,11 +386,13 @@ def read_stack_config(
     notifications = resolver.resolve(
         _properties(template, BUCKET_ID).get("NotificationConfiguration")
     )
+    versioning = resolver.resolve(_properties(template, BUCKET_ID).get("VersioningConfiguration"))
     events = tuple(
         str(entry["Event"])
         for entry in (notifications or {}).get("QueueConfigurations") or []
         if isinstance(entry, dict) and entry.get("Event")
     )
+    routes = _api_routes(template, resolver, _default_authorizer(api_props, resolver))
     return StackConfig(
         bucket=str(bucket),
         table=str(table),
@@ -390,7 +410,9 @@ def read_stack_config(
         in (sqs_event.get("FunctionResponseTypes") or []),
         ingest=_function(template, resolver, INGEST_FUNCTION_ID),
         api=_function(template, resolver, API_FUNCTION_ID),
-        api_routes=_api_routes(template, resolver),
+        api_routes=tuple(routes),
+        api_authorization=routes,
         stage=str(resolver.resolve(api_props.get("StageName")) or "prod"),
         region=region,
+        bucket_versioning=str((versioning or {}).get("Status") or "Suspended"),
     )

@@ -46,6 +46,7 @@ from pipeline.local.stack import Stack
 from pipeline.local.template import OPENAPI_PATH, read_stack_config
 from pipeline.settings import Settings
 from pipeline.tokens import TAG_BYTES, TokenCodec
+from tests.support.signing import SignedRequests
 
 pytestmark = pytest.mark.e2e
 
@@ -114,6 +115,11 @@ SEEDED = [
 GONE = "deleted/gone.txt"
 
 
+def signed(stack: Stack) -> SignedRequests:
+    """schemathesis' requests, SigV4-signed with the credentials the local gateway accepts."""
+    return SignedRequests(stack.signer)
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     """The real handlers on a stack of their own, its table seeded through the bucket."""
@@ -142,7 +148,7 @@ def test_every_generated_request_gets_a_documented_answer(stack: Stack, case: An
     # Given any request schemathesis derives from the document (valid and invalid parameters)
     # When it is sent through the gateway
     # Then no 5xx, and status, content type and body are what the document says
-    case.call_and_validate(base_url=stack.api_url, checks=CHECKS)
+    case.call_and_validate(base_url=stack.api_url, checks=CHECKS, auth=signed(stack))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -153,7 +159,7 @@ def test_existing_and_missing_files_are_answered_as_documented(stack: Stack, nam
     encoded = quote(name, safe="")
     case = SCHEMA["/files/{filename}"]["GET"].Case(path_parameters={"filename": encoded})
     # When it is requested
-    response = case.call_and_validate(base_url=stack.api_url, checks=CHECKS)
+    response = case.call_and_validate(base_url=stack.api_url, checks=CHECKS, auth=signed(stack))
     # Then the seeded files are found under their own names, everything else is a 404
     if name in SEEDED:
         assert response.status_code == 200, name
@@ -172,7 +178,7 @@ def test_a_walk_of_all_pages_matches_the_document_and_the_bucket(stack: Stack) -
         if token is not None:
             query["next_token"] = token
         response = operation.Case(query=query).call_and_validate(
-            base_url=stack.api_url, checks=CHECKS
+            base_url=stack.api_url, checks=CHECKS, auth=signed(stack)
         )
         page = response.json()
         names += [item["filename"] for item in page["items"]]

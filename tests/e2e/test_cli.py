@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.credentials import Credentials
 
-from pipeline.local.api_client import get
+from pipeline.local.api_client import Signer, get
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,8 @@ def test_help_explains_the_commands() -> None:
         assert flag in result.stdout
 
 
-def test_up_serves_until_ctrl_c_then_stops_cleanly() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_serves_signed_requests_until_stopped_then_stops_cleanly(stop: signal.Signals) -> None:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -89,14 +91,25 @@ def test_up_serves_until_ctrl_c_then_stops_cleanly() -> None:
                 break
             banner += line
         assert "Press Ctrl-C" in banner, banner
-        api = re.search(r"curl (http://127\.0\.0\.1:(\d+))/files", banner)
+        api = re.search(r"curl .*(http://127\.0\.0\.1:(\d+))/files", banner)
         endpoint = re.search(r"--endpoint-url (http://127\.0\.0\.1:(\d+))", banner)
-        assert api and endpoint, banner
+        sigv4 = re.search(
+            r'--aws-sigv4 "aws:amz:([a-z0-9-]+):execute-api" --user (\w+):(\w+)', banner
+        )
+        assert api and endpoint and sigv4, banner
         assert "s3 cp" in banner
-        assert get(f"{api.group(1)}/files").status == 200
+        # the API wants a signature, and the credentials the banner prints make one
+        assert get(f"{api.group(1)}/files", sign=False).status == 403
+        signer = Signer(Credentials(sigv4.group(2), sigv4.group(3)), sigv4.group(1))
+        assert get(f"{api.group(1)}/files", signer=signer).status == 200
 
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        process.send_signal(stop)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+            pytest.fail(f"`up` did not stop within 30 s of {stop.name}:\n{err[-3000:]}")
     finally:
         if process.poll() is None:
             process.kill()
@@ -123,3 +136,33 @@ def test_demo_succeeds() -> None:
     for name in ("hello.txt", "report.pdf", "invoice.csv"):
         assert name in result.stdout
     assert "demo OK" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--moto-port", "--api-port"])
+def test_up_on_a_taken_port_exits_2_at_once_with_one_line(flag: str) -> None:
+    # Given a port another program listens on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = "--api-port" if flag == "--moto-port" else "--moto-port"
+        # When `up` is told to use it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "up", flag, str(port), other, "0"],
+            cwd=REPO,
+            env=run_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # Then it exits with status 2 within 2 seconds (it used to hang, deaf to signals)
+            out, err = process.communicate(timeout=2)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 2
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"port {port}" in err and flag in err and "in use" in err

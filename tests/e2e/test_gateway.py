@@ -228,3 +228,11 @@ def test_stop_releases_the_port(echo: Echo) -> None:
     again = ApiGateway(handler=echo, routes=ROUTES, port=port).start()
     assert again.port == port
     again.stop()
+
+
+def test_one_trailing_slash_is_ignored_like_api_gateway(gateway: ApiGateway, echo: Echo) -> None:
+    # API Gateway (REST) routes /files/ to the /files resource; the handler sees the path as sent
+    status, _, _ = request(gateway, "GET", "/files/")
+    assert status == 200
+    (event,) = echo.events
+    assert (event["resource"], event["path"]) == ("/files", "/files/")

@@ -155,3 +155,29 @@ def test_quiet_metrics_do_not_accumulate_between_invocations(stack: Stack) -> No
     stack.wait_until_idle(30)
     assert get(f"{stack.api_url}/files").status == 200
     assert Metrics(namespace="FileTracker").metric_set == {}
+
+
+def test_the_api_requires_a_signature_by_default(stack: Stack) -> None:
+    # Given the template's default (ApiAuth=AWS_IAM)
+    assert stack.api_auth_enabled
+    # When the API is called unsigned, Then API Gateway's 403 before the handler
+    unsigned = get(f"{stack.api_url}/files", sign=False)
+    assert unsigned.status == 403
+    assert unsigned.json() == {"message": "Missing Authentication Token"}
+    # and signed with the stack's credentials (the ones `up` prints), the listing
+    assert get(f"{stack.api_url}/files", signer=stack.signer).status == 200
+
+
+def test_an_empty_file_name_is_not_found(stack: Stack) -> None:
+    response = get(f"{stack.api_url}/files/", signer=stack.signer)
+    assert response.status == 404
+    assert set(response.json()) == {"message"}
+
+
+def test_api_auth_none_serves_unsigned_requests() -> None:
+    # Given the same template with its ApiAuth parameter set to NONE (`up --api-auth NONE`)
+    config = read_stack_config(parameters={"ApiAuth": "NONE"}).with_suffix(uuid.uuid4().hex[:8])
+    with Stack(config, pollers=1) as running:
+        # Then unsigned requests reach the handler
+        assert not running.api_auth_enabled
+        assert get(f"{running.api_url}/files", sign=False).status == 200

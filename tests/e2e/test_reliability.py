@@ -7,7 +7,6 @@ ingest queue. See docs/reliability.md for the guarantees these tests prove.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import random
 import threading
@@ -27,6 +26,7 @@ from pipeline.local.provision import queue_counts
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
 from pipeline.runtime import LoopRuntime, open_dynamodb_client
+from tests.support.interleave import ThreadGate
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.reliability import (
     CrashingHandler,
@@ -234,30 +234,7 @@ def test_every_notification_twice_shuffled_through_the_queue_converges(
     assert drain(sqs, stack.dlq_url) == []
 
 
-# --- the documented residual race ------------------------------------------------------------
-
-
-class GatedClient:
-    """Holds back BatchWriteItem requests carrying `sequencer` until `release` is set."""
-
-    def __init__(
-        self, inner: Any, sequencer: str, reached: threading.Event, release: threading.Event
-    ) -> None:
-        self.inner = inner
-        self.sequencer = sequencer
-        self.reached = reached
-        self.release = release
-
-    async def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        items = [r["PutRequest"]["Item"] for rs in RequestItems.values() for r in rs]
-        if any(item.get("sequencer", {}).get("S") == self.sequencer for item in items):
-            self.reached.set()
-            await asyncio.to_thread(self.release.wait, 10)
-        result: dict[str, Any] = await self.inner.batch_write_item(RequestItems=RequestItems)
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+# --- concurrent invocations: no residual race -------------------------------------------
 
 
 @pytest.fixture
@@ -269,27 +246,23 @@ def handler(table_name: str) -> Iterator[ModuleType]:
     module.runtime.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="residual race (a) in docs/reliability.md: BatchWriteItem has no conditions, so an "
-    "invocation that read the stored version before another one wrote a newer event "
-    "overwrites it",
-)
-def test_concurrent_invocations_can_let_an_older_event_win(
+def test_concurrent_invocations_cannot_let_an_older_event_win(
     handler: ModuleType, dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two invocations at once, one with a create (older), one with the delete (newer) of a
     key. The create's invocation reads the stored version (none), then stalls before its
-    write (a slow or throttled BatchWriteItem); the delete's invocation reads (none), writes
-    its tombstone; then the create's write lands. Deterministic: the stall is a gate.
+    write (a slow or throttled request); the delete's invocation reads (none), writes its
+    tombstone; then the create's write lands. Deterministic: the stall is a gate. The
+    conditional write (INSERT: only if still absent) refuses it; the re-read finds the newer
+    tombstone, and the create is skipped as stale, not failed.
     """
     older, newer = "0055AED6DCD90281E5", "0055AED6DCD90281F0"
-    reached, release = threading.Event(), threading.Event()
+    gates: list[ThreadGate] = []
 
     async def open_store(stack: AsyncExitStack) -> DynamoFileStore:
         client = await open_dynamodb_client(stack, handler.settings)
-        gated = GatedClient(client, older, reached, release)
-        return DynamoFileStore(gated, handler.settings.table_name)
+        gates.append(ThreadGate(client, older))
+        return DynamoFileStore(gates[-1], handler.settings.table_name)
 
     runtime: LoopRuntime[DynamoFileStore] = LoopRuntime(open_store)
     monkeypatch.setattr(handler, "runtime", runtime)
@@ -309,16 +282,19 @@ def test_concurrent_invocations_can_let_an_older_event_win(
     first = threading.Thread(target=run_create)
     first.start()
     try:
-        assert reached.wait(10), "the create's write never reached the gate"
+        while not gates:
+            threading.Event().wait(0.01)
+        assert gates[0].reached.wait(10), "the create's write never reached the gate"
         # When the delete's invocation runs to the end, and then the create's write lands
         assert handler.lambda_handler({"Records": [delete]}, FakeLambdaContext()) == {
             "batchItemFailures": []
         }
     finally:
-        release.set()
+        gates[0].release.set()
         first.join(20)
         runtime.close()
+    # Then neither invocation reported a failure, and the key stays deleted (newest wins)
     assert responses == [{"batchItemFailures": []}]
-    # Then the key should be deleted (the delete is newer) — but the older create won
     item = dynamodb.get_item(TableName=table_name, Key={"filename": {"S": "raced.txt"}})["Item"]
     assert item.get("deleted", {}).get("BOOL") is True
+    assert item["sequencer"]["S"] == newer

@@ -37,8 +37,22 @@ def test_settings_are_the_template_parameter_defaults() -> None:
     assert config.report_batch_item_failures
     assert config.ingest.handler == "handlers.ingest.lambda_handler"
     assert config.api.handler == "handlers.api.lambda_handler"
-    assert set(config.api_routes) == {("GET", "/files"), ("GET", "/files/{filename+}")}
-    assert set(config.notification_events) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    assert set(config.api_routes) == {
+        ("GET", "/files"),
+        ("GET", "/files/{filename+}"),
+        ("OPTIONS", "/files"),
+        ("OPTIONS", "/files/{filename+}"),
+    }
+    assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
+        ("GET", "/files"),
+        ("GET", "/files/{filename+}"),
+    }
+    assert set(config.notification_events) == {
+        "s3:ObjectCreated:*",
+        "s3:ObjectRemoved:*",
+        "s3:LifecycleExpiration:*",
+    }
+    assert config.bucket_versioning == raw_parameter(template, "BucketVersioning")
     # the functions' environment (Globals merged) is what the local stack sets
     assert config.ingest.environment["TABLE_NAME"] == config.table
     assert config.ingest.environment["POWERTOOLS_SERVICE_NAME"] == "file-tracker-ingest"
@@ -60,6 +74,27 @@ def test_parameters_override_the_defaults() -> None:
         "other-bucket-ingest",
         10,
     )
+
+
+def test_bucket_versioning_is_the_template_parameter(moto_server: MotoServer) -> None:
+    # Given the template with BucketVersioning=Enabled
+    config = read_stack_config(parameters={"BucketVersioning": "Enabled"})
+    config = config.with_suffix(uuid.uuid4().hex[:8])
+    assert config.bucket_versioning == "Enabled"
+    s3, sqs, dynamodb = (
+        boto3.client(  # type: ignore[call-overload]
+            name,
+            region_name=config.region,
+            endpoint_url=moto_server.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        for name in ("s3", "sqs", "dynamodb")
+    )
+
+    # When the local stack provisions it / Then the bucket is versioned
+    provision(s3, sqs, dynamodb, config)
+    assert s3.get_bucket_versioning(Bucket=config.bucket)["Status"] == "Enabled"
 
 
 def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) -> None:
@@ -107,3 +142,16 @@ def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) 
     (queue_config,) = notification["QueueConfigurations"]
     assert queue_config["QueueArn"] == resources.queue_arn
     assert set(queue_config["Events"]) == set(config.notification_events)
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], "Suspended"), (["Enabled"], "Enabled")])
+def test_the_cli_sets_the_bucket_versioning_parameter(flag: list[str], expected: str) -> None:
+    import inspect
+
+    from pipeline.local import cli
+
+    # `_parser()` or, once the CLI takes its program name, `_parser(prog)`
+    prog = ["pipeline"] if inspect.signature(cli._parser).parameters else []
+    parser = cli._parser(*prog)
+    args = parser.parse_args(["up", *(["--bucket-versioning", *flag] if flag else [])])
+    assert cli._config(args).bucket_versioning == expected

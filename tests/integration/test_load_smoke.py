@@ -87,18 +87,37 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     variants = {(r["variant"], r["latency_ms"]) for r in document["results"]}
-    for variant in ("put_item", "batch_writer", "powertools", "ingest", "ingest_no_reads"):
+    for variant in (
+        "put_item",
+        "batch_writer",
+        "powertools",
+        "ingest",
+        "ingest_no_reads",
+        "ingest_batch",
+        "cond_put",
+        "transact",
+    ):
         assert {(variant, 0.0), (variant, 5.0)} <= variants
     assert all(r["complete"] for r in document["results"]), document["results"]
     assert all(r["records_per_s"] > 0 for r in document["results"])
     ingest = [r for r in document["results"] if r["variant"] == "ingest"]
     assert all(
-        r["calls"]["BatchWriteItem"] >= 8 and r["calls"]["BatchGetItem"] >= 2 for r in ingest
+        r["calls"]["BatchExecuteStatement"] >= 8 and r["calls"]["BatchGetItem"] >= 2 for r in ingest
     )
+    assert all(r["wru_per_record"] == 1 and r["rru_per_record"] == 1 for r in ingest)
     assert sum(r["unprocessed_returned"] for r in ingest) > 0  # the retries were exercised
+    batch = [r for r in document["results"] if r["variant"] == "ingest_batch"]
+    assert all(r["calls"]["BatchWriteItem"] >= 8 for r in batch)
+    transact = [r for r in document["results"] if r["variant"] == "transact"]
+    assert all(r["wru_per_record"] == 2 and r["calls"]["TransactWriteItems"] == 2 for r in transact)
+    assert all(r["usd_per_m_total"] > r["usd_per_m_dynamodb"] > 0 for r in document["results"])
     assert document["floor"]["requests"] == 8 and document["floor"]["cpu_s"] > 0
     assert 0 < document["rss"]["baseline_mb"] <= document["rss"]["peak_mb"]
-    assert {t["target"] for t in document["targets"]} >= {"peak RSS of one invocation (MB)"}
+    assert {t["target"] for t in document["targets"]} >= {
+        "peak RSS of one invocation (MB)",
+        "(d) WRU per record",
+        "(d) RRU per record",
+    }
     assert png.stat().st_size > 1000
 
 

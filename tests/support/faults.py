@@ -3,8 +3,15 @@
 moto accepts duplicate keys in one BatchWriteItem and never returns UnprocessedItems or
 throttles. `StrictFaultyClient` wraps any async DynamoDB client (a real aiobotocore client on
 moto, or `InMemoryDynamo`) and adds: DynamoDB's request validation (≤ 25 writes, no duplicate
-keys), injected UnprocessedItems/UnprocessedKeys, throttling errors, item-specific
-ValidationExceptions, and a record of every request for assertions.
+keys), injected UnprocessedItems/UnprocessedKeys, throttling errors (whole calls and single
+PartiQL statements), item-specific ValidationExceptions, and a record of every request.
+
+`InMemoryDynamo.batch_execute_statement` runs the writer's PartiQL statements with DynamoDB's
+documented semantics (`tests.support.partiql`): ≤ 25 statements, writes only, per-statement
+`Error {Code, Message}` in a 200 response, INSERT on an existing key -> DuplicateItem,
+UPDATE on a missing key or a false condition -> ConditionalCheckFailed. Two statements on
+one key in one call: DynamoDB's docs are silent; this fake refuses the whole call like
+BatchWriteItem does (ValidationException), so code that relies on either answer fails here.
 """
 
 from __future__ import annotations
@@ -15,15 +22,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tests.support import partiql
 
-def client_error(code: str, message: str, status: int = 400) -> ClientError:
+MAX_STATEMENTS = 25
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def client_error(
+    code: str, message: str, status: int = 400, operation: str = "BatchWriteItem"
+) -> ClientError:
     """A ClientError shaped like botocore raises it for a DynamoDB error response."""
     return ClientError(
         {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": status},
         },
-        "BatchWriteItem",
+        operation,
     )
 
 
@@ -31,11 +45,107 @@ def _write_key(request: dict[str, Any]) -> str:
     return str(request["PutRequest"]["Item"]["filename"]["S"])
 
 
-class InMemoryDynamo:
-    """An async stand-in for the two DynamoDB calls ingest makes (no network)."""
+def _item_bytes(item: dict[str, Any]) -> int:
+    total = 0
+    for name, value in item.items():
+        ((_, inner),) = value.items()
+        total += len(name.encode()) + (1 if isinstance(inner, bool) else len(str(inner).encode()))
+    return total
 
-    def __init__(self) -> None:
+
+def _project(item: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    expression = spec.get("ProjectionExpression")
+    if not expression:
+        return item
+    names = spec.get("ExpressionAttributeNames") or {}
+    wanted = [names.get(part.strip(), part.strip()) for part in expression.split(",")]
+    return {name: item[name] for name in wanted if name in item}
+
+
+class InMemoryDynamo:
+    """An async stand-in for the DynamoDB calls ingest makes (no network)."""
+
+    def __init__(self, key: str = "filename") -> None:
         self.tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self.key = key
+
+    async def batch_execute_statement(
+        self, Statements: list[dict[str, Any]], **_: Any
+    ) -> dict[str, Any]:
+        """PartiQL writes with DynamoDB's per-statement answers (see the module docstring)."""
+        if not Statements or len(Statements) > MAX_STATEMENTS:
+            raise client_error(
+                "ValidationException",
+                "1 validation error detected: Value at 'statements' failed to satisfy "
+                "constraint: Member must have length less than or equal to 25",
+                operation="BatchExecuteStatement",
+            )
+        parsed = []
+        for entry in Statements:
+            parameters = list(entry.get("Parameters") or [])
+            try:
+                statement = partiql.parse(entry["Statement"])
+                key = partiql.key_of(statement, parameters, self.key)
+            except (partiql.PartiQLError, IndexError) as error:
+                raise client_error(
+                    "ValidationException", str(error), operation="BatchExecuteStatement"
+                ) from None
+            if statement.parameter_count != len(parameters):
+                raise client_error(
+                    "ValidationException",
+                    "Number of parameters in request and statement differ",
+                    operation="BatchExecuteStatement",
+                )
+            parsed.append((statement, parameters, key.get("S")))
+        keys = [key for _, _, key in parsed]
+        if len(set(keys)) != len(keys):
+            raise client_error(
+                "ValidationException",
+                "Provided list of item keys contains duplicates",
+                operation="BatchExecuteStatement",
+            )
+        return {"Responses": [self._execute(*entry) for entry in parsed]}
+
+    def _execute(
+        self, statement: partiql.Statement, parameters: list[dict[str, Any]], key: str
+    ) -> dict[str, Any]:
+        rows = self.tables.setdefault(statement.table, {})
+        answer: dict[str, Any] = {"TableName": statement.table}
+        current = rows.get(key)
+        if statement.kind == "INSERT":
+            if current is not None:
+                answer["Error"] = {
+                    "Code": "DuplicateItem",
+                    "Message": "Duplicate primary key exists in table",
+                }
+                return answer
+            new = dict(zip(statement.names, parameters, strict=True))
+        else:
+            if current is None or not partiql.holds(statement.where, current, parameters):
+                answer["Error"] = {
+                    "Code": "ConditionalCheckFailed",
+                    "Message": "The conditional request failed",
+                }
+                return answer
+            if self.key in statement.names or self.key in statement.removes:
+                answer["Error"] = {
+                    "Code": "ValidationError",
+                    "Message": "Cannot update attribute filename: part of the key",
+                }
+                return answer
+            new = dict(current)
+            for name, value in zip(statement.names, parameters, strict=False):
+                new[name] = value
+            for name in statement.removes:
+                new.pop(name, None)
+        if _item_bytes(new) > MAX_ITEM_BYTES:
+            answer["Error"] = {
+                "Code": "ValidationError",
+                "Message": "Item size has exceeded the maximum allowed size",
+            }
+            return answer
+        rows[key] = new
+        return answer
 
     async def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         for table, requests in RequestItems.items():
@@ -48,7 +158,11 @@ class InMemoryDynamo:
         responses: dict[str, list[dict[str, Any]]] = {}
         for table, spec in RequestItems.items():
             rows = self.tables.get(table, {})
-            found = [rows[k["filename"]["S"]] for k in spec["Keys"] if k["filename"]["S"] in rows]
+            found = [
+                _project(rows[k[self.key]["S"]], spec)
+                for k in spec["Keys"]
+                if k[self.key]["S"] in rows
+            ]
             responses[table] = found
         return {"Responses": responses, "UnprocessedKeys": {}}
 
@@ -66,6 +180,7 @@ class StrictFaultyClient:
     """Keys whose presence makes BatchWriteItem fail with ValidationException."""
     seed: int = 0
     write_requests: list[list[str]] = field(default_factory=list)
+    """Keys of each BatchWriteItem and BatchExecuteStatement call."""
     get_requests: list[list[str]] = field(default_factory=list)
     throttled: int = 0
     unprocessed: int = 0
@@ -98,6 +213,47 @@ class StrictFaultyClient:
         if send:
             await self.inner.batch_write_item(RequestItems={table: send})
         return {"UnprocessedItems": {table: hold} if hold else {}}
+
+    async def batch_execute_statement(
+        self, Statements: list[dict[str, Any]], **kwargs: Any
+    ) -> dict[str, Any]:
+        """Whole-call throttling and ValidationException for `invalid` keys; per-statement
+        ProvisionedThroughputExceeded at `unprocessed_rate` and always for `never_succeed`."""
+        keys = []
+        for entry in Statements:
+            statement = partiql.parse(entry["Statement"])
+            key = partiql.key_of(statement, list(entry.get("Parameters") or []), "filename")
+            keys.append(str(key.get("S")))
+        self.write_requests.append(keys)
+        if self.rng.random() < self.throttle_rate:
+            self.throttled += 1
+            raise client_error("ThrottlingException", "Rate of requests exceeds the allowed rate")
+        if self.invalid.intersection(keys):
+            raise client_error("ValidationException", "Item size has exceeded the maximum")
+        send, held = [], set()
+        for index, (entry, key) in enumerate(zip(Statements, keys, strict=True)):
+            if key in self.never_succeed or self.rng.random() < self.unprocessed_rate:
+                held.add(index)
+            else:
+                send.append(entry)
+        self.unprocessed += len(held)
+        answers = iter([])
+        if send:
+            response = await self.inner.batch_execute_statement(Statements=send, **kwargs)
+            answers = iter(response["Responses"])
+        throttled = {
+            "TableName": "files",
+            "Error": {
+                "Code": "ProvisionedThroughputExceeded",
+                "Message": "The level of configured provisioned throughput for the table was "
+                "exceeded",
+            },
+        }
+        return {
+            "Responses": [
+                throttled if index in held else next(answers) for index in range(len(keys))
+            ]
+        }
 
     async def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         ((table, spec),) = RequestItems.items()

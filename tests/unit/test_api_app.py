@@ -427,3 +427,11 @@ def test_cors_follows_the_setting(
         response = call(app, event)
         got = header(response, "Access-Control-Allow-Origin")
         assert got == allowed or (allowed == "*" and got == origin)
+
+
+def test_files_with_a_trailing_slash_is_the_empty_name_not_the_listing(
+    app: APIGatewayRestResolver,
+) -> None:
+    # API Gateway routes GET /files/ to the /files resource, with the path as sent
+    response = call(app, rest_event("/files/", resource="/files"))
+    assert_error(response, 404)

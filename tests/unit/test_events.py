@@ -8,8 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.events import Notification, NotificationError, decode_key, parse_body
+from pipeline.events import (
+    MAX_OBJECT_SIZE,
+    Notification,
+    NotificationError,
+    decode_key,
+    parse_body,
+)
 from pipeline.model import Action, FileEvent
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 
@@ -323,8 +331,15 @@ REJECTED: list[tuple[str, str]] = [
     (_mutated(lambda d: _obj(d).update(size="1024")), "non-negative integer"),
     (_mutated(lambda d: _obj(d).update(size=True)), "non-negative integer"),
     (_mutated(lambda d: _obj(d).update(size=10.5)), "non-negative integer"),
+    (_mutated(lambda d: _obj(d).update(size=1e20)), "non-negative integer, got float"),
+    (_mutated(lambda d: _obj(d).update(size=[1])), "non-negative integer, got list"),
+    (_mutated(lambda d: _obj(d).update(size=MAX_OBJECT_SIZE + 1)), "maximum object size"),
+    (_mutated(lambda d: _obj(d).update(size=10**38)), "maximum object size"),
     (_mutated(lambda d: _obj(d).update(eTag=7)), r"s3\.object\.eTag"),
     (_mutated(lambda d: _obj(d).update(sequencer=[1])), r"s3\.object\.sequencer"),
+    (_mutated(lambda d: _obj(d).update(sequencer="00XY")), r"sequencer must be a hexadecimal"),
+    (_mutated(lambda d: _obj(d).update(sequencer="")), r"sequencer must be a hexadecimal"),
+    (_mutated(lambda d: _obj(d).update(sequencer="F" * 65)), r"sequencer is longer than 64"),
     (_mutated(lambda d: d["Records"][0].update(eventSource="aws:sqs")), "aws:s3"),
     (_mutated(lambda d: d["Records"][0].update(eventSource=1)), "aws:s3"),
     (_mutated(lambda d: d["Records"][0].pop("eventName")), "eventName"),
@@ -405,3 +420,50 @@ def test_event_source_may_be_absent_and_s3_prefix_is_tolerated() -> None:
 
     # Then the prefix is stripped
     assert (event.action, event.event_name) == (Action.PUT, "ObjectCreated:Put")
+
+
+# --- sizes ------------------------------------------------------------------------------
+
+
+def test_s3s_maximum_object_size_is_ten_thousand_parts_of_five_gib() -> None:
+    # Given S3's documented limit (UsingObjects: "50 TB"; actually 10,000 parts x 5 GiB)
+    # Then the constant is exactly that many bytes: 53.7 TB, 48.8 TiB
+    assert MAX_OBJECT_SIZE == 53_687_091_200_000
+    assert 50 * 10**12 < MAX_OBJECT_SIZE < 49 * 2**40
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * 2**40, 50 * 10**12, MAX_OBJECT_SIZE])
+def test_every_size_an_s3_object_can_have_is_accepted(size: int) -> None:
+    # Given a create whose size is possible (zero bytes up to the maximum, 5 TB and 50 TB)
+    # When it is parsed
+    event = only_event(notification(s3_record("big.bin", size=size)))
+
+    # Then the size is kept exactly
+    assert event.size == size
+
+
+def test_an_impossible_size_fails_its_message_alone() -> None:
+    # Given the poison message of issue 10 (a size of 10^38) next to a good one
+    poison = notification(s3_record("poison.bin", size=10**38))
+    good = notification(s3_record("good.bin", size=7))
+
+    # When both are parsed
+    # Then the poison one is rejected with the reason, and the good one is unaffected
+    with pytest.raises(NotificationError, match="larger than S3's maximum object size"):
+        parse_body(poison)
+    assert only_event(good).size == 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(min_value=-(2**70), max_value=2**70))
+def test_sizes_are_accepted_exactly_in_the_range_s3_allows(size: int) -> None:
+    # Given any integer size
+    body = notification(s3_record("k", size=size))
+
+    # When it is parsed
+    # Then it is accepted if and only if 0 <= size <= MAX_OBJECT_SIZE
+    if 0 <= size <= MAX_OBJECT_SIZE:
+        assert only_event(body).size == size
+    else:
+        with pytest.raises(NotificationError, match=r"s3\.object\.size"):
+            parse_body(body)

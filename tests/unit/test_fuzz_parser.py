@@ -11,7 +11,7 @@ from urllib.parse import quote_plus
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.events import Notification, NotificationError, parse_body
+from pipeline.events import MAX_OBJECT_SIZE, Notification, NotificationError, parse_body
 from pipeline.model import Action
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 
@@ -94,7 +94,9 @@ def check_well_formed(parsed: Notification) -> None:
         if event.action is Action.DELETE:
             assert event.size is None and event.etag is None
         else:
-            assert event.size is None or (type(event.size) is int and event.size >= 0)
+            assert event.size is None or (
+                type(event.size) is int and 0 <= event.size <= MAX_OBJECT_SIZE
+            )
 
 
 @FUZZ
@@ -134,7 +136,7 @@ def valid_records(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     record = s3_record(
         key,
         event=name,
-        size=draw(st.integers(0, 2**63)),
+        size=draw(st.integers(0, MAX_OBJECT_SIZE)),
         etag=draw(st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)),
         sequencer=draw(st.none() | st.text("0123456789ABCDEF", min_size=1, max_size=24)),
         version_id=draw(st.none() | st.text(st.characters(codec="utf-8"), min_size=1)),

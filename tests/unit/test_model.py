@@ -9,13 +9,19 @@ import pytest
 from pipeline.model import (
     DELETED,
     EXPIRES_AT,
+    LOWEST_SEQ,
     PARTITION_KEY,
+    ROW_ATTRIBUTES,
+    SEQ,
+    SEQ_WIDTH,
     SHARD_ATTRIBUTE,
     Action,
     FileEvent,
     compare_sequencers,
     compare_versions,
     is_newer,
+    normalize_sequencer,
+    sequencer_problem,
     shard_of,
 )
 
@@ -175,6 +181,7 @@ def test_row_for_a_create() -> None:
         "event_time": T0,
         "event_name": "ObjectCreated:Put",
         "sequencer": "0055AED6DCD90281E5",
+        SEQ: "0055AED6DCD90281E5".ljust(SEQ_WIDTH, "0"),
         "version_id": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
         SHARD_ATTRIBUTE: shard_of("dir/report.csv"),
     }
@@ -209,8 +216,77 @@ def test_row_for_a_delete_is_a_tombstone() -> None:
         "event_time": T0,
         "event_name": "ObjectRemoved:Delete",
         "sequencer": "0055AED6DCD90281E6",
+        SEQ: "0055AED6DCD90281E6".ljust(SEQ_WIDTH, "0"),
         DELETED: True,
         EXPIRES_AT: 1_700_000_000 + 15 * 86_400,
     }
     assert isinstance(row[EXPIRES_AT], int)
     assert "size" not in row and "etag" not in row
+
+
+# --- seq: the sequencer DynamoDB can compare ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E6"),
+        ("0055aed6dcd90281e5", "0055AED6DCD90281E6"),
+        ("00AB", "00AB01"),
+        ("0A", "0A1"),
+        ("FF", "FF00000001"),
+        ("1", "2"),
+    ],
+)
+def test_normalized_sequencers_compare_as_strings_like_s3_says(a: str, b: str) -> None:
+    # Given two sequencers where b is later by S3's rule (right-pad, then compare)
+    assert compare_sequencers(a, b) < 0
+    # When normalized / Then the plain string order (what DynamoDB's "<" does) agrees
+    assert normalize_sequencer(a) < normalize_sequencer(b)
+    assert len(normalize_sequencer(a)) == len(normalize_sequencer(b)) == SEQ_WIDTH
+
+
+def test_padding_does_not_make_a_sequencer_later() -> None:
+    # S3: "00AB" and "00AB00" are the same position once padded: neither is newer
+    assert normalize_sequencer("00AB") == normalize_sequencer("00ab00")
+    assert compare_sequencers("00AB", "00AB00") == 0
+
+
+@pytest.mark.parametrize(
+    ("sequencer", "reason"),
+    [
+        ("00XY", "hexadecimal"),
+        ("", "hexadecimal"),
+        ("0x12", "hexadecimal"),
+        (" 12", "hexadecimal"),
+        ("1" * (SEQ_WIDTH + 1), f"longer than {SEQ_WIDTH}"),
+    ],
+)
+def test_a_sequencer_that_cannot_be_normalized_is_refused(sequencer: str, reason: str) -> None:
+    problem = sequencer_problem(sequencer)
+    assert problem is not None and reason in problem
+    with pytest.raises(ValueError, match=reason):
+        normalize_sequencer(sequencer)
+
+
+def test_the_lowest_version_loses_to_any_event_with_a_sequencer() -> None:
+    # Given a row backfilled with the lowest version (reconcile)
+    backfilled = {SEQ: LOWEST_SEQ, "event_time": T1}
+    # When / Then every real sequencer is newer, even with an older eventTime
+    assert is_newer(event(sequencer="0000000000000001", event_time=T0), backfilled) is True
+    assert normalize_sequencer("1") > LOWEST_SEQ
+
+
+def test_legacy_rows_without_seq_are_ordered_by_their_raw_sequencer() -> None:
+    # Given a row written before `seq` existed (raw, shorter sequencer only)
+    legacy = {"sequencer": "00AB", "event_time": T1}
+    # When / Then the comparison uses S3's rule on the raw value
+    assert is_newer(event(sequencer="00AB01"), legacy) is True
+    assert is_newer(event(sequencer="00AA"), legacy) is False
+    assert is_newer(event(sequencer="00AB00"), legacy) is False  # the same, padded
+
+
+def test_rows_only_carry_model_attributes() -> None:
+    full = event(sequencer="01", size=3, etag="e", version_id="v").row(now=0, tombstone_ttl_s=1)
+    tomb = event(action=Action.DELETE, sequencer="01").row(now=0, tombstone_ttl_s=1)
+    assert set(full) <= set(ROW_ATTRIBUTES) and set(tomb) <= set(ROW_ATTRIBUTES)

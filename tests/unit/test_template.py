@@ -30,7 +30,14 @@ INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
 INDEX_ACTIONS = {"dynamodb:Query"}
 """Actions granted on the listing index (not the table); every other one on the table only."""
 DYNAMODB_ACTIONS = {
-    "IngestFunction": {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"},
+    # conditional writes (default): consistent BatchGetItem + PartiQL INSERT/UPDATE;
+    # BatchWriteItem only for the opt-in INGEST_WRITE_MODE=batch
+    "IngestFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:BatchWriteItem",
+    },
     "ApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {
@@ -51,6 +58,7 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "LogLevel": "INFO",
     "PageTokenSecret": "",
     "CorsAllowOrigin": "",
+    "ApiAuth": "AWS_IAM",
 }
 
 
@@ -256,6 +264,34 @@ def test_ingest_role_polls_only_the_ingest_queue(transformed: dict[str, Any]) ->
     }
 
 
+S3_GRANTS = {
+    # HeadObject on version deletes (pipeline/versions.py): s3:GetObject on the objects, and
+    # s3:ListBucket so that a key with no version left answers 404, not 403.
+    "IngestFunction": {
+        ("s3:GetObject", json.dumps({"Fn::Sub": "${FilesBucket.Arn}/*"})),
+        ("s3:ListBucket", json.dumps({"Fn::GetAtt": ["FilesBucket", "Arn"]})),
+    },
+    "ApiFunction": set(),
+}
+
+
+@pytest.mark.parametrize("function", sorted(S3_GRANTS))
+def test_function_may_use_exactly_its_s3_actions_on_the_tracked_bucket(
+    transformed: dict[str, Any], function: str
+) -> None:
+    granted = set()
+    for statement in _role_statements(transformed, function):
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        if not any(a.startswith("s3:") for a in actions):
+            continue
+        assert statement["Effect"] == "Allow" and "Condition" not in statement, statement
+        assert all(a.startswith("s3:") for a in actions), statement
+        for action in actions:
+            for resource in _as_list(statement["Resource"]):
+                granted.add((action, json.dumps(resource)))
+    assert granted == S3_GRANTS[function]
+
+
 # ------------------------------------------------------------------------------------ wiring
 
 
@@ -312,6 +348,7 @@ def test_bucket_notifies_the_queue_without_a_circular_dependency(
     assert events == {
         ("s3:ObjectCreated:*", json.dumps(queue_arn)),
         ("s3:ObjectRemoved:*", json.dumps(queue_arn)),
+        ("s3:LifecycleExpiration:*", json.dumps(queue_arn)),
     }
     assert "IngestQueuePolicy" in _as_list(bucket["DependsOn"])
     policy = template["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]
@@ -395,11 +432,88 @@ def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
 def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
     api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
     assert set(api["paths"]) == {"/files", "/files/{filename+}"}
-    assert all(set(methods) == {"get"} for methods in api["paths"].values())
+    assert all(set(methods) == {"get", "options"} for methods in api["paths"].values())
     stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
     settings = stage["Properties"]["MethodSettings"]
     assert settings[0]["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
     assert settings[0]["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+
+
+# ------------------------------------------------------------------------------------ API auth
+
+
+def _transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    packaged = copy.deepcopy(template)
+    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts-bucket/app.zip"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+        env.delenv("AWS_PROFILE", raising=False)
+        return transform(packaged, parameters, _NoManagedPolicies())
+
+
+def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[str, Any]) -> None:
+    # Given the template as CloudFormation deploys it (ApiAuth at its default)
+    body = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
+    # Then both GET methods use the AWS_IAM (SigV4) scheme
+    scheme = body["components"]["securitySchemes"]["AWS_IAM"]  # OpenApiVersion 3.0
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
+    for path in ("/files", "/files/{filename+}"):
+        method = body["paths"][path]["get"]
+        assert method["security"] == [{"AWS_IAM": []}], path
+        # InvokeRole NONE: API Gateway invokes through the function's resource policy, not
+        # with the caller's credentials (SAM's default for AWS_IAM: arn:aws:iam::*:user/*)
+        assert "credentials" not in method["x-amazon-apigateway-integration"], path
+        # CORS preflights stay unauthenticated (browsers send them without credentials)
+        assert body["paths"][path]["options"]["security"] == [{"NONE": []}], path
+    permissions = [
+        r["Properties"]
+        for r in _resources(transformed, "AWS::Lambda::Permission").values()
+        if r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert {p["FunctionName"]["Ref"] for p in permissions} == {"ApiFunction"}
+
+
+def test_api_auth_none_turns_authentication_off(template: dict[str, Any]) -> None:
+    cfn = _transform(template, {"ApiAuth": "NONE"})
+    body = cfn["Resources"]["FilesApi"]["Properties"]["Body"]
+    for path in ("/files", "/files/{filename+}"):
+        assert "AWS_IAM" not in json.dumps(body["paths"][path]["get"].get("security", []))
+    # the caller policy and its output exist only with auth on
+    assert cfn["Resources"]["ApiInvokePolicy"]["Condition"] == "ApiAuthEnabled"
+    assert cfn["Outputs"]["ApiInvokePolicyArn"]["Condition"] == "ApiAuthEnabled"
+    assert cfn["Conditions"]["ApiAuthEnabled"] == {"Fn::Equals": [{"Ref": "ApiAuth"}, "AWS_IAM"]}
+
+
+def test_the_auth_parameter_is_loud_about_turning_it_off(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ApiAuth"]
+    assert parameter["AllowedValues"] == ["AWS_IAM", "NONE"]
+    assert "NO AUTHENTICATION" in parameter["Description"]
+    output = template["Outputs"]["ApiAuth"]["Value"]["Fn::If"]
+    assert output[0] == "ApiAuthEnabled"
+    assert "WARNING" in output[2] and "anyone" in output[2]
+
+
+def test_the_caller_policy_grants_invoke_on_the_two_get_routes_only(
+    transformed: dict[str, Any],
+) -> None:
+    policy = transformed["Resources"]["ApiInvokePolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    props = policy["Properties"]
+    # attached by whoever grants a caller, never to this stack's own roles
+    assert not {"Roles", "Users", "Groups"} & set(props)
+    (statement,) = _as_list(props["PolicyDocument"]["Statement"])
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["execute-api:Invoke"]
+    assert "Condition" not in statement and "NotResource" not in statement
+    stage = transformed["Resources"]["FilesApiprodStage"]["Properties"]["StageName"]
+    api_arn = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${FilesApi}"
+    assert [r["Fn::Sub"] for r in statement["Resource"]] == [
+        f"{api_arn}/{stage}/GET/files",
+        f"{api_arn}/{stage}/GET/files/*",
+    ]
+    output = transformed["Outputs"]["ApiInvokePolicyArn"]
+    assert output["Value"] == {"Ref": "ApiInvokePolicy"}
 
 
 def test_alarms_watch_dlq_errors_and_backlog(template: dict[str, Any]) -> None:

@@ -1,4 +1,7 @@
-"""The ingest service and its DynamoDB adapter against a strict in-memory DynamoDB with faults."""
+"""The ingest service and its DynamoDB adapter against a strict in-memory DynamoDB with faults.
+
+Most tests run in both write modes: `conditional` (default: BatchGetItem + PartiQL
+BatchExecuteStatement) and the opt-in `batch` (BatchWriteItem)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from pipeline.dynamo.writer import DynamoFileStore
 from pipeline.ingest import IngestResult, ingest
 from pipeline.retry import Backoff, Deadline
+from pipeline.settings import WriteMode
 from tests.support.faults import InMemoryDynamo, StrictFaultyClient
 from tests.support.s3events import notification, s3_record, sqs_record
 
@@ -17,13 +23,28 @@ TABLE = "files"
 TTL = 15 * 86_400
 
 
+MODES = [WriteMode.CONDITIONAL, WriteMode.BATCH]
+
+
+@pytest.fixture(params=MODES, ids=[m.value for m in MODES])
+def mode(request: pytest.FixtureRequest) -> WriteMode:
+    return WriteMode(request.param)
+
+
 def run_ingest(
-    records: list[dict[str, Any]], client: Any, *, budget_s: float = 30.0, concurrency: int = 8
+    records: list[dict[str, Any]],
+    client: Any,
+    *,
+    budget_s: float = 30.0,
+    concurrency: int = 8,
+    mode: WriteMode = WriteMode.CONDITIONAL,
 ) -> IngestResult:
     store = DynamoFileStore(
         client, TABLE, concurrency=concurrency, backoff=Backoff(0.001, 0.01, random.Random(1))
     )
-    return asyncio.run(ingest(records, store, Deadline(budget_s), tombstone_ttl_s=TTL, now=1e9))
+    return asyncio.run(
+        ingest(records, store, Deadline(budget_s), tombstone_ttl_s=TTL, now=1e9, mode=mode)
+    )
 
 
 def stored(db: InMemoryDynamo) -> dict[str, dict[str, Any]]:
@@ -33,7 +54,7 @@ def stored(db: InMemoryDynamo) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_creates_and_deletes_land_as_rows_and_tombstones() -> None:
+def test_creates_and_deletes_land_as_rows_and_tombstones(mode: WriteMode) -> None:
     # Given a batch with two creates and a delete of another file
     db = InMemoryDynamo()
     records = [
@@ -41,7 +62,7 @@ def test_creates_and_deletes_land_as_rows_and_tombstones() -> None:
         sqs_record(notification(s3_record("gone.txt", event="ObjectRemoved:Delete")), "m2"),
     ]
     # When it is ingested
-    result = run_ingest(records, db)
+    result = run_ingest(records, db, mode=mode)
     # Then rows exist for the creates and a tombstone for the delete, and nothing failed
     rows = stored(db)
     assert result.failed_message_ids == []
@@ -52,7 +73,7 @@ def test_creates_and_deletes_land_as_rows_and_tombstones() -> None:
     assert (result.written, result.deleted) == (2, 1)
 
 
-def test_no_request_names_a_key_twice_and_newest_event_wins() -> None:
+def test_no_request_names_a_key_twice_and_newest_event_wins(mode: WriteMode) -> None:
     # Given 300 messages touching 60 keys several times each, with sequencers out of order
     rng = random.Random(7)
     client = StrictFaultyClient(InMemoryDynamo())
@@ -67,7 +88,7 @@ def test_no_request_names_a_key_twice_and_newest_event_wins() -> None:
         if key not in newest or seq > newest[key][0]:
             newest[key] = (seq, event)
     # When ingested (StrictFaultyClient rejects duplicate keys like DynamoDB does)
-    result = run_ingest(records, client)
+    result = run_ingest(records, client, mode=mode)
     # Then every request had unique keys, ≤ 25 of them, and each key holds its newest event
     assert result.failed_message_ids == []
     assert all(len(keys) == len(set(keys)) <= 25 for keys in client.write_requests)
@@ -77,7 +98,7 @@ def test_no_request_names_a_key_twice_and_newest_event_wins() -> None:
         assert rows[key].get("deleted", False) is (event == "ObjectRemoved:Delete")
 
 
-def test_stale_and_duplicate_events_do_not_overwrite_newer_rows() -> None:
+def test_stale_and_duplicate_events_do_not_overwrite_newer_rows(mode: WriteMode) -> None:
     # Given a table already holding a newer delete (tombstone) and a newer create
     db = InMemoryDynamo()
     run_ingest(
@@ -86,6 +107,7 @@ def test_stale_and_duplicate_events_do_not_overwrite_newer_rows() -> None:
             sqs_record(notification(s3_record("y", size=2, sequencer="0B"))),
         ],
         db,
+        mode=mode,
     )
     # When older events and an exact duplicate arrive later
     result = run_ingest(
@@ -95,6 +117,7 @@ def test_stale_and_duplicate_events_do_not_overwrite_newer_rows() -> None:
             sqs_record(notification(s3_record("y", size=2, sequencer="0B"))),
         ],
         db,
+        mode=mode,
     )
     # Then nothing is written: the deleted file stays deleted and y keeps its newer size
     rows = stored(db)
@@ -103,12 +126,12 @@ def test_stale_and_duplicate_events_do_not_overwrite_newer_rows() -> None:
     assert (result.written, result.skipped, result.failed_message_ids) == (0, 3, [])
 
 
-def test_unprocessed_items_and_throttling_are_retried_until_written() -> None:
+def test_unprocessed_items_and_throttling_are_retried_until_written(mode: WriteMode) -> None:
     # Given DynamoDB leaving 30% of items unprocessed and throttling 20% of calls
     client = StrictFaultyClient(InMemoryDynamo(), unprocessed_rate=0.3, throttle_rate=0.2, seed=3)
     records = [sqs_record(notification(s3_record(f"f{i}")), f"m{i}") for i in range(500)]
     # When ingested
-    result = run_ingest(records, client)
+    result = run_ingest(records, client, mode=mode)
     # Then every file is written, thanks to retries
     assert result.failed_message_ids == []
     assert len(stored(client.inner)) == 500
@@ -116,7 +139,7 @@ def test_unprocessed_items_and_throttling_are_retried_until_written() -> None:
     assert result.retries > 0
 
 
-def test_items_that_never_succeed_fail_exactly_their_messages() -> None:
+def test_items_that_never_succeed_fail_exactly_their_messages(mode: WriteMode) -> None:
     # Given two keys that stay unprocessed forever, one of them also touched by a second message
     client = StrictFaultyClient(InMemoryDynamo(), never_succeed={"stuck-1", "stuck-2"})
     records = [sqs_record(notification(s3_record(f"ok{i}")), f"ok{i}") for i in range(60)]
@@ -126,25 +149,25 @@ def test_items_that_never_succeed_fail_exactly_their_messages() -> None:
         sqs_record(notification(s3_record("stuck-1", event_time="2026-11-25T00:00:00Z")), "s3")
     )
     # When ingested with a short budget
-    result = run_ingest(records, client, budget_s=1.0)
+    result = run_ingest(records, client, budget_s=1.0, mode=mode)
     # Then exactly the messages carrying the stuck keys fail, everything else is written
     assert result.failed_message_ids == ["s1", "s2", "s3"]
     rows = stored(client.inner)
     assert {f"ok{i}" for i in range(60)} | {"fine"} == set(rows)
 
 
-def test_an_item_rejected_by_validation_is_isolated_from_its_request() -> None:
+def test_an_item_rejected_by_validation_is_isolated_from_its_request(mode: WriteMode) -> None:
     # Given a request of 25 items one of which DynamoDB rejects
     client = StrictFaultyClient(InMemoryDynamo(), invalid={"bad-13"})
     records = [sqs_record(notification(s3_record(f"bad-{i}")), f"m{i}") for i in range(25)]
     # When ingested
-    result = run_ingest(records, client)
+    result = run_ingest(records, client, mode=mode)
     # Then only the culprit's message fails and the 24 others are written
     assert result.failed_message_ids == ["m13"]
     assert len(stored(client.inner)) == 24
 
 
-def test_oversized_keys_and_items_fail_alone_without_a_request() -> None:
+def test_oversized_keys_and_items_fail_alone_without_a_request(mode: WriteMode) -> None:
     # Given a key over DynamoDB's 2,048-byte partition-key limit and a huge eTag among good ones
     client = StrictFaultyClient(InMemoryDynamo())
     records = [
@@ -153,14 +176,14 @@ def test_oversized_keys_and_items_fail_alone_without_a_request() -> None:
         sqs_record(notification(s3_record("fine.txt")), "fine"),
     ]
     # When ingested
-    result = run_ingest(records, client)
+    result = run_ingest(records, client, mode=mode)
     # Then those two messages fail, the good one is written, no request carried the bad ones
     assert result.failed_message_ids == ["long-key", "huge-item"]
     assert set(stored(client.inner)) == {"fine.txt"}
     assert all("huge" not in keys for keys in client.write_requests)
 
 
-def test_bad_bodies_fail_alone_and_test_events_are_skipped() -> None:
+def test_bad_bodies_fail_alone_and_test_events_are_skipped(mode: WriteMode) -> None:
     db = InMemoryDynamo()
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})
     records = [
@@ -169,13 +192,13 @@ def test_bad_bodies_fail_alone_and_test_events_are_skipped() -> None:
         sqs_record(json.dumps({"hello": "world"}), "junk-2"),
         sqs_record(notification(s3_record("a.txt")), "good"),
     ]
-    result = run_ingest(records, db)
+    result = run_ingest(records, db, mode=mode)
     assert result.failed_message_ids == ["junk-1", "junk-2"]
     assert set(stored(db)) == {"a.txt"}
     assert result.skipped == 1
 
 
-def test_requests_run_concurrently_up_to_the_configured_limit() -> None:
+def test_requests_run_concurrently_up_to_the_configured_limit(mode: WriteMode) -> None:
     # Given a client that tracks how many calls are in flight
     class Slow(InMemoryDynamo):
         def __init__(self) -> None:
@@ -189,10 +212,19 @@ def test_requests_run_concurrently_up_to_the_configured_limit() -> None:
             self.in_flight -= 1
             return await super().batch_write_item(RequestItems=RequestItems)
 
+        async def batch_execute_statement(
+            self, Statements: list[dict[str, Any]], **kwargs: Any
+        ) -> dict[str, Any]:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0.01)
+            self.in_flight -= 1
+            return await super().batch_execute_statement(Statements, **kwargs)
+
     db = Slow()
     records = [sqs_record(notification(s3_record(f"f{i}")), f"m{i}") for i in range(1000)]
     # When ingested with concurrency 8
-    result = run_ingest(records, db, concurrency=8)
+    result = run_ingest(records, db, concurrency=8, mode=mode)
     # Then 40 requests were spread over exactly 8 parallel slots
     assert result.failed_message_ids == []
     assert db.peak == 8

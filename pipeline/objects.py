@@ -1,0 +1,130 @@
+"""The ingest side's S3 adapter: what HeadObject says about the current version of a key.
+
+Used only for events that cannot tell the object's state on their own (a version deleted
+from a versioned bucket, see `pipeline.versions`). One attempt per call: the caller decides
+whether to retry, from the error's type (`ObjectLookupError.transient`), never its text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+NETWORK_ERRORS = (HTTPClientError, ConnectionError, aiohttp.ClientError, asyncio.TimeoutError)
+"""Connection refused or reset, connect/read timeouts: worth another attempt."""
+THROTTLING_CODES = frozenset({"SlowDown", "ThrottlingException", "RequestTimeout", "503", "429"})
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """The current version of a key (HeadObject without versionId), or that it has none.
+
+    `exists` False covers both "only a delete marker is current" (`delete_marker` True,
+    `version_id` the marker's) and "no version at all".
+    """
+
+    exists: bool
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    delete_marker: bool = False
+
+
+class ObjectLookupError(Exception):
+    """HeadObject could not tell: access denied, throttled, an S3 or a network error."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+class ObjectReader(Protocol):
+    """What the version resolver needs from S3 (`S3ObjectReader`, or a fake in tests)."""
+
+    async def head(self, bucket: str, key: str) -> ObjectHead:
+        """The key's current version; raise `ObjectLookupError` when S3 cannot say."""
+        ...
+
+
+def _header(response: Any, name: str) -> str | None:
+    headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    value = headers.get(name)
+    return str(value) if value is not None else None
+
+
+def _version(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def head_from_error(error: ClientError) -> ObjectHead:
+    """Translate a HeadObject `ClientError`: 404 -> no current version, else raise."""
+    response: dict[str, Any] = dict(error.response)
+    status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    code = str((response.get("Error") or {}).get("Code") or status)
+    if status == 404 or code in {"404", "NoSuchKey", "NotFound"}:
+        marker = (_header(response, "x-amz-delete-marker") or "").lower() == "true"
+        return ObjectHead(
+            exists=False,
+            delete_marker=marker,
+            version_id=_version(_header(response, "x-amz-version-id")) if marker else None,
+        )
+    if status == 403 or code in {"403", "AccessDenied", "Forbidden"}:
+        raise ObjectLookupError(
+            "HeadObject was denied (403): the function needs s3:GetObject on the bucket's "
+            "objects and s3:ListBucket on the bucket",
+            transient=False,
+        )
+    if status >= 500 or code in THROTTLING_CODES:
+        raise ObjectLookupError(f"HeadObject failed: {code} ({status})", transient=True)
+    raise ObjectLookupError(f"HeadObject failed: {code} ({status})", transient=False)
+
+
+class S3ObjectReader:
+    """`ObjectReader` over an aiobotocore S3 client (opened by `pipeline.runtime`)."""
+
+    def __init__(self, client: S3Client) -> None:
+        self._client = client
+
+    async def head(self, bucket: str, key: str) -> ObjectHead:
+        """HeadObject(bucket, key) without versionId, translated by status and error code."""
+        try:
+            response = await self._client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            return head_from_error(error)
+        except NETWORK_ERRORS as error:
+            raise ObjectLookupError(
+                f"HeadObject failed: {type(error).__name__}", transient=True
+            ) from None
+        etag = response.get("ETag")
+        return ObjectHead(
+            exists=True,
+            size=int(response.get("ContentLength") or 0),
+            etag=etag.strip('"') if etag else None,
+            version_id=_version(response.get("VersionId")),
+        )
+
+
+class LazyObjectReader:
+    """An `ObjectReader` opened on first use: unversioned buckets never open an S3 client."""
+
+    def __init__(self, open_reader: Callable[[], Awaitable[ObjectReader]]) -> None:
+        self._open = open_reader
+        self._reader: ObjectReader | None = None
+        self._lock = asyncio.Lock()
+
+    async def head(self, bucket: str, key: str) -> ObjectHead:
+        """`head` of the reader, opening it first if needed."""
+        if self._reader is None:
+            async with self._lock:
+                if self._reader is None:
+                    self._reader = await self._open()
+        return await self._reader.head(bucket, key)

@@ -1,0 +1,146 @@
+"""Race-free conditional writes on moto over HTTP (with pipeline.local.moto_partiql installed).
+
+The same forced interleavings as tests/unit/test_conditional_writes.py, against the local
+engine the stack runs: stock moto 5.2 ignores PartiQL WHERE conditions and overwrites on
+INSERT, so these pass only because the local engine is faithful (its own tests:
+tests/integration/test_moto_partiql.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+
+from pipeline.dynamo.writer import ConditionalWrite, DynamoFileStore, WriteOutcome
+from pipeline.ingest import IngestResult, ingest
+from pipeline.model import LOWEST_SEQ, SEQ, SEQ_WIDTH
+from pipeline.retry import Deadline, OpStats
+from pipeline.runtime import open_dynamodb_client
+from pipeline.settings import Settings
+from tests.support.interleave import Gate
+from tests.support.s3events import notification, s3_record, sqs_record
+
+pytestmark = pytest.mark.integration
+
+OLDEST = "0055AED6DCD9028100"
+OLD_SEQ, NEW_SEQ = "0055AED6DCD90281E5", "0055AED6DCD90281F0"
+CASES = [("create", "create"), ("create", "delete"), ("delete", "create")]
+
+
+def message(kind: str, seq: str, size: int = 1) -> dict[str, Any]:
+    event = "ObjectCreated:Put" if kind == "create" else "ObjectRemoved:Delete"
+    return sqs_record(notification(s3_record("k.txt", event=event, size=size, sequencer=seq)))
+
+
+async def with_client(table: str, work: Any) -> Any:
+    async with AsyncExitStack() as stack:
+        client = await open_dynamodb_client(stack, Settings.from_env())
+        return await work(client)
+
+
+async def apply(client: Any, table: str, record: dict[str, Any]) -> IngestResult:
+    store = DynamoFileStore(client, table)
+    return await ingest([record], store, Deadline(30), tombstone_ttl_s=86_400)
+
+
+def get(dynamodb: Any, table: str) -> dict[str, Any]:
+    item: dict[str, Any] = dynamodb.get_item(TableName=table, Key={"filename": {"S": "k.txt"}})[
+        "Item"
+    ]
+    return item
+
+
+@pytest.mark.parametrize(("older_kind", "newer_kind"), CASES, ids=["-vs-".join(c) for c in CASES])
+@pytest.mark.parametrize("held", ["older", "newer"])
+@pytest.mark.parametrize("preexisting", [False, True], ids=["new-key", "existing-key"])
+def test_forced_interleavings_newest_wins(
+    dynamodb: Any, table_name: str, older_kind: str, newer_kind: str, held: str, preexisting: bool
+) -> None:
+    older, newer = message(older_kind, OLD_SEQ, 111), message(newer_kind, NEW_SEQ, 222)
+    first_record, second_record = (older, newer) if held == "older" else (newer, older)
+
+    async def scenario(client: Any) -> tuple[IngestResult, IngestResult]:
+        if preexisting:
+            await apply(client, table_name, message("create", OLDEST))
+        gate = Gate(client, OLD_SEQ if held == "older" else NEW_SEQ)
+        # Given one invocation has read the key and its write is held back
+        first = asyncio.create_task(apply(gate, table_name, first_record))
+        await gate.reached.wait()
+        # When the other invocation runs to the end, then the held write lands
+        second = await apply(client, table_name, second_record)
+        gate.release.set()
+        return await first, second
+
+    first, second = asyncio.run(with_client(table_name, scenario))
+    # Then the newest event's row is stored and no message is reported failed
+    item = get(dynamodb, table_name)
+    assert item["sequencer"]["S"] == NEW_SEQ
+    assert item[SEQ]["S"] == NEW_SEQ.ljust(SEQ_WIDTH, "0")
+    assert ("deleted" in item) is (newer_kind == "delete")
+    assert ("shard" in item, "size" in item) == ((newer_kind == "create"),) * 2
+    assert first.failed_message_ids == second.failed_message_ids == []
+    applied = [r.written + r.deleted for r in (first, second)]
+    if held == "older":  # its write came last: refused, re-read, skipped as stale
+        assert (first.skipped, applied) == (1, [0, 1])
+    else:  # the older landed first (it was newest then); the held newer one replaced it
+        assert applied == [1, 1]
+
+
+@pytest.mark.parametrize("newer", [True, False])
+def test_rows_written_before_seq_existed_keep_working(
+    dynamodb: Any, table_name: str, newer: bool
+) -> None:
+    # Given a row in today's shape: raw sequencer, no `seq`
+    legacy = {
+        "filename": {"S": "k.txt"},
+        "bucket": {"S": "b"},
+        "size": {"N": "5"},
+        "event_time": {"S": "2026-11-24T10:00:00.000Z"},
+        "event_name": {"S": "ObjectCreated:Put"},
+        "sequencer": {"S": "0055AED6DCD90281EA"},
+    }
+    dynamodb.put_item(TableName=table_name, Item=legacy)
+    seq = NEW_SEQ if newer else OLD_SEQ
+    # When a newer / older delete arrives
+    result = asyncio.run(
+        with_client(table_name, lambda c: apply(c, table_name, message("delete", seq)))
+    )
+    # Then the newer one replaces the row (now with `seq`), the older one is skipped
+    item = get(dynamodb, table_name)
+    assert result.failed_message_ids == []
+    if newer:
+        assert item["deleted"]["BOOL"] is True and item[SEQ]["S"].startswith(NEW_SEQ)
+        assert "size" not in item
+    else:
+        assert item == legacy
+        assert result.skipped == 1
+
+
+def test_write_conditional_compare_and_swap_on_moto(dynamodb: Any, table_name: str) -> None:
+    row = {"filename": "k.txt", "bucket": "b", "size": 1, "event_time": "t", SEQ: LOWEST_SEQ}
+
+    async def scenario(client: Any) -> list[Any]:
+        store = DynamoFileStore(client, table_name)
+        stats, deadline = OpStats(), Deadline(30)
+        first = await store.write_conditional([ConditionalWrite(row, None)], deadline, stats)
+        again = await store.write_conditional([ConditionalWrite(row, None)], deadline, stats)
+        current = (await store.read_rows(["k.txt"], deadline, stats))["k.txt"]
+        changed = {**row, "size": 2, "etag": "e"}
+        stale = {**current, SEQ: "1".ljust(SEQ_WIDTH, "0")}
+        lost = await store.write_conditional([ConditionalWrite(changed, stale)], deadline, stats)
+        won = await store.write_conditional([ConditionalWrite(changed, current)], deadline, stats)
+        return [first, again, lost, won, stats]
+
+    first, again, lost, won, stats = asyncio.run(with_client(table_name, scenario))
+    assert [first, again, lost, won] == [
+        {"k.txt": WriteOutcome.WRITTEN},
+        {"k.txt": WriteOutcome.CONFLICT},
+        {"k.txt": WriteOutcome.CONFLICT},
+        {"k.txt": WriteOutcome.WRITTEN},
+    ]
+    assert stats.failures == {}
+    item = get(dynamodb, table_name)
+    assert item["size"] == {"N": "2"} and item["etag"] == {"S": "e"}

@@ -411,6 +411,7 @@ def iter_live(
     be missing or older. Reads about one row per row yielded, in rounds of parallel queries.
     """
     merger = ShardMerger(reader, prefix or "", start_after)
-    merger.want = 1_000 * reader.shards
+    merger.want = 1_000 * reader.shards  # full queries: 1,000 rows (or 1 MB) per shard
     while merger.peek() is not None:
+        merger.entries += 1
         yield merger.pop()

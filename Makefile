@@ -44,7 +44,7 @@ clean:
 
 # ---------------------------------------------------------------------------------------------
 # Lambda artifact, called by `sam build` (template.yaml: Metadata BuildMethod: makefile) with
-# ARTIFACTS_DIR set. Both functions get the same artifact: pipeline/ and handlers/ (not tests/,
+# ARTIFACTS_DIR set. Every function gets the same artifact: pipeline/ and handlers/ (not tests/,
 # load/ or the moto-based local stack) plus requirements/runtime.lock installed as wheels for
 # Lambda's Python 3.13 on Linux. Wheels with compiled code (aiohttp, pydantic-core, ...) are
 # per CPU: LAMBDA_ARCH must match the template's Architecture parameter, e.g.
@@ -52,8 +52,8 @@ clean:
 LAMBDA_ARCH ?= x86_64
 LAMBDA_PLATFORM = manylinux2014_$(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)
 
-.PHONY: build-IngestFunction build-ApiFunction
-build-IngestFunction build-ApiFunction:
+.PHONY: build-IngestFunction build-ApiFunction build-ReconcileFunction
+build-IngestFunction build-ApiFunction build-ReconcileFunction:
 	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: these targets are run by `sam build`))
 	$(if $(filter x86_64 arm64,$(LAMBDA_ARCH)),,$(error LAMBDA_ARCH must be x86_64 or arm64, got '$(LAMBDA_ARCH)'))
 	mkdir -p "$(ARTIFACTS_DIR)"

@@ -1,7 +1,8 @@
 """Parse SQS message bodies carrying S3 event notifications into `FileEvent`s.
 
 Handles S3's own shape (form-URL-encoded keys, `s3:TestEvent`, several `Records` per
-message) and the same notification wrapped in an SNS envelope (S3 -> SNS -> SQS fan-out).
+message), the same notification wrapped in an SNS envelope (S3 -> SNS -> SQS fan-out), and
+S3 events routed through EventBridge (`pipeline.eventbridge`).
 Anything else is a `NotificationError`: the message fails alone and, after the queue's
 maxReceiveCount, lands in the DLQ.
 """
@@ -169,6 +170,11 @@ def parse_body(body: Any) -> Notification:
     document = _unwrap(document)
     if not isinstance(document, dict):
         raise NotificationError("message body is not a JSON object")
+    if "detail-type" in document:  # S3 -> EventBridge -> SQS (adopted buckets)
+        from pipeline.eventbridge import parse_event
+
+        event = parse_event(document)
+        return Notification(events=(event,) if event else (), skipped=0 if event else 1)
     if document.get("Event") == "s3:TestEvent" and "Records" not in document:
         return Notification(events=(), test_event=True)
     records = document.get("Records")

@@ -29,6 +29,7 @@ the file back. Tombstones expire through DynamoDB TTL and are never served by th
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,7 @@ SEQ_WIDTH = 64
 LOWEST_SEQ = "0" * SEQ_WIDTH
 """The lowest version: rows backfilled without an event (reconcile) carry it, so that any
 real event with a sequencer replaces them."""
-_HEX = frozenset("0123456789abcdefABCDEF")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 
 VERSION_ATTRIBUTES = (PARTITION_KEY, SEQ, "sequencer", "event_time", DELETED)
 """What a conditional write compares (compare-and-swap) and what ingest reads to decide."""
@@ -84,7 +85,7 @@ INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ})
 
 def sequencer_problem(sequencer: str) -> str | None:
     """Why `sequencer` cannot be stored as a `seq` (not hex, too long), or None."""
-    if not sequencer or not _HEX.issuperset(sequencer):
+    if not _HEX.fullmatch(sequencer):
         return "s3.object.sequencer must be a hexadecimal string"
     if len(sequencer) > SEQ_WIDTH:
         return f"s3.object.sequencer is longer than {SEQ_WIDTH} hex digits"

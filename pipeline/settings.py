@@ -51,6 +51,15 @@ def _write_mode(env: Mapping[str, str]) -> WriteMode:
         raise SettingsError(f"INGEST_WRITE_MODE must be one of {allowed}, got {raw!r}") from None
 
 
+def _checkpoint_path(env: Mapping[str, str]) -> str:
+    path = _optional(env, "RECONCILE_CHECKPOINT_PATH") or "/file-tracker/reconcile/"
+    if not path.startswith("/") or len(path) > 900:
+        raise SettingsError(
+            f"RECONCILE_CHECKPOINT_PATH must be an SSM path like /a/b/, got {path!r}"
+        )
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Configuration shared by both functions and the local stack.
@@ -83,6 +92,13 @@ class Settings:
     page_token_secret: str | None = None
     """Key for signing page tokens; without it they are checksummed and strictly validated."""
     cors_origin: str | None = None
+    # Reconcile (pipeline/reconcile.py)
+    reconcile_bucket: str | None = None
+    """The bucket reconcile compares the table with (`RECONCILE_BUCKET`)."""
+    reconcile_checkpoint_path: str = "/file-tracker/reconcile/"
+    """SSM Parameter Store path of reconcile's checkpoints (`RECONCILE_CHECKPOINT_PATH`)."""
+    reconcile_concurrency: int = 16
+    """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""
@@ -114,5 +130,8 @@ class Settings:
             tombstone_ttl_days=_int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
             cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),
+            reconcile_bucket=_optional(env, "RECONCILE_BUCKET"),
+            reconcile_checkpoint_path=_checkpoint_path(env),
+            reconcile_concurrency=_int(env, "RECONCILE_CONCURRENCY", 16, 1, 128),
             metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",
         )

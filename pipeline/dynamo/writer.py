@@ -137,6 +137,7 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def _parameter(value: Any) -> dict[str, Any]:
+    """A stored value as a statement parameter; TypeError for shapes this table never holds."""
     if value.__class__ is str:
         return {"S": value}
     if value.__class__ is bool:
@@ -144,6 +145,18 @@ def _parameter(value: Any) -> dict[str, Any]:
     if isinstance(value, int | float):
         return {"N": str(value)}
     raise TypeError(f"unsupported attribute value {value!r}")
+
+
+def _parameters(row: dict[str, Any], names: Sequence[str]) -> list[dict[str, Any]]:
+    """The row's values of `names` as parameters (a row holds only str, bool and numbers)."""
+    return [
+        {"S": value}
+        if (kind := (value := row[name]).__class__) is str
+        else {"BOOL": value}
+        if kind is bool
+        else {"N": str(value)}
+        for name in names
+    ]
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -192,11 +205,11 @@ def write_statement(table: str, write: ConditionalWrite) -> dict[str, Any]:
     if write.expected is None:
         return {
             "Statement": insert_statement(table, names),
-            "Parameters": [_parameter(row[name]) for name in names],
+            "Parameters": _parameters(row, names),
         }
     ordered = write.ordered and isinstance(row.get(SEQ), str)
     compared = tuple((name, name in write.expected) for name in COMPARED_ATTRIBUTES)
-    parameters = [_parameter(row[name]) for name in names if name != PARTITION_KEY]
+    parameters = _parameters(row, [name for name in names if name != PARTITION_KEY])
     parameters.append({"S": row[PARTITION_KEY]})
     if ordered:
         parameters.append({"S": row[SEQ]})

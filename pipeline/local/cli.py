@@ -1,7 +1,8 @@
-"""`s3-file-tracker up|demo` (or `python -m pipeline ...`): run the pipeline locally.
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-index` (or `python -m pipeline ...`).
 
-See docs/local-stack.md. Heavy imports (boto3, moto, the handlers) wait until a command runs,
-so `--help`, `--version` and a taken port answer at once.
+Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
+docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a command runs, so
+`--help`, `--version` and a taken port answer at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
+from pipeline.local import reconcile_cli
 from pipeline.local.ports import PortInUseError, ensure_free
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ SAMPLE_FILES = {
 """The original design's sample uploads."""
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run the S3 file tracker on this machine: storage services (embedded moto "
@@ -64,6 +66,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "requests), delete one, show it gone, stop. Exit code 0 when everything behaved.",
     )
     demo.set_defaults(run=cmd_demo)
+    reconcile_cli.add_parser(commands).set_defaults(run=reconcile_cli.main)
+    reconcile_cli.add_adopt_parser(commands).set_defaults(run=reconcile_cli.adopt_main)
     migrate = commands.add_parser(
         "migrate-index",
         help="put rows written before the listing index into it (resumable, idempotent)",
@@ -407,7 +411,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate_index(args: argparse.Namespace) -> int:
-    """`migrate-index`: add `shard` to old live rows, printing where to resume."""
+    """`migrate-index`: set `shard` on old live rows, printing where to resume."""
     import boto3
 
     from pipeline.dynamo.migrate import MigrationReport, migrate_index

@@ -106,6 +106,9 @@ UNSUPPORTED = "not supported by the local PartiQL engine (pipeline/local/moto_pa
 KEY_EQUALITY_REQUIRED = "Where clause does not contain a mandatory equality on all key attributes"
 DUPLICATE_KEYS = "Provided list of item keys contains duplicates"
 
+_LOCK_INSTALLED = False
+_SERIALIZE = False
+"""Whether DynamoDB requests run one at a time (the installed lock is on)."""
 _APPLIED = False
 _ORIGINALS: dict[str, Any] = {}
 _LOCK = threading.RLock()
@@ -839,6 +842,8 @@ def _result(result: dict[str, Any]) -> Any:
 
 def _serialized(action: Callable[..., Any]) -> Callable[..., Any]:
     def call_action(self: DynamoHandler) -> Any:
+        if not _SERIALIZE:  # tests only: `unserialized()` / `stock_moto()`
+            return action(self)
         with _LOCK:
             return action(self)
 
@@ -869,7 +874,7 @@ _ORDERINGS = (
 
 def apply() -> None:
     """Install the engine into moto's DynamoDB handler (idempotent)."""
-    global _APPLIED
+    global _APPLIED, _LOCK_INSTALLED, _SERIALIZE
     if _APPLIED:
         return
     for ordering in _ORDERINGS:
@@ -878,18 +883,21 @@ def apply() -> None:
     _ORIGINALS["execute_statement"] = DynamoHandler.execute_statement
     _ORIGINALS["batch_execute_statement"] = DynamoHandler.batch_execute_statement
     _ORIGINALS["execute_transaction"] = DynamoHandler.execute_transaction
-    _ORIGINALS["call_action"] = DynamoHandler.call_action
     DynamoHandler.execute_statement = execute_statement  # type: ignore[assignment,method-assign]
     DynamoHandler.batch_execute_statement = batch_execute_statement  # type: ignore[assignment,method-assign]
     DynamoHandler.execute_transaction = execute_transaction  # type: ignore[assignment,method-assign]
-    DynamoHandler.call_action = _serialized(DynamoHandler.call_action)  # type: ignore[method-assign]
+    if not _LOCK_INSTALLED:  # the lock stays installed (other patches wrap call_action too)
+        DynamoHandler.call_action = _serialized(DynamoHandler.call_action)  # type: ignore[method-assign]
+        _LOCK_INSTALLED = True
+    _SERIALIZE = True
     _APPLIED = True
 
 
 def _revert() -> None:
-    global _APPLIED
+    global _APPLIED, _SERIALIZE
     if not _APPLIED:
         return
+    _SERIALIZE = False
     orderings = {ordering.__name__: ordering for ordering in _ORDERINGS}
     for name, original in _ORIGINALS.items():
         if name in orderings:
@@ -914,9 +922,10 @@ def stock_moto() -> Iterator[None]:
 @contextmanager
 def unserialized() -> Iterator[None]:
     """Tests only: run without the lock, to show the race it prevents."""
-    serialized = DynamoHandler.call_action
-    DynamoHandler.call_action = _ORIGINALS.get("call_action", serialized)  # type: ignore[method-assign]
+    global _SERIALIZE
+    was = _SERIALIZE
+    _SERIALIZE = False
     try:
         yield
     finally:
-        DynamoHandler.call_action = serialized  # type: ignore[method-assign]
+        _SERIALIZE = was

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import moto_index, moto_partiql, moto_s3_events, moto_speedups
+from pipeline.local import moto_eventbridge, moto_index, moto_partiql, moto_s3_events, moto_speedups
 from pipeline.local.ports import PortInUseError, ensure_free
 
 
@@ -44,6 +44,7 @@ class MotoServer:
         moto_speedups.apply()
         moto_partiql.apply()
         moto_s3_events.apply()  # S3 notifications as AWS sends them (versions, sequencers)
+        moto_eventbridge.apply()  # S3 -> EventBridge events as AWS sends them
         moto_index.apply()  # sorted GSI Query: the listing's pages in O(log n + page)
         ensure_free(self.host, self.port, "moto")
         server = _ThreadedServer(ip_address=self.host, port=self.port, verbose=False)

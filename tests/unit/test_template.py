@@ -264,12 +264,18 @@ def test_ingest_role_polls_only_the_ingest_queue(transformed: dict[str, Any]) ->
     }
 
 
+def _tracked_bucket_arn(suffix: str) -> dict[str, Any]:
+    """The tracked bucket's ARN (+ suffix): the adopted bucket, else the one the stack creates."""
+    bucket = {"Fn::If": ["AdoptBucket", {"Ref": "ExistingBucketName"}, {"Ref": "BucketName"}]}
+    return {"Fn::Sub": [f"arn:${{AWS::Partition}}:s3:::${{Bucket}}{suffix}", {"Bucket": bucket}]}
+
+
 S3_GRANTS = {
     # HeadObject on version deletes (pipeline/versions.py): s3:GetObject on the objects, and
     # s3:ListBucket so that a key with no version left answers 404, not 403.
     "IngestFunction": {
-        ("s3:GetObject", json.dumps({"Fn::Sub": "${FilesBucket.Arn}/*"})),
-        ("s3:ListBucket", json.dumps({"Fn::GetAtt": ["FilesBucket", "Arn"]})),
+        ("s3:GetObject", json.dumps(_tracked_bucket_arn("/*"))),
+        ("s3:ListBucket", json.dumps(_tracked_bucket_arn(""))),
     },
     "ApiFunction": set(),
 }
@@ -352,7 +358,8 @@ def test_bucket_notifies_the_queue_without_a_circular_dependency(
     }
     assert "IngestQueuePolicy" in _as_list(bucket["DependsOn"])
     policy = template["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]
-    allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    # (statements under Fn::If belong to an adopted bucket: test_adopted_bucket_* below)
+    allow = [s for s in policy["Statement"] if s.get("Effect") == "Allow"]
     assert len(allow) == 1
     assert allow[0]["Principal"] == {"Service": "s3.amazonaws.com"}
     assert allow[0]["Action"] == "sqs:SendMessage"
@@ -420,7 +427,7 @@ def test_function_runtime_and_environment(
 
 def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
     functions = _resources(template, "AWS::Serverless::Function")
-    assert set(functions) == set(DYNAMODB_ACTIONS)
+    assert set(functions) == set(DYNAMODB_ACTIONS) | {"ReconcileFunction"}
     for function in functions.values():
         assert function["Metadata"]["BuildMethod"] == "makefile"
         assert "CodeUri" not in function["Properties"]  # Globals: the same source for both
@@ -545,3 +552,142 @@ def test_the_table_has_the_sparse_listing_index(template: dict[str, Any]) -> Non
     props = template["Resources"]["FilesTable"]["Properties"]
     assert props["GlobalSecondaryIndexes"] == [index_definition()]
     assert {"AttributeName": "shard", "AttributeType": "N"} in props["AttributeDefinitions"]
+
+
+# ------------------------------------------------------------------------------------ reconcile
+
+RECONCILE_BUCKET = {"Fn::If": ["AdoptBucket", {"Ref": "ExistingBucketName"}, {"Ref": "BucketName"}]}
+
+
+def test_reconcile_role_is_exactly_least_privilege(transformed: dict[str, Any]) -> None:
+    # Given the reconcile function's role, statement by statement (no wildcard actions)
+    granted = {}
+    for statement in _role_statements(transformed, "ReconcileFunction"):
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        assert "NotAction" not in statement and "NotResource" not in statement
+        actions = tuple(sorted(_as_list(statement["Action"])))
+        assert not any("*" in action for action in actions)
+        granted[actions] = statement["Resource"]
+    account = "arn:${AWS::Partition}:{service}:${AWS::Region}:${AWS::AccountId}"
+    # Then it may list the tracked bucket and head its objects, nothing else in S3
+    assert granted[("s3:ListBucket",)] == {
+        "Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}", {"Bucket": RECONCILE_BUCKET}]
+    }
+    assert granted[("s3:GetObject",)] == {
+        "Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/*", {"Bucket": RECONCILE_BUCKET}]
+    }
+    # read rows consistently and write repairs (conditional puts) on the table only
+    assert granted[("dynamodb:BatchGetItem", "dynamodb:PutItem")] == TABLE_ARN
+    # query the listing index only
+    assert granted[("dynamodb:Query",)] == {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
+    # keep its checkpoints under the stack's own SSM path
+    assert granted[("ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter")] == {
+        "Fn::Sub": account.replace("{service}", "ssm")
+        + ":parameter/file-tracker/${AWS::StackName}/reconcile/*"
+    }
+    # invoke itself (continuation) and nothing else
+    assert granted[("lambda:InvokeFunction",)] == {
+        "Fn::Sub": account.replace("{service}", "lambda") + ":function:${AWS::StackName}-reconcile"
+    }
+    assert granted[("logs:CreateLogStream", "logs:PutLogEvents")] == {
+        "Fn::GetAtt": ["ReconcileLogGroup", "Arn"]
+    }
+    assert granted[("xray:PutTelemetryRecords", "xray:PutTraceSegments")] == "*"
+    assert len(granted) == 8
+
+
+def test_reconcile_function_name_matches_its_self_invoke_permission(
+    transformed: dict[str, Any],
+) -> None:
+    props = transformed["Resources"]["ReconcileFunction"]["Properties"]
+    assert props["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-reconcile"}
+    assert props["Handler"] == "handlers.reconcile.lambda_handler"
+    variables = props["Environment"]["Variables"]
+    assert variables["RECONCILE_BUCKET"] == RECONCILE_BUCKET
+    assert variables["RECONCILE_CHECKPOINT_PATH"] == {
+        "Fn::Sub": "/file-tracker/${AWS::StackName}/reconcile/"
+    }
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "file-tracker-reconcile"
+    assert props["Timeout"] == {"Ref": "ReconcileTimeoutSeconds"}
+
+
+def test_reconcile_schedule_defaults_to_daily_and_can_be_off(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["ReconcileSchedule"]
+    assert parameter["Default"] == "rate(1 day)"
+    assert template["Parameters"]["ReconcileTimeoutSeconds"]["MaxValue"] == 900  # Lambda's max
+    rules = {
+        name: res
+        for name, res in transformed["Resources"].items()
+        if res["Type"] == "AWS::Events::Rule" and "Schedule" in name
+    }
+    (rule,) = rules.values()
+    props = rule["Properties"]
+    assert props["ScheduleExpression"] == {
+        "Fn::If": ["ReconcileScheduled", {"Ref": "ReconcileSchedule"}, "rate(1 day)"]
+    }
+    assert props["State"] == {"Fn::If": ["ReconcileScheduled", "ENABLED", "DISABLED"]}
+    assert template["Conditions"]["ReconcileScheduled"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReconcileSchedule"}, "off"]}]
+    }
+    invoke = [
+        res
+        for res in transformed["Resources"].values()
+        if res["Type"] == "AWS::Lambda::EventInvokeConfig"
+    ]
+    assert [res["Properties"]["MaximumRetryAttempts"] for res in invoke] == [0]
+
+
+def test_drift_alarm_watches_the_reconcile_metric(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["ReconcileDriftAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("FileTracker", "DriftFound")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "file-tracker-reconcile"}]
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert namespace["POWERTOOLS_METRICS_NAMESPACE"] == "FileTracker"
+
+
+def test_adopted_bucket_reaches_the_queue_through_eventbridge_only(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    # The stack creates the bucket (and its notification) only when none is adopted
+    assert resources["FilesBucket"]["Condition"] == "CreateBucket"
+    assert resources["FilesBucketPolicy"]["Condition"] == "CreateBucket"
+    assert template["Parameters"]["ExistingBucketName"]["Default"] == ""
+    # An adopted bucket's events come through an EventBridge rule on that bucket only
+    rule = resources["AdoptedBucketRule"]
+    assert rule["Condition"] == "AdoptBucket"
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    assert pattern["detail"] == {"bucket": {"name": [{"Ref": "ExistingBucketName"}]}}
+    (queue_target,) = rule["Properties"]["Targets"]
+    assert queue_target["Arn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    # and the queue lets that rule (and only it) send
+    statements = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (conditional,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    condition, statement, otherwise = conditional
+    assert condition == "AdoptBucket" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["AdoptedBucketRule", "Arn"]}}
+    }
+    assert template["Outputs"]["BucketName"]["Value"] == {
+        "Fn::If": ["AdoptBucket", {"Ref": "ExistingBucketName"}, {"Ref": "FilesBucket"}]
+    }
+
+
+def test_adopting_a_bucket_transforms_and_lints_cleanly(template: dict[str, Any]) -> None:
+    # The same template with ExistingBucketName set: still valid after the SAM transform
+    adopted = copy.deepcopy(template)
+    adopted["Parameters"]["ExistingBucketName"]["Default"] = "my-existing-bucket"
+    adopted["Globals"]["Function"]["CodeUri"] = "s3://artifacts-bucket/app.zip"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+        cfn = transform(adopted, {}, _NoManagedPolicies())
+    matches = lint(json.dumps(cfn), config=ManualArgs(regions=REGIONS))
+    assert [str(m) for m in matches] == []

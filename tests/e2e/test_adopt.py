@@ -1,0 +1,82 @@
+"""Adopting a bucket that already holds objects, on the local stack: EventBridge on (other
+notification settings kept), a rule to the ingest queue, the first reconcile backfills; then
+the bucket's events flow through EventBridge (AWS-shaped: pipeline/local/moto_eventbridge.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+
+import pytest
+
+from pipeline.local.cli import main as cli
+from pipeline.local.stack import Stack
+from pipeline.local.template import read_stack_config
+from tests.support import moto_state
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    config = (
+        read_stack_config().with_suffix(uuid.uuid4().hex[:8]).with_overrides(batching_window_s=0)
+    )
+    with Stack(config, pollers=1) as running:
+        running.wait_until_idle(30)
+        yield running
+
+
+def test_adopt_keeps_other_notifications_backfills_and_then_follows_events(stack: Stack) -> None:
+    # Given a bucket the stack did not create, with objects and a notification of its own
+    s3 = stack.client("s3")
+    legacy = f"legacy-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=legacy, CreateBucketConfiguration={"LocationConstraint": stack.region})
+    sqs = stack.client("sqs")
+    other = sqs.create_queue(QueueName=f"someone-else-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])
+    theirs = {
+        "QueueConfigurations": [
+            {"QueueArn": other_arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+        ]
+    }
+    s3.put_bucket_notification_configuration(Bucket=legacy, NotificationConfiguration=theirs)
+    for i in range(40):
+        s3.put_object(Bucket=legacy, Key=f"old/{i:02d} é+.txt", Body=b"x" * i)
+
+    # When it is adopted
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = cli(
+            [
+                *("adopt", "--bucket", legacy, "--table", stack.table_name, "--json"),
+                *("--endpoint-url", str(stack.endpoint_url), "--region", stack.region),
+                *("--queue-name", stack.queue_url.rsplit("/", 1)[-1]),
+            ]
+        )
+    report = json.loads(out.getvalue())
+
+    # Then the first reconcile backfilled every object, and the owner's notification stays
+    assert status == 0
+    assert (report["listed"], report["missing"], report["repaired"]) == (40, 40, 40)
+    config = s3.get_bucket_notification_configuration(Bucket=legacy)
+    assert "EventBridgeConfiguration" in config
+    assert [q["QueueArn"] for q in config["QueueConfigurations"]] == [
+        other_arn["Attributes"]["QueueArn"]
+    ]
+    live = moto_state.live_state(stack.region, stack.table_name)
+    assert live == moto_state.bucket_state(legacy)
+
+    # And later uploads and deletes arrive through EventBridge and are applied
+    s3.put_object(Bucket=legacy, Key="new/one two.txt", Body=b"hello")
+    s3.delete_object(Bucket=legacy, Key="old/03 é+.txt")
+    s3.put_object(Bucket=legacy, Key="old/04 é+.txt", Body=b"rewritten")
+    stack.wait_until_idle(60)
+    live = moto_state.live_state(stack.region, stack.table_name)
+    assert live == moto_state.bucket_state(legacy)
+    item = moto_state.table_items(stack.region, stack.table_name)["new/one two.txt"]
+    assert item["event_name"] == {"S": "ObjectCreated:Put"}
+    assert "seq" in item  # EventBridge events carry sequencers

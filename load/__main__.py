@@ -3,6 +3,7 @@
 python -m load writer --latencies 0,5,10,25 --records 10000 --plot load/results/writer.png
 python -m load upload --objects 10000
 python -m load read --items 10000 --limits 100,1000
+python -m load listing --sizes 10000,100000,1000000
 python -m load reconcile --keys 100000,1000000
 """
 
@@ -10,10 +11,16 @@ from __future__ import annotations
 
 import sys
 
-from load import read, reconcile, upload, writer
+from load import listing, read, reconcile, upload, writer
 from load.cli import run_commands
 
-COMMANDS = {"writer": writer, "upload": upload, "read": read, "reconcile": reconcile}
+COMMANDS = {
+    "writer": writer,
+    "upload": upload,
+    "read": read,
+    "reconcile": reconcile,
+    "listing": listing,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

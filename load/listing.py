@@ -11,7 +11,7 @@ prefix (20 keys), a delimiter walk over folders, and a full walk of a table wher
 rows are tombstones. Reports Query calls and rounds per page, rows read per item returned,
 empty pages (with a next_token) and page latency p50/p99; then the targets.
 
-    python -m load.listing --sizes 10000,100000,1000000
+    python -m load listing --sizes 10000,100000,1000000
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         gc.unfreeze()
         large = make_reader(max(sizes), tombstones=False, shards=shard_counts[0])
         for name, query, _ in SCENARIOS[:2]:
-            pair = paired_p50(small, large, query)
+            pair = paired_p50(small, large, query, pages=args.interleaved_pages)
             paired.append({"scenario": name, "small": min(sizes), "large": max(sizes), **pair})
             console.print(f"interleaved {name}: {pair}")
         del small, large
@@ -290,6 +290,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="table sizes")
     parser.add_argument("--shards", default=str(INDEX_SHARDS), help="index shard counts to compare")
     parser.add_argument(
+        "--interleaved-pages",
+        type=int,
+        default=400,
+        help="pages per table for the interleaved p50 comparison",
+    )
+    parser.add_argument(
         "--moto",
         type=int,
         default=0,
@@ -301,10 +307,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m load.listing`."""
-    parser = argparse.ArgumentParser(prog="python -m load.listing", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    """`python -m load.listing`, the same as `python -m load listing`."""
+    from load.cli import run_commands
+
+    arguments = sys.argv[1:] if argv is None else argv
+    return run_commands({"listing": sys.modules[__name__]}, ["listing", *arguments])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipeline.events import MAX_OBJECT_SIZE
 from pipeline.model import INTERNAL_ATTRIBUTES, PARTITION_KEY
 
 MAX_LIMIT = 1_000
@@ -145,8 +146,7 @@ def common_prefix(filename: str, prefix: str, delimiter: str | None) -> str | No
 # --- rows as the API shows them ------------------------------------------------------------
 
 _STRING_FIELDS = ("bucket", "etag", "event_time", "event_name", "sequencer", "version_id")
-MAX_OBJECT_SIZE = 5 * 1024**4
-"""S3's largest object (5 TiB): a stored size outside [0, this] is not shown."""
+# a stored size outside [0, MAX_OBJECT_SIZE] (what ingest accepts) is not shown
 
 
 def public_view(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -411,6 +411,7 @@ def iter_live(
     be missing or older. Reads about one row per row yielded, in rounds of parallel queries.
     """
     merger = ShardMerger(reader, prefix or "", start_after)
-    merger.want = 1_000 * reader.shards
+    merger.want = 1_000 * reader.shards  # full queries: 1,000 rows (or 1 MB) per shard
     while merger.peek() is not None:
+        merger.entries += 1
         yield merger.pop()

@@ -41,7 +41,7 @@ SAMPLE_FILES = {
 """The original design's sample uploads."""
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run the S3 file tracker on this machine: storage services (embedded moto "
@@ -71,8 +71,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate-index",
         help="put rows written before the listing index into it (resumable, idempotent)",
-        description="Add `shard` to live rows that lack it (written before the by_name index "
-        "existed), with a conditional UpdateItem per row. Uses the standard AWS variables "
+        description="Set `shard` on live rows that lack it (written before the by_name index "
+        "existed) or carry another one (after a change of INDEX_SHARDS), with a conditional "
+        "UpdateItem per row. Uses the standard AWS variables "
         "(AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints a resume position after each page.",
     )
     migrate.add_argument("--table", required=True, help="the files table")
@@ -410,7 +411,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate_index(args: argparse.Namespace) -> int:
-    """`migrate-index`: add `shard` to old live rows, printing where to resume."""
+    """`migrate-index`: set `shard` on old live rows, printing where to resume."""
+    import boto3
+
     from pipeline.dynamo.migrate import MigrationReport, migrate_index
 
     def progress(report: MigrationReport) -> None:
@@ -418,8 +421,6 @@ def cmd_migrate_index(args: argparse.Namespace) -> int:
         print(
             f"page {report.pages}: {report.migrated} migrated, {report.skipped} skipped; {position}"
         )
-
-    import boto3
 
     client = boto3.client("dynamodb", region_name=args.region)
     report = migrate_index(

@@ -8,6 +8,11 @@ are rebuilt lazily after any DynamoDB request that may write (everything but rea
 describes), counted before and after the write so that a list built while a write was in
 flight is never reused.
 
+Writes are counted by wrapping the DynamoDB handler installed when `apply` runs (after
+`moto_partiql`'s, which it keeps); if another patch later replaces or removes that wrapper,
+the next query notices, goes to moto's own code once, wraps the new handler and drops every
+sorted list: stale lists are never used.
+
 Only the case the listing uses takes the fast path: a GSI with one partition and one String
 sort key, an equality on the partition key, an optional sort key condition, forward order,
 no ExclusiveStartKey and no legacy filters. Everything else, and any partition holding a sort
@@ -47,8 +52,9 @@ READ_ONLY_ACTIONS = frozenset(
     }
 )
 _ORIGINAL_QUERY = Table.query
-_wrapped_call_action: Any = DynamoHandler.call_action
-"""The handler this patch wraps: whatever was installed when `apply()` ran."""
+"""The `Table.query` this module falls back to (the one installed before `apply`)."""
+_ORIGINAL_CALL_ACTION = DynamoHandler.call_action
+"""The handler this module's wraps (the one installed before `apply`: other patches kept)."""
 _MAX_ITEM_BYTES = 400 * 1_024
 
 
@@ -59,16 +65,16 @@ def _bump() -> None:
 
 
 def _call_action(self: DynamoHandler) -> Any:
-    """moto's handler, counting every request that may write (before and after it)."""
+    """The installed handler, counting every request that may write (before and after it)."""
     try:
         action = self._get_action()
     except Exception:  # an unknown action: assume it writes
         action = ""
     if action in READ_ONLY_ACTIONS:
-        return _wrapped_call_action(self)
+        return _ORIGINAL_CALL_ACTION(self)
     _bump()
     try:
-        return _wrapped_call_action(self)
+        return _ORIGINAL_CALL_ACTION(self)
     finally:
         _bump()
 
@@ -79,6 +85,17 @@ class _Partition:
     def __init__(self) -> None:
         self.keys: list[str] = []
         self.items: list[Item] = []
+
+
+def _counting_writes() -> bool:
+    """Whether every request still goes through `_call_action` (another patch may have
+    replaced or removed the handler since `apply`: then the sorted lists cannot be trusted)."""
+    handler: Any = DynamoHandler.call_action
+    while handler is not None:
+        if handler is _call_action:
+            return True
+        handler = getattr(handler, "__wrapped__", None)
+    return False
 
 
 def _partitions(table: Table, index: GlobalSecondaryIndex, hash_attr: str, range_attr: str) -> Any:
@@ -189,6 +206,9 @@ def _fast_query(
     """The fast path, or None when the query is not of the shape it handles."""
     if not index_name or exclusive_start_key is not None or scan_index_forward is False:
         return None
+    if not _counting_writes():
+        _rehook()
+        return None  # writes since the hook was lost were not counted: moto's own, this once
     index = {i.name: i for i in self.all_indexes()}.get(index_name)
     if not isinstance(index, GlobalSecondaryIndex) or consistent_read:
         return None
@@ -253,6 +273,18 @@ def _fast_query(
     return results, scanned_count, last_evaluated_key
 
 
+def _rehook() -> None:
+    """Wrap the handler installed now (another patch replaced ours) and drop every list."""
+    global _ORIGINAL_CALL_ACTION
+    with _lock:
+        if _counting_writes():
+            return
+        _ORIGINAL_CALL_ACTION = DynamoHandler.call_action
+        _call_action.__wrapped__ = _ORIGINAL_CALL_ACTION  # type: ignore[attr-defined]
+        DynamoHandler.call_action = _call_action  # type: ignore[method-assign]
+    _bump()
+
+
 def original_query(table: Table, *args: Any, **kwargs: Any) -> Any:
     """moto's own `Table.query` (for equivalence tests)."""
     return _ORIGINAL_QUERY(table, *args, **kwargs)
@@ -260,10 +292,13 @@ def original_query(table: Table, *args: Any, **kwargs: Any) -> Any:
 
 def apply() -> None:
     """Install the fast index Query into moto (idempotent)."""
-    global _APPLIED, _wrapped_call_action
+    global _APPLIED, _ORIGINAL_QUERY, _ORIGINAL_CALL_ACTION
     if _APPLIED:
         return
+    # wrap what is installed now (e.g. moto_partiql's serializing handler), not moto's own
+    _ORIGINAL_QUERY = Table.query
+    _ORIGINAL_CALL_ACTION = DynamoHandler.call_action
     Table.query = _query  # type: ignore[method-assign]
-    _wrapped_call_action = DynamoHandler.call_action  # e.g. moto_partiql's lock: keep it
+    _call_action.__wrapped__ = _ORIGINAL_CALL_ACTION  # type: ignore[attr-defined]
     DynamoHandler.call_action = _call_action  # type: ignore[method-assign]
     _APPLIED = True

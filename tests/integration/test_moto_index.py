@@ -61,7 +61,15 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
 
 
 def test_the_fast_query_equals_motos_query(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, _, table, names = setup
+    client, name, table, names = setup
+    client.query(  # (re)hooks the write counter, should another patch have replaced it
+        TableName=name,
+        IndexName="by_name",
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "shard"},
+        ExpressionAttributeValues={":s": {"N": "0"}},
+    )
+    assert moto_index._counting_writes()
     rnd = random.Random(9)
     compared = 0
     for shard in ("0", "1", "3", "7"):
@@ -119,3 +127,30 @@ def test_the_server_serves_fresh_results_after_writes(setup: Any) -> None:
         ExpressionAttributeNames={"#s": "shard"},
     )
     assert shard_names() == []
+
+
+def test_writes_through_a_handler_installed_later_are_still_seen(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another patch that replaces the DynamoDB handler after ours (dropping our wrapper)
+    from moto.dynamodb.responses import DynamoHandler
+
+    client, name, _, _ = setup
+    pristine = getattr(moto_index._call_action, "__wrapped__", None)
+    assert pristine is not None
+    query = {
+        "TableName": name,
+        "IndexName": "by_name",
+        "KeyConditionExpression": "#s = :s",
+        "ExpressionAttributeNames": {"#s": "shard"},
+        "ExpressionAttributeValues": {":s": {"N": "11"}},
+    }
+    assert client.query(**query)["Items"] == []  # the sorted lists are built
+    monkeypatch.setattr(DynamoHandler, "call_action", pristine)
+    # When a row is written through it
+    client.put_item(TableName=name, Item={"filename": {"S": "late"}, "shard": {"N": "11"}})
+    # Then the next index query sees the write (the stale lists are not used) and re-hooks
+    assert [i["filename"]["S"] for i in client.query(**query)["Items"]] == ["late"]
+    assert moto_index._counting_writes()
+    client.delete_item(TableName=name, Key={"filename": {"S": "late"}})
+    assert client.query(**query)["Items"] == []

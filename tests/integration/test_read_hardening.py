@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.api import build_app
 from pipeline.dynamo.reader import DynamoFileReader, from_item
+from pipeline.events import MAX_OBJECT_SIZE
 from pipeline.model import shard_of
 from pipeline.settings import Settings
 from tests.support.api import api_context, body, file_event, rest_event
@@ -50,7 +51,7 @@ def test_any_stored_value_is_served_without_a_500(app: Any, name: str) -> None:
     item = body(response)
     assert item["filename"] == name
     if "size" in item:
-        assert type(item["size"]) is int and 0 <= item["size"] <= 5 * 1024**4
+        assert type(item["size"]) is int and 0 <= item["size"] <= MAX_OBJECT_SIZE
 
 
 def test_listings_through_poisoned_rows_are_200(app: Any) -> None:

@@ -213,6 +213,10 @@ def test_iter_live_yields_live_rows_in_order_from_a_position() -> None:
     ]
     first = next(iter_live(reader))
     assert {"filename", "size", "etag", "shard"} <= set(first)
+    # and it reads in full queries (1,000 rows each): 12,000 rows in 2 rounds
+    big = FakeFileReader(rows(12_000))
+    assert sum(1 for _ in iter_live(big)) == 12_000
+    assert len(big.queries) <= 2 * big.shards
 
 
 def test_rows_written_before_the_index_are_not_listed_until_migrated() -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.events import NotificationError, decode_key
+from pipeline.events import NotificationError, check_sequencer, check_size, decode_key
 from pipeline.model import Action, FileEvent
 
 SOURCE = "aws.s3"
@@ -89,14 +89,6 @@ def _string(value: Any, what: str, *, required: bool = True) -> str | None:
     return value
 
 
-def _size(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise EventBridgeError("detail.object.size must be a non-negative integer")
-    return value
-
-
 def _name(detail_type: str, detail: dict[str, Any]) -> tuple[Action, str]:
     reason = detail.get("reason")
     if detail_type == CREATED:
@@ -148,8 +140,10 @@ def parse_event(document: dict[str, Any]) -> FileEvent | None:
         action=action,
         event_name=name,
         event_time=_string(document.get("time"), "time") or "",
-        size=_size(obj.get("size")) if creates else None,
+        size=check_size(obj.get("size"), "detail.object.size") if creates else None,
         etag=_string(obj.get("etag"), "detail.object.etag", required=False) if creates else None,
-        sequencer=_string(obj.get("sequencer"), "detail.object.sequencer", required=False),
+        sequencer=check_sequencer(
+            _string(obj.get("sequencer"), "detail.object.sequencer", required=False)
+        ),
         version_id=_string(obj.get("version-id"), "detail.object.version-id", required=False),
     )

@@ -83,18 +83,25 @@ def decode_key(raw: str) -> str:
     return key
 
 
-def _size(value: Any) -> int | None:
+def check_size(value: Any, what: str = "s3.object.size") -> int | None:
     """A size S3 could have sent: absent, or an integer in [0, MAX_OBJECT_SIZE]."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         negative = isinstance(value, int) and not isinstance(value, bool)
         shown = "a negative number" if negative else type(value).__name__
-        raise NotificationError(f"s3.object.size must be a non-negative integer, got {shown}")
+        raise NotificationError(f"{what} must be a non-negative integer, got {shown}")
     if value > MAX_OBJECT_SIZE:
         raise NotificationError(
-            f"s3.object.size is larger than S3's maximum object size ({MAX_OBJECT_SIZE} bytes)"
+            f"{what} is larger than S3's maximum object size ({MAX_OBJECT_SIZE} bytes)"
         )
+    return value
+
+
+def check_sequencer(value: str | None) -> str | None:
+    """A sequencer DynamoDB can compare exactly (hex, at most SEQ_WIDTH digits), or None."""
+    if value is not None and (problem := sequencer_problem(value)):
+        raise NotificationError(problem)
     return value
 
 
@@ -121,12 +128,10 @@ def _record(record: Any) -> FileEvent | None:
     bucket, obj = s3.get("bucket"), s3.get("object")
     if not isinstance(bucket, dict) or not isinstance(obj, dict):
         raise NotificationError("record has no s3.bucket or s3.object")
-    size = _size(obj.get("size"))
+    size = check_size(obj.get("size"))
     raw_key = _text(obj.get("key"), "s3.object.key")
     assert raw_key is not None
-    sequencer = _text(obj.get("sequencer"), "s3.object.sequencer", required=False)
-    if sequencer is not None and (problem := sequencer_problem(sequencer)):
-        raise NotificationError(problem)
+    sequencer = check_sequencer(_text(obj.get("sequencer"), "s3.object.sequencer", required=False))
     return FileEvent(
         filename=decode_key(raw_key),
         bucket=_text(bucket.get("name"), "s3.bucket.name") or "",

@@ -28,11 +28,13 @@ copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 _session = aioboto3.Session()
 
 
+_backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_backoff_ms / 1000)
+
+
 async def _open_store(stack: AsyncExitStack) -> DynamoFileStore:
     client = await open_dynamodb_client(stack, settings, _session)
-    backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_backoff_ms / 1000)
     return DynamoFileStore(
-        client, settings.table_name, concurrency=settings.write_concurrency, backoff=backoff
+        client, settings.table_name, concurrency=settings.write_concurrency, backoff=_backoff
     )
 
 
@@ -48,9 +50,8 @@ async def _open_services(stack: AsyncExitStack) -> IngestServices:
     async def open_reader() -> ObjectReader:  # S3 client opened on the first version delete
         return S3ObjectReader(await open_s3_client(stack, settings, _session))
 
-    backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_backoff_ms / 1000)
     resolver = VersionResolver(
-        LazyObjectReader(open_reader), concurrency=settings.write_concurrency, backoff=backoff
+        LazyObjectReader(open_reader), concurrency=settings.write_concurrency, backoff=_backoff
     )
     return IngestServices(await _open_store(stack), resolver)
 

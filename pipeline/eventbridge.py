@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.events import NotificationError, check_sequencer, check_size, decode_key
+from pipeline.fields import NotificationError, check_sequencer, check_size, decode_key
 from pipeline.model import Action, FileEvent
 
 SOURCE = "aws.s3"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
-from pipeline.model import Action, FileEvent, sequencer_problem
+from pipeline.eventbridge import parse_event
+from pipeline.fields import NotificationError, check_sequencer, check_size, decode_key
+from pipeline.model import Action, FileEvent
 
 CREATE_PREFIXES = ("ObjectCreated:",)
 DELETE_NAMES = frozenset(
@@ -37,20 +38,6 @@ IGNORED_PREFIXES = (
 )
 
 
-MAX_OBJECT_SIZE = 10_000 * 5 * 1024**3
-"""The largest object S3 can hold, in bytes: 53,687,091,200,000 (48.8 TiB).
-
-S3's user guide ("Amazon S3 objects overview",
-https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingObjects.html) says objects range
-"from zero to 50 TB" (raised from 5 TB in late 2025) and that the actual maximum is 53.7 TB,
-set by multipart upload: 10,000 parts x 5 GiB. A size above it cannot come from S3.
-"""
-
-
-class NotificationError(ValueError):
-    """The message body is not an S3 event notification we can apply."""
-
-
 @dataclass(frozen=True, slots=True)
 class Notification:
     """What one SQS message says: zero or more file events, and how many records were skipped."""
@@ -69,39 +56,6 @@ def _text(value: Any, what: str, *, required: bool = True) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise NotificationError(f"{what} is not valid UTF-8") from None
-    return value
-
-
-def decode_key(raw: str) -> str:
-    """Decode an S3 notification key (form-URL-encoded: `+` is a space, `%2B` is `+`)."""
-    try:
-        key = unquote_plus(raw, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise NotificationError("s3.object.key does not decode to UTF-8") from None
-    if not key:
-        raise NotificationError("s3.object.key is empty")
-    return key
-
-
-def check_size(value: Any, what: str = "s3.object.size") -> int | None:
-    """A size S3 could have sent: absent, or an integer in [0, MAX_OBJECT_SIZE]."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        negative = isinstance(value, int) and not isinstance(value, bool)
-        shown = "a negative number" if negative else type(value).__name__
-        raise NotificationError(f"{what} must be a non-negative integer, got {shown}")
-    if value > MAX_OBJECT_SIZE:
-        raise NotificationError(
-            f"{what} is larger than S3's maximum object size ({MAX_OBJECT_SIZE} bytes)"
-        )
-    return value
-
-
-def check_sequencer(value: str | None) -> str | None:
-    """A sequencer DynamoDB can compare exactly (hex, at most SEQ_WIDTH digits), or None."""
-    if value is not None and (problem := sequencer_problem(value)):
-        raise NotificationError(problem)
     return value
 
 
@@ -176,8 +130,6 @@ def parse_body(body: Any) -> Notification:
     if not isinstance(document, dict):
         raise NotificationError("message body is not a JSON object")
     if "detail-type" in document:  # S3 -> EventBridge -> SQS (adopted buckets)
-        from pipeline.eventbridge import parse_event
-
         event = parse_event(document)
         return Notification(events=(event,) if event else (), skipped=0 if event else 1)
     if document.get("Event") == "s3:TestEvent" and "Records" not in document:

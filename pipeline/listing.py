@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.events import MAX_OBJECT_SIZE
+from pipeline.fields import MAX_OBJECT_SIZE
 from pipeline.model import INTERNAL_ATTRIBUTES, PARTITION_KEY
 
 MAX_LIMIT = 1_000

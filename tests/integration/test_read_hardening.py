@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.api import build_app
 from pipeline.dynamo.reader import DynamoFileReader, from_item
-from pipeline.events import MAX_OBJECT_SIZE
+from pipeline.fields import MAX_OBJECT_SIZE
 from pipeline.model import shard_of
 from pipeline.settings import Settings
 from tests.support.api import api_context, body, file_event, rest_event

@@ -11,13 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.events import (
-    MAX_OBJECT_SIZE,
-    Notification,
-    NotificationError,
-    decode_key,
-    parse_body,
-)
+from pipeline.events import Notification, parse_body
+from pipeline.fields import MAX_OBJECT_SIZE, NotificationError, decode_key
 from pipeline.model import Action, FileEvent
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 

@@ -11,7 +11,8 @@ from urllib.parse import quote_plus
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.events import MAX_OBJECT_SIZE, Notification, NotificationError, parse_body
+from pipeline.events import Notification, NotificationError, parse_body
+from pipeline.fields import MAX_OBJECT_SIZE
 from pipeline.model import Action
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 

@@ -78,6 +78,8 @@ LABELS = {
     "transact": "(g) TransactWriteItems of 100",
     "floor": "CPU floor: SDK builds+sends BatchWriteItem",
 }
+VARIANTS = tuple(name for name in LABELS if name != "floor")
+"""Every measured way of writing, in the order of the tables and the plot."""
 MODES_TABLE = [
     "put_item",
     "batch_writer",
@@ -796,16 +798,7 @@ def plot(document: dict[str, Any], path: str) -> None:
         "cond_put": "v-.",
         "transact": "P-.",
     }
-    for variant in (
-        "put_item",
-        "batch_writer",
-        "powertools",
-        "ingest",
-        "ingest_no_reads",
-        "ingest_batch",
-        "cond_put",
-        "transact",
-    ):
+    for variant in VARIANTS:
         points = [(x, _pick(document, variant, x)) for x in latencies]
         xs = [x for x, r in points if r]
         ys = [r["records_per_s"] for _, r in points if r]

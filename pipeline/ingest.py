@@ -11,7 +11,12 @@
    wrote the key in between goes back to 3 for that key (at most `MAX_ROUNDS` rounds), where
    it is written or, if now stale, skipped. Never reported as a failure for being stale.
    Opt-in `WriteMode.BATCH`: unconditional BatchWriteItem (not race-free).
-5. Map every key that could not be written back to every message that carried an event for it.
+5. Folder totals (with a `TotalsWriter`): every write DynamoDB applied is one transition from
+   the row read to the row written (the condition compares the version *and* the size, and
+   the `ordered` shortcut is off, so a write applies only from exactly the row read); its
+   delta is summed per folder of the key and each folder's sum is added once at the end
+   (`pipeline.totals`). A lost counter update never fails a message.
+6. Map every key that could not be written back to every message that carried an event for it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from pipeline.model import (
 )
 from pipeline.retry import Deadline, OpStats
 from pipeline.settings import WriteMode
+from pipeline.totals.deltas import DeltaSum
+from pipeline.totals.ports import TotalsWriter
 from pipeline.versions import VersionResolver
 
 logger = logging.getLogger(__name__)
@@ -84,6 +91,10 @@ class IngestResult:
     """Conditional writes refused because another writer changed the key: re-read, re-decided."""
     lookups: int = 0
     """S3 HeadObject calls made (version deletes on versioned buckets only)."""
+    totals_updates: int = 0
+    """Folder counters updated (one UpdateItem each, however many keys changed under them)."""
+    totals_lost: int = 0
+    """Folder counter updates that failed or whose outcome is unknown (reconcile repairs them)."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""
@@ -135,11 +146,13 @@ async def ingest(
     now: float | None = None,
     mode: WriteMode = WriteMode.CONDITIONAL,
     resolver: VersionResolver | None = None,
+    totals: TotalsWriter | None = None,
 ) -> IngestResult:
     """Apply the SQS `records` to the table; never raises for bad message bodies.
 
     With a `resolver`, the newest event of each key is first checked against S3 where the
     event alone cannot tell the object's state (version deletes: `pipeline.versions`).
+    With `totals`, the applied transitions' deltas are added to the folder counters.
     """
     result = IngestResult(messages=len(records))
     failed: set[str] = set()
@@ -173,25 +186,24 @@ async def ingest(
         keys = [key for key in keys if key not in resolution.failures]
     apply = _apply_group_conditional if mode is WriteMode.CONDITIONAL else _apply_group
     groups = asyncio.Semaphore(GROUPS_IN_FLIGHT)
+    sums = DeltaSum() if totals is not None else None
 
-    async def bounded(group: list[_Latest], *args: Any) -> None:
+    at = time.time() if now is None else now
+
+    async def bounded(group: list[_Latest]) -> None:
         async with groups:
-            await apply(group, *args)
+            await apply(group, store, deadline, stats, result, tombstone_ttl_s, at, sums)
 
     await asyncio.gather(
         *(
-            bounded(
-                [latest[key] for key in keys[i : i + GROUP_SIZE]],
-                store,
-                deadline,
-                stats,
-                result,
-                tombstone_ttl_s,
-                time.time() if now is None else now,
-            )
+            bounded([latest[key] for key in keys[i : i + GROUP_SIZE]])
             for i in range(0, len(keys), GROUP_SIZE)
         )
     )
+    if totals is not None and sums is not None:
+        applied = await totals.apply(sums, deadline)
+        result.totals_updates, result.totals_lost = applied.applied, applied.lost
+        result.retries += applied.retries
     for key, reason in stats.failures.items():
         entry = latest[key]
         result.failed += 1
@@ -204,7 +216,8 @@ async def ingest(
                     extra={"message_id": message_id, "object_key": key[:256], "reason": reason},
                 )
             failed.add(message_id)
-    result.retries, result.calls, result.conflicts = stats.retries, stats.calls, stats.conflicts
+    result.retries += stats.retries
+    result.calls, result.conflicts = stats.calls, stats.conflicts
     order = {message_id_of(record): index for index, record in enumerate(records)}
     result.failed_message_ids = sorted(failed, key=order.__getitem__)
     return result
@@ -218,8 +231,12 @@ async def _apply_group_conditional(
     result: IngestResult,
     tombstone_ttl_s: int,
     now: float,
+    sums: DeltaSum | None = None,
 ) -> None:
-    """Read, decide, write conditionally; keys whose write conflicted go round again."""
+    """Read, decide, write conditionally; keys whose write conflicted go round again.
+
+    With `sums`, each applied write's transition (row read -> row written) is counted there;
+    the write then applies only from exactly the row read (no `ordered` shortcut)."""
     pending = {entry.event.filename: entry.event for entry in group}
     for _ in range(MAX_ROUNDS):
         stored = await store.read_versions(list(pending), deadline, stats)
@@ -232,7 +249,7 @@ async def _apply_group_conditional(
                 del pending[key]
             else:
                 row = event.row(now=now, tombstone_ttl_s=tombstone_ttl_s)
-                writes.append(ConditionalWrite(row, stored.get(key), ordered=True))
+                writes.append(ConditionalWrite(row, stored.get(key), ordered=sums is None))
         if not writes:
             return
         outcomes = await store.write_conditional(writes, deadline, stats)
@@ -243,6 +260,9 @@ async def _apply_group_conditional(
                 continue  # someone wrote it in between: read again
             del pending[key]
             if outcome is WriteOutcome.WRITTEN:
+                if sums is not None:
+                    row = write.row  # folders come from the object key, not the table key
+                    sums.add_transition(row["bucket"], row["filename"], write.expected, row)
                 if write.row.get(DELETED):
                     result.deleted += 1
                 else:
@@ -264,9 +284,11 @@ async def _apply_group(
     result: IngestResult,
     tombstone_ttl_s: int,
     now: float,
+    sums: DeltaSum | None = None,
 ) -> None:
     """Opt-in batch mode: read the stored versions of up to 100 keys, then write those events
-    that are newer with unconditional BatchWriteItem (not race-free)."""
+    that are newer with unconditional BatchWriteItem (not race-free; neither are the deltas
+    counted in `sums`, taken from the row read)."""
     keys = [entry.event.filename for entry in group]
     stored = await store.read_versions(keys, deadline, stats)
     rows = []
@@ -280,8 +302,11 @@ async def _apply_group(
         rows.append(event.row(now=now, tombstone_ttl_s=tombstone_ttl_s))
     await store.write_rows(rows, deadline, stats)
     for row in rows:
-        if row["filename"] in stats.failures:
+        if row[PARTITION_KEY] in stats.failures:
             continue
+        if sums is not None:
+            old = stored.get(row[PARTITION_KEY])
+            sums.add_transition(row["bucket"], row["filename"], old, row)
         if row.get("deleted"):
             result.deleted += 1
         else:

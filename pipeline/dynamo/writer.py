@@ -40,7 +40,7 @@ from pipeline.model import (
     PARTITION_KEY,
     ROW_ATTRIBUTES,
     SEQ,
-    VERSION_ATTRIBUTES,
+    STATE_ATTRIBUTES,
     ConditionalWrite,
     WriteOutcome,
 )
@@ -67,7 +67,7 @@ RETRYABLE_STATEMENT_CODES = frozenset(
     }
 )
 """Per-statement errors meaning "not now": the statement is sent again after a backoff."""
-COMPARED_ATTRIBUTES = tuple(name for name in VERSION_ATTRIBUTES if name != PARTITION_KEY)
+COMPARED_ATTRIBUTES = tuple(name for name in STATE_ATTRIBUTES if name != PARTITION_KEY)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -241,9 +241,9 @@ class DynamoFileStore:
     async def read_versions(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats
     ) -> dict[str, dict[str, Any]]:
-        """Stored version attributes (`VERSION_ATTRIBUTES`) of each key that has a row,
+        """Stored version and size (`STATE_ATTRIBUTES`) of each key that has a row,
         read consistently; keys that could not be read land in `stats.failures`."""
-        return await self._batch_get(keys, VERSION_ATTRIBUTES, deadline, stats)
+        return await self._batch_get(keys, STATE_ATTRIBUTES, deadline, stats)
 
     async def read_rows(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats

@@ -51,6 +51,17 @@ def _write_mode(env: Mapping[str, str]) -> WriteMode:
         raise SettingsError(f"INGEST_WRITE_MODE must be one of {allowed}, got {raw!r}") from None
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 def _checkpoint_path(env: Mapping[str, str]) -> str:
     path = _optional(env, "RECONCILE_CHECKPOINT_PATH") or "/file-tracker/reconcile/"
     if not path.startswith("/") or len(path) > 900:
@@ -88,6 +99,9 @@ class Settings:
     """`conditional` (race-free, default) or `batch` (unconditional BatchWriteItem)."""
     tombstone_ttl_days: int = 15
     """How long a delete marker is kept to reject late, older creates (> SQS's 14-day retention)."""
+    folder_totals: bool = True
+    """Keep per-folder counters of files and bytes (`FOLDER_TOTALS`, on/off): one UpdateItem
+    per changed folder per invocation (`pipeline.totals`)."""
     # Read API
     page_token_secret: str | None = None
     """Key for signing page tokens; without it they are checksummed and strictly validated."""
@@ -99,6 +113,10 @@ class Settings:
     """SSM Parameter Store path of reconcile's checkpoints (`RECONCILE_CHECKPOINT_PATH`)."""
     reconcile_concurrency: int = 16
     """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
+    reconcile_totals_settle_s: int = 70
+    """Seconds a folder counter's repair waits after its walk (`RECONCILE_TOTALS_SETTLE_S`):
+    at least the ingest function's timeout, so that no ingest invocation still holds a delta
+    for a row written before the walk ended (docs/reliability.md)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""
@@ -128,10 +146,12 @@ class Settings:
             safety_margin_ms=_int(env, "INGEST_SAFETY_MARGIN_MS", 2_000, 0, 60_000),
             write_mode=_write_mode(env),
             tombstone_ttl_days=_int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650),
+            folder_totals=_switch(env, "FOLDER_TOTALS", True),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
             cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),
             reconcile_bucket=_optional(env, "RECONCILE_BUCKET"),
             reconcile_checkpoint_path=_checkpoint_path(env),
             reconcile_concurrency=_int(env, "RECONCILE_CONCURRENCY", 16, 1, 128),
+            reconcile_totals_settle_s=_int(env, "RECONCILE_TOTALS_SETTLE_S", 70, 0, 900),
             metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",
         )

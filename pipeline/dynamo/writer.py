@@ -238,6 +238,11 @@ class DynamoFileStore:
         self._backoff = backoff or Backoff()
         self._sleep = sleep
 
+    @property
+    def client(self) -> Any:
+        """The aiobotocore client (shared with the folder counters' writer)."""
+        return self._client
+
     async def read_versions(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats
     ) -> dict[str, dict[str, Any]]:

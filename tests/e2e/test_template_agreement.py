@@ -42,10 +42,13 @@ def test_settings_are_the_template_parameter_defaults() -> None:
         ("GET", "/files/{filename+}"),
         ("OPTIONS", "/files"),
         ("OPTIONS", "/files/{filename+}"),
+        ("GET", "/summary"),
+        ("OPTIONS", "/summary"),
     }
     assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
+        ("GET", "/summary"),
     }
     assert set(config.notification_events) == {
         "s3:ObjectCreated:*",

@@ -37,8 +37,9 @@ DYNAMODB_ACTIONS = {
         "dynamodb:PartiQLInsert",
         "dynamodb:PartiQLUpdate",
         "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",  # folder totals: one ADD per changed folder per invocation
     },
-    "ApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
+    "ApiFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {
     "BucketName": "serverless-event4",
@@ -438,7 +439,7 @@ def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
 
 def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
     api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
-    assert set(api["paths"]) == {"/files", "/files/{filename+}"}
+    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/summary"}
     assert all(set(methods) == {"get", "options"} for methods in api["paths"].values())
     stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
     settings = stage["Properties"]["MethodSettings"]
@@ -465,7 +466,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]  # OpenApiVersion 3.0
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
-    for path in ("/files", "/files/{filename+}"):
+    for path in ("/files", "/files/{filename+}", "/summary"):
         method = body["paths"][path]["get"]
         assert method["security"] == [{"AWS_IAM": []}], path
         # InvokeRole NONE: API Gateway invokes through the function's resource policy, not
@@ -484,7 +485,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
 def test_api_auth_none_turns_authentication_off(template: dict[str, Any]) -> None:
     cfn = _transform(template, {"ApiAuth": "NONE"})
     body = cfn["Resources"]["FilesApi"]["Properties"]["Body"]
-    for path in ("/files", "/files/{filename+}"):
+    for path in ("/files", "/files/{filename+}", "/summary"):
         assert "AWS_IAM" not in json.dumps(body["paths"][path]["get"].get("security", []))
     # the caller policy and its output exist only with auth on
     assert cfn["Resources"]["ApiInvokePolicy"]["Condition"] == "ApiAuthEnabled"
@@ -501,7 +502,7 @@ def test_the_auth_parameter_is_loud_about_turning_it_off(template: dict[str, Any
     assert "WARNING" in output[2] and "anyone" in output[2]
 
 
-def test_the_caller_policy_grants_invoke_on_the_two_get_routes_only(
+def test_the_caller_policy_grants_invoke_on_the_get_routes_only(
     transformed: dict[str, Any],
 ) -> None:
     policy = transformed["Resources"]["ApiInvokePolicy"]
@@ -518,6 +519,7 @@ def test_the_caller_policy_grants_invoke_on_the_two_get_routes_only(
     assert [r["Fn::Sub"] for r in statement["Resource"]] == [
         f"{api_arn}/{stage}/GET/files",
         f"{api_arn}/{stage}/GET/files/*",
+        f"{api_arn}/{stage}/GET/summary",
     ]
     output = transformed["Outputs"]["ApiInvokePolicyArn"]
     assert output["Value"] == {"Ref": "ApiInvokePolicy"}
@@ -576,8 +578,15 @@ def test_reconcile_role_is_exactly_least_privilege(transformed: dict[str, Any]) 
     assert granted[("s3:GetObject",)] == {
         "Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/*", {"Bucket": RECONCILE_BUCKET}]
     }
-    # read rows consistently and write repairs (conditional puts) on the table only
-    assert granted[("dynamodb:BatchGetItem", "dynamodb:PutItem")] == TABLE_ARN
+    # read rows consistently and write repairs (conditional puts) on the table only; read
+    # folder counters and repair them (conditional UpdateItem)
+    repairs = (
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    )
+    assert granted[repairs] == TABLE_ARN
     # query the listing index only
     assert granted[("dynamodb:Query",)] == {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
     # keep its checkpoints under the stack's own SSM path

@@ -1,4 +1,4 @@
-"""Read Lambda behind API Gateway (REST, proxy): GET /files and GET /files/{filename+}."""
+"""Read Lambda behind API Gateway (REST, proxy): GET /files, GET /files/{filename+}, GET /summary."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.api import build_app
 from pipeline.dynamo.reader import DynamoFileReader, make_client
+from pipeline.dynamo.totals import DynamoTotalsStore
 from pipeline.settings import Settings
 
 # 404s and GET /files/{filename+} add no metric; that is expected, not worth a warning each time
@@ -21,8 +22,11 @@ settings = Settings.from_env()  # cold start: fails fast with a clear message
 logger = Logger()
 metrics = Metrics(namespace=settings.metrics_namespace)
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
-reader = DynamoFileReader(make_client(settings), settings.table_name)
-app = build_app(reader, settings, metrics=metrics)
+client = make_client(settings)
+reader = DynamoFileReader(client, settings.table_name)
+app = build_app(
+    reader, settings, metrics=metrics, totals=DynamoTotalsStore(client, settings.table_name)
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

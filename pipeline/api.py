@@ -53,6 +53,8 @@ from pipeline.tokens import (
     TokenCodec,
     TokenPrefixMismatchError,
 )
+from pipeline.totals.folders import MAX_DEPTH, SEPARATOR, depth, is_counted, is_folder
+from pipeline.totals.ports import TotalsReader
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ TOKEN_MESSAGE = "next_token is invalid: pass the next_token of the previous page
 PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} characters"
 DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
+FOLDER_MESSAGE = 'prefix must be empty (the whole bucket) or a folder ending in "/"'
+DEPTH_MESSAGE = (
+    f"prefix is deeper than {MAX_DEPTH} folders: totals are kept {MAX_DEPTH} levels deep"
+)
 _MESSAGES = {
     "limit": LIMIT_MESSAGE,
     "next_token": TOKEN_MESSAGE,
@@ -93,6 +99,15 @@ class FileRecord(TypedDict):
     version_id: NotRequired[str]
 
 
+class CommonPrefix(TypedDict):
+    """A common prefix of a page; with `delimiter=/` (a folder), the files and bytes of
+    everything under it (absent for folders deeper than the totals are kept)."""
+
+    prefix: str
+    files: NotRequired[int]
+    bytes: NotRequired[int]
+
+
 class FilePage(TypedDict):
     """One page of `GET /files`; `next_token` is null exactly on the last page.
 
@@ -101,7 +116,16 @@ class FilePage(TypedDict):
 
     items: list[FileRecord]
     next_token: str | None
-    common_prefixes: NotRequired[list[str]]
+    common_prefixes: NotRequired[list[CommonPrefix]]
+
+
+class FolderSummary(TypedDict):
+    """Live files and their bytes under `prefix` (all of `bucket` when empty)."""
+
+    bucket: str
+    prefix: str
+    files: int
+    bytes: int
 
 
 class ErrorMessage(TypedDict):
@@ -140,6 +164,14 @@ LIST_RESPONSES: dict[int, OpenAPIResponse] = {
         "content": {"application/json": {"model": FilePage}},
     },
     400: _error_doc("Invalid limit, prefix, delimiter, start_after or next_token"),
+    **_SERVER_ERRORS,
+}
+SUMMARY_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "The folder's totals",
+        "content": {"application/json": {"model": FolderSummary}},
+    },
+    400: _error_doc("Invalid bucket or prefix (not empty and not ending in /, or too deep)"),
     **_SERVER_ERRORS,
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
@@ -225,9 +257,35 @@ def build_app(
     *,
     metrics: MetricsSink | None = None,
     max_rounds: int = MAX_ROUNDS,
+    totals: TotalsReader | None = None,
 ) -> APIGatewayRestResolver:
-    """The read API over `reader`, configured by `settings` (token key, CORS)."""
+    """The read API over `reader` (and the folder counters, `totals`), configured by
+    `settings` (token key, CORS)."""
     codec = TokenCodec.for_table(settings.table_name, settings.page_token_secret)
+
+    def totals_bucket(bucket: str | None) -> str:
+        """The bucket whose counters a request reads (the named one, else the stack's)."""
+        chosen = bucket or settings.reconcile_bucket
+        if not chosen:
+            raise BadRequest("bucket is required")
+        return chosen
+
+    def prefixes_with_totals(
+        bucket: str | None, prefixes: list[str], delimiter: str | None
+    ) -> list[dict[str, Any]]:
+        """Common prefixes as entries; with "/" each counted folder's totals, read in one
+        consistent BatchGetItem (per 100 folders)."""
+        entries: list[dict[str, Any]] = [{"prefix": prefix} for prefix in prefixes]
+        if totals is None or delimiter != SEPARATOR or not prefixes:
+            return entries
+        counted = [prefix for prefix in prefixes if is_counted(prefix)]
+        stored = totals.get_many(totals_bucket(bucket), counted) if counted else {}
+        for entry in entries:
+            found = stored.get(entry["prefix"])
+            if found is not None:
+                entry["files"], entry["bytes"] = found.totals.files, found.totals.bytes
+        return entries
+
     app = FileTrackerResolver(
         enable_validation=True,
         # a response that breaks the document is our bug: 500 (via `_unexpected`), not 4xx
@@ -329,7 +387,7 @@ def build_app(
         count("IndexRowsRead", page.stats.rows_read)
         body: dict[str, Any] = {"items": page.items, "next_token": token}
         if delimiter is not None:
-            body["common_prefixes"] = page.common_prefixes
+            body["common_prefixes"] = prefixes_with_totals(None, page.common_prefixes, delimiter)
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)  # type: ignore[arg-type]
 
     @app.get(
@@ -350,6 +408,51 @@ def build_app(
         if view is None:
             raise FileNotFound
         body: FileRecord = view  # type: ignore[assignment]
+        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+
+    @app.get(
+        "/summary",
+        summary="Files and bytes under a folder",
+        description=(
+            "How many live files, and how many bytes, are under `prefix` (the whole bucket "
+            "when empty), in one read of a counter the ingest function keeps. Exact within "
+            "seconds of the last event; see docs/api.md for how counters stay exact and how "
+            "reconcile repairs them. A folder with nothing under it answers 0 and 0."
+        ),
+        operation_id="getSummary",
+        tags=["totals"],
+        responses=SUMMARY_RESPONSES,
+    )
+    def get_summary(
+        prefix: Annotated[
+            str,
+            Query(
+                max_length=MAX_PREFIX_CHARS,
+                description='A folder: empty (the whole bucket) or ending in "/".',
+            ),
+        ] = "",
+        bucket: Annotated[
+            str | None,
+            Query(min_length=3, max_length=63, description="The bucket (default: the stack's)."),
+        ] = None,
+    ) -> Response[FolderSummary]:
+        if not _is_text(prefix):
+            raise BadRequest(PREFIX_MESSAGE)
+        if not is_folder(prefix):
+            raise BadRequest(FOLDER_MESSAGE)
+        if depth(prefix) > MAX_DEPTH:
+            raise BadRequest(DEPTH_MESSAGE)
+        if totals is None:
+            raise NotFoundError
+        chosen = totals_bucket(bucket)
+        stored = totals.get(chosen, prefix)
+        count("SummariesServed")
+        body: FolderSummary = {
+            "bucket": chosen,
+            "prefix": prefix,
+            "files": stored.totals.files,
+            "bytes": stored.totals.bytes,
+        }
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
 
     @app.exception_handler(RequestValidationError)

@@ -1,4 +1,4 @@
-"""Read Lambda behind API Gateway (REST, proxy): GET /files, GET /files/{filename+}, GET /summary."""
+"""Read Lambda behind API Gateway (REST, proxy): GET /files, /files/{filename+}, /summary."""
 
 from __future__ import annotations
 

@@ -22,11 +22,16 @@ from pipeline.checkpoints import DEFAULT_PATH, SsmCheckpoints
 from pipeline.dynamo import reconcile_store
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.reconcile_store import DynamoRowStore
+from pipeline.dynamo.totals import DynamoTotalsStore
 from pipeline.inventory import InventoryObjects
 from pipeline.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
+from pipeline.totals.audit import TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
+DEFAULT_TOTALS_SETTLE_S = 70
+"""Seconds a counter repair waits after its folder's walk: >= the ingest function's timeout
+(the template's default is 60 s; `RECONCILE_TOTALS_SETTLE_S`)."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,11 @@ def run(
     progress: Callable[[Summary], None] | None = None,
     before_write: Callable[[Sequence[ConditionalWrite]], None] | None = None,
     clients: Clients | None = None,
+    totals: bool = True,
+    totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
 ) -> Summary:
-    """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`)."""
+    """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`); with `totals`,
+    the folder counters too (`pipeline.totals.audit`)."""
     clients = clients or make_clients(target, concurrency)
     bucket = s3_adapter.BucketObjects(clients.s3, target.bucket, concurrency=concurrency)
     source: ObjectSource = bucket
@@ -108,6 +116,15 @@ def run(
             before_write=before_write,
         )
     checkpoints = SsmCheckpoints(clients.ssm, target.bucket, path=target.checkpoint_path)
+    audit = None
+    if totals:
+        audit = TotalsAudit(
+            DynamoTotalsStore(clients.dynamodb, target.table),
+            target.bucket,
+            prefix=prefix,
+            dry_run=dry_run,
+            settle_s=totals_settle_s,
+        )
     return reconcile(
         source,
         rows,
@@ -118,6 +135,7 @@ def run(
         restart=restart,
         should_stop=should_stop,
         progress=progress,
+        totals=audit,
     )
 
 
@@ -144,6 +162,7 @@ def lambda_run(
     margin_ms: int = 30_000,
     tombstone_ttl_s: int = DEFAULT_TOMBSTONE_TTL_S,
     concurrency: int = 16,
+    totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
 ) -> Invocation:
     """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
     then save the checkpoint and hand over to a new invocation (`invoke_next`).
@@ -165,6 +184,7 @@ def lambda_run(
         tombstone_ttl_s=tombstone_ttl_s,
         should_stop=lambda: remaining_ms() < margin_ms,
         clients=clients,
+        totals_settle_s=totals_settle_s,
     )
     continued = False
     if not summary.complete and continuation < MAX_CONTINUATIONS:

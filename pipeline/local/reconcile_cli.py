@@ -31,7 +31,7 @@ from pipeline.inventory import InventoryError
 from pipeline.listing import StoreError
 from pipeline.local.provision import ResourceError
 from pipeline.reconcile import Summary
-from pipeline.reconcile_app import Target, run
+from pipeline.reconcile_app import DEFAULT_TOTALS_SETTLE_S, Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
@@ -65,6 +65,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--concurrency", type=int, default=16, help="HeadObject/PutItem calls in flight (16)"
     )
+    sub.add_argument(
+        "--totals-settle",
+        type=float,
+        default=DEFAULT_TOTALS_SETTLE_S,
+        metavar="SECONDS",
+        help="wait this long after a folder's walk before repairing its counter; at least "
+        f"the ingest function's timeout ({DEFAULT_TOTALS_SETTLE_S})",
+    )
+    sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
     target = sub.add_argument_group("target")
     target.add_argument("--stack-name", help="a deployed stack (bucket and table from outputs)")
     target.add_argument("--bucket", help="the bucket (with --table)")
@@ -209,6 +218,18 @@ def _human(summary: Summary, target: Target, prefix: str) -> str:
         f"  {verb} {summary.drift if summary.dry_run else summary.repaired:,}, "
         f"skipped {summary.skipped:,}, failed {summary.failed:,}  in {summary.seconds:.1f} s",
     ]
+    if summary.totals is not None:
+        t = summary.totals
+        lines.append(
+            f"  folder totals: {t.folders:,} folders compared, drift {t.drift:,}, "
+            f"{verb} {t.drift if summary.dry_run else t.repaired:,}, skipped {t.skipped:,}"
+        )
+        for folder, values in t.drifted.items():
+            lines.append(
+                f"  totals drift: {folder[:120]!r}: counter {values['counter_files']:,} files "
+                f"{values['counter_bytes']:,} B, counted {values['files']:,} files "
+                f"{values['bytes']:,} B"
+            )
     for key, why in summary.failures.items():
         lines.append(f"  failed: {key[:120]!r}: {why}")
     if not summary.complete:
@@ -238,6 +259,8 @@ def main(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 should_stop=stop.event.is_set,
                 progress=progress,
+                totals=not args.no_totals,
+                totals_settle_s=max(0.0, args.totals_settle),
             )
     except (CheckpointError, InventoryError, StoreError, ValueError) as error:
         progress.close()

@@ -74,3 +74,31 @@ def expected_totals(rows: Iterable[Mapping[str, Any]], key: str = "filename") ->
         for folder in ancestors(str(row[key])):
             sums[folder] = sums.get(folder, Totals()) + counted(row)
     return sums
+
+
+class Clock:
+    """A fake wall clock: `sleep` advances it."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def ingest_with_totals(table: Any, totals: FakeTotals, event: Any, *, add: bool = True) -> bool:
+    """What the ingest Lambda does with one event on reconcile's `FakeTable`: write the row if
+    the event is newer, and (with `add`) add the transition's delta to the counters."""
+    old = table.items.get(event.filename)
+    old = dict(old) if old is not None else None
+    if not table.apply(event):
+        return False
+    if add:
+        change = counted(table.items[event.filename]) - counted(old)
+        if change:
+            for folder in ancestors(event.filename):
+                totals.add(event.bucket, folder, change)
+    return True

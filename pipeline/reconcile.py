@@ -534,19 +534,23 @@ def reconcile(
         summary.totals = totals.report
 
     def flush() -> None:
-        if pending and repairer is not None:
-            settled: dict[str, Totals | None] = {}
-            repairer.repair(pending, summary, settled)
-            if walk is not None:
-                for drift in pending:
-                    value = settled.get(drift.key)
-                    if value is None:
-                        walk.doubt(drift.key, "a repair under it failed or lost a race")
-                    else:
-                        walk.count(drift.key, value)
-        elif pending and walk is not None:  # dry run: count what the bucket listed
+        if not pending:
+            return
+        if walk is None:
+            if repairer is not None:
+                repairer.repair(pending, summary)
+        elif repairer is None:  # dry run: count what the bucket listed
             for drift in pending:
                 walk.count(drift.key, _listed(drift.listed))
+        else:
+            settled: dict[str, Totals | None] = {}
+            repairer.repair(pending, summary, settled)
+            for drift in pending:
+                value = settled.get(drift.key)
+                if value is None:
+                    walk.doubt(drift.key, "a repair under it failed or lost a race")
+                else:
+                    walk.count(drift.key, value)
         pending.clear()
 
     def enter(key: str, obj: S3Object | None) -> None:

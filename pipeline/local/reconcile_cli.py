@@ -309,6 +309,14 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     )
     sub.add_argument("--queue-name", help="emulators: the ingest queue (default: template's)")
     sub.add_argument("--no-reconcile", action="store_true", help="skip step 3 (the backfill)")
+    sub.add_argument(
+        "--totals-settle",
+        type=float,
+        default=DEFAULT_TOTALS_SETTLE_S,
+        metavar="SECONDS",
+        help="step 3: wait this long after a folder's walk before repairing its counter "
+        f"(at least the ingest function's timeout; {DEFAULT_TOTALS_SETTLE_S})",
+    )
     sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     sub.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return sub
@@ -401,7 +409,13 @@ def adopt_main(args: argparse.Namespace) -> int:
     args.concurrency = 16
     progress = Progress(sys.stderr)
     with _Stop() as stop:
-        summary = run(target, clients=clients, should_stop=stop.event.is_set, progress=progress)
+        summary = run(
+            target,
+            clients=clients,
+            should_stop=stop.event.is_set,
+            progress=progress,
+            totals_settle_s=max(0.0, args.totals_settle),
+        )
     progress.close()
     print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))
     if not summary.complete:

@@ -35,10 +35,13 @@ def bucket_state(bucket: str) -> dict[str, tuple[int, str]]:
 
 
 def table_items(region: str, table: str) -> dict[str, dict[str, Any]]:
-    """filename -> item (DynamoDB JSON) of every item of the table."""
+    """filename -> item (DynamoDB JSON) of every row of the table (system items such as the
+    folder counters, whose keys start with "#", left out)."""
     found = get_backend("dynamodb")[DEFAULT_ACCOUNT_ID][region].get_table(table)
     return {
-        item.hash_key.value: item.to_json()["Attributes"] for item in list(found.items.values())
+        item.hash_key.value: item.to_json()["Attributes"]
+        for item in list(found.items.values())
+        if not str(item.hash_key.value).startswith("#")
     }
 
 

@@ -278,8 +278,9 @@ def build_app(
         entries: list[dict[str, Any]] = [{"prefix": prefix} for prefix in prefixes]
         if totals is None or delimiter != SEPARATOR or not prefixes:
             return entries
+        chosen = bucket or settings.reconcile_bucket
         counted = [prefix for prefix in prefixes if is_counted(prefix)]
-        stored = totals.get_many(totals_bucket(bucket), counted) if counted else {}
+        stored = totals.get_many(chosen, counted) if counted and chosen else {}
         for entry in entries:
             found = stored.get(entry["prefix"])
             if found is not None:

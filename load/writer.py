@@ -49,6 +49,7 @@ from botocore.exceptions import ClientError
 from rich.table import Table
 
 import pipeline.runtime
+from load import totals_cost
 from load.events import sqs_event
 from load.report import (
     Stopwatch,
@@ -123,7 +124,7 @@ def costs(result: dict[str, Any], deployed: dict[str, int]) -> dict[str, float]:
 
 
 def handler_environment(
-    sink_url: str, concurrency: int, mode: str = "conditional"
+    sink_url: str, concurrency: int, mode: str = "conditional", totals: bool = True
 ) -> dict[str, str | None]:
     """The function environment of the ingest handler, pointed at the sink."""
     return {
@@ -141,6 +142,7 @@ def handler_environment(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "INGEST_WRITE_CONCURRENCY": str(concurrency),
         "INGEST_WRITE_MODE": mode,
+        "FOLDER_TOTALS": "on" if totals else "off",
     }
 
 
@@ -221,10 +223,12 @@ class Baselines:
 class IngestHandler:
     """`handlers.ingest`, cold-started in this process against the sink."""
 
-    def __init__(self, sink_url: str, concurrency: int, mode: str = "conditional") -> None:
+    def __init__(
+        self, sink_url: str, concurrency: int, mode: str = "conditional", totals: bool = True
+    ) -> None:
         from pipeline.local.lambda_runtime import cold_start, patched_environ
 
-        self._env = patched_environ(handler_environment(sink_url, concurrency, mode))
+        self._env = patched_environ(handler_environment(sink_url, concurrency, mode, totals))
         self._env.__enter__()
         self.handler, self.module = cold_start("handlers.ingest.lambda_handler", {})
         self.concurrency = concurrency
@@ -596,6 +600,18 @@ def run(args: argparse.Namespace) -> int:
                     _measure(sink, variant, latency, count, getattr(baselines, variant), 1)
                 )
                 bar.advance(task)
+        folder_totals = (
+            totals_cost.measure(
+                sink,
+                lambda on: IngestHandler(sink.url, DEFAULT_CONCURRENCY, totals=on),
+                costs,
+                DEPLOYED,
+                min(args.records, DEPLOYED["batch_size"]),
+                args.repeat,
+            )
+            if not args.no_totals_cost
+            else []
+        )
         sink.configure(latency_ms=0)
         sink_stats = sink.stats()
     document = {
@@ -615,6 +631,7 @@ def run(args: argparse.Namespace) -> int:
         "floor": floor,
         "rss": rss,
         "results": results,
+        "folder_totals": folder_totals,
         "sink_cpu_total_s": sink_stats["cpu_s"],
     }
     document["targets"] = evaluate(document)
@@ -776,6 +793,8 @@ def print_summary(document: dict[str, Any]) -> None:
             f"{rss['peak_mb']:.1f} MB; before the event was built {rss['baseline_mb']:.1f} MB, "
             f"with the event {rss['before_mb']:.1f} MB, invocation added {rss['delta_mb']:.1f} MB."
         )
+    if document.get("folder_totals"):
+        console.print(totals_cost.table(document["folder_totals"]))
     targets = targets_table(document["targets"])
     console.print(targets)
 
@@ -847,6 +866,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what-if: botocore parameter validation of the ingest client (shipped: off)",
     )
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probe")
+    parser.add_argument(
+        "--no-totals-cost",
+        action="store_true",
+        help="skip the folder totals' cost (bulk and scattered workloads, totals off and on)",
+    )
     parser.add_argument("--out", default="load/results/writer.json", help="JSON results")
     parser.add_argument("--plot", default=None, help="PNG plot path")
 

@@ -23,7 +23,7 @@ from typing import Any
 from rich.table import Table
 
 from load.events import s3_record, sqs_record
-from load.report import Stopwatch, fmt
+from load.report import Stopwatch, fmt, target
 
 WORKLOADS = {
     "bulk": "one folder per event (bulk upload)",
@@ -94,6 +94,26 @@ def measure(
         finally:
             handler.close()
     return results
+
+
+BULK_EXTRA_WRU = 0.01
+"""Target: counters add at most this many write units per event to a bulk upload."""
+
+
+def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Extra write units per event the counters add (bulk: a target; scattered: reported)."""
+    off = {r["workload"]: r for r in results if not r["totals"]}
+    found = []
+    for r in results:
+        if r["totals"] and r["workload"] in off:
+            extra = r["wru_per_record"] - off[r["workload"]]["wru_per_record"]
+            if r["workload"] == "bulk":
+                found.append(
+                    target("totals: extra WRU per event, bulk", extra, "<=", BULK_EXTRA_WRU)
+                )
+            else:  # one folder per key: one counter per key is the design's price
+                found.append(target("totals: extra WRU per event, scattered", extra, "<=", 1.01))
+    return found
 
 
 def table(results: list[dict[str, Any]]) -> Table:

@@ -94,7 +94,8 @@ class IngestResult:
     totals_updates: int = 0
     """Folder counters updated (one UpdateItem each, however many keys changed under them)."""
     totals_lost: int = 0
-    """Folder counter updates that failed or whose outcome is unknown (reconcile repairs them)."""
+    """Folder deltas possibly lost (reconcile repairs them): counter updates that failed or
+    whose outcome is unknown, and row writes of unknown outcome found applied on re-read."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""
@@ -202,7 +203,8 @@ async def ingest(
     )
     if totals is not None and sums is not None:
         applied = await totals.apply(sums, deadline)
-        result.totals_updates, result.totals_lost = applied.applied, applied.lost
+        result.totals_updates = applied.applied
+        result.totals_lost += applied.lost
         result.retries += applied.retries
     for key, reason in stats.failures.items():
         entry = latest[key]
@@ -247,6 +249,10 @@ async def _apply_group_conditional(
             elif not is_newer(event, stored.get(key)):
                 result.skipped += 1  # stale or duplicate: done, never a failure
                 del pending[key]
+                if sums is not None and key in stats.uncertain:
+                    # an attempt of unknown outcome may have written it: if so, its delta
+                    # is lost (a duplicate's invocation may have written it instead)
+                    result.totals_lost += 1
             else:
                 row = event.row(now=now, tombstone_ttl_s=tombstone_ttl_s)
                 writes.append(ConditionalWrite(row, stored.get(key), ordered=sums is None))

@@ -138,8 +138,8 @@ class WriteOutcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ConditionalWrite:
     """Write `row` (the whole row: model attributes it lacks are removed) only if the stored
-    item still has exactly the version attributes of `expected` (`seq`, `sequencer`,
-    `event_time`, `deleted`: compare-and-swap), or, with `expected=None`, only if no item
+    item still has exactly the state attributes of `expected` (`seq`, `sequencer`,
+    `event_time`, `deleted`, `size`: compare-and-swap), or, with `expected=None`, only if no item
     exists. `ordered`: also write while the stored `seq` is lower than the row's `seq`
     (both sequencer-ordered: the row's event is newer whatever was written in between)."""
 

@@ -55,3 +55,6 @@ class OpStats:
     """Conditional writes refused because the stored version changed since it was read."""
     failures: dict[str, str] = field(default_factory=dict)
     """Failed partition key -> short reason."""
+    uncertain: set[str] = field(default_factory=set)
+    """Keys whose conditional write was sent again after an attempt of unknown outcome (a
+    timeout, a 5xx): that attempt may have applied, and the retry then conflicts with it."""

@@ -6,7 +6,8 @@ writer's clock when it sent the last update).
 
 - Ingest (`DynamoTotalsWriter`, aiobotocore): one UpdateItem `ADD` per counter per invocation.
   ADD is not idempotent, so an update is sent again only when DynamoDB surely did not apply
-  it: a throttling error (`SAFE_TO_RETRY_CODES`, refused before any write) or a connection
+  it (`pipeline.dynamo.errors.surely_not_applied`): a throttling error (refused before any
+  write) or a connection
   that was never established. Anything else (a timeout or a dropped connection after
   sending, a 5xx) may or may not have been applied: it is counted as lost, never retried,
   and never fails a message; reconcile repairs the counter.
@@ -23,15 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
 )
 
-from pipeline.dynamo.errors import error_code, is_transient
+from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
 from pipeline.dynamo.reader import from_item
 from pipeline.listing import StoreError, StoreUnavailableError
 from pipeline.model import PARTITION_KEY
@@ -45,32 +43,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FILES, BYTES, UPDATES, UPDATED_AT = "files", "bytes", "updates", "updated_at"
-SAFE_TO_RETRY_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TransactionConflictException",
-    }
-)
-"""Errors DynamoDB answers *instead of* applying the request (throttled, or the item is in a
-transaction): sending the ADD again cannot count it twice. A 5xx is not here: DynamoDB does
-not say whether a request that failed with InternalServerError was applied."""
 GET_CHUNK = 100
 """BatchGetItem's limit on keys per call."""
 MAX_ATTEMPTS = 5
 _ADD = "ADD #f :f, #b :b, #u :one SET #t = :now"
 _NAMES = {"#f": FILES, "#b": BYTES, "#u": UPDATES, "#t": UPDATED_AT}
-
-
-def surely_not_applied(error: BaseException) -> bool:
-    """Whether DynamoDB certainly did not apply a request that raised `error`."""
-    if isinstance(error, ClientError):
-        return error_code(error) in SAFE_TO_RETRY_CODES
-    # the connection was never made: nothing was sent
-    return isinstance(
-        error, EndpointConnectionError | ConnectTimeoutError | aiohttp.ClientConnectorError
-    )
 
 
 def stored_of(item: dict[str, Any] | None) -> StoredTotals:

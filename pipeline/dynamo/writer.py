@@ -4,7 +4,9 @@
 - `write_conditional`: PartiQL BatchExecuteStatement (25 statements a call). A row is
   `INSERT`ed where the caller saw no item (DynamoDB refuses it with `DuplicateItem` if one
   appeared since) and `UPDATE`d where it saw one, with a WHERE condition that holds only
-  while the stored version attributes are still those the caller saw (compare-and-swap),
+  while the stored version attributes and size are still those the caller saw
+  (compare-and-swap: exactly one transition from the row read, whose delta the folder
+  totals add),
   or, for an `ordered` write, while the stored `seq` is still lower than the row's. So a
   write can never replace a newer row, whatever other invocations do in between: a
   refused write comes back as a `conflict` for the caller to re-read and decide again.
@@ -33,7 +35,7 @@ import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from pipeline.dynamo.errors import error_code, is_transient
+from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
 from pipeline.model import (
     MAX_ITEM_BYTES,
     MAX_KEY_BYTES,
@@ -334,6 +336,8 @@ class DynamoFileStore:
                     stats.conflicts += 1
                     outcomes[key] = WriteOutcome.CONFLICT
                 elif code in RETRYABLE_STATEMENT_CODES:
+                    if code == "InternalServerError":  # it may have been applied
+                        stats.uncertain.add(key)
                     left.append((key, statement))
                 else:
                     message = str(error.get("Message", ""))[:200]
@@ -349,6 +353,7 @@ class DynamoFileStore:
                     lambda entry: entry[0],
                     deadline,
                     stats,
+                    unknown=stats.uncertain,
                 )
                 for i in range(0, len(statements), STATEMENT_CHUNK)
             )
@@ -388,8 +393,12 @@ class DynamoFileStore:
         key_of: Callable[[T], str],
         deadline: Deadline,
         stats: OpStats,
+        unknown: set[str] | None = None,
     ) -> None:
-        """Call until nothing is pending, retrying and isolating failures; never raises."""
+        """Call until nothing is pending, retrying and isolating failures; never raises.
+
+        `unknown` collects the keys of a call retried after an error that does not say
+        whether DynamoDB applied it (writes only: a retried write may conflict with itself)."""
         attempt = 0
         while pending:
             if deadline.remaining() <= 0:
@@ -403,14 +412,16 @@ class DynamoFileStore:
                 if is_retryable(error):
                     left = pending
                     reason = _describe(error)
+                    if unknown is not None and not surely_not_applied(error):
+                        unknown.update(key_of(entry) for entry in pending)
                 elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
                     if len(pending) == 1:
                         self._fail(pending, key_of, stats, _describe(error))
                         return
                     middle = len(pending) // 2
                     await asyncio.gather(
-                        self._run(pending[:middle], call, key_of, deadline, stats),
-                        self._run(pending[middle:], call, key_of, deadline, stats),
+                        self._run(pending[:middle], call, key_of, deadline, stats, unknown),
+                        self._run(pending[middle:], call, key_of, deadline, stats, unknown),
                     )
                     return
                 else:

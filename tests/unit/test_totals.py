@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from pipeline.dynamo.totals import DynamoTotalsWriter, surely_not_applied
+from pipeline.dynamo.errors import surely_not_applied
+from pipeline.dynamo.totals import DynamoTotalsWriter
 from pipeline.dynamo.writer import DynamoFileStore
 from pipeline.ingest import IngestResult, ingest
 from pipeline.retry import Backoff, Deadline
@@ -273,3 +274,30 @@ def test_which_errors_are_safe_to_retry() -> None:
     assert surely_not_applied(THROTTLED) and surely_not_applied(NO_CONNECTION)
     assert not surely_not_applied(READ_TIMEOUT) and not surely_not_applied(SERVER_ERROR)
     assert not surely_not_applied(TimeoutError())
+
+
+class AppliedButTimedOut:
+    """Applies the first BatchExecuteStatement, then raises as if the answer never came."""
+
+    def __init__(self, db: InMemoryDynamo) -> None:
+        self.db, self.timed_out = db, False
+
+    async def batch_execute_statement(self, **kwargs: Any) -> Any:
+        response = await self.db.batch_execute_statement(**kwargs)
+        if not self.timed_out:
+            self.timed_out = True
+            raise READ_TIMEOUT
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_row_write_of_unknown_outcome_found_applied_is_counted_as_a_lost_delta() -> None:
+    # Given a row write that DynamoDB applied but whose answer was lost (a read timeout)
+    db = InMemoryDynamo()
+    result = asyncio.run(run(AppliedButTimedOut(db), message("a/k"), counters=db))
+    # Then the retry conflicts with it, the re-read finds the event stored: skipped, and the
+    # delta that nobody added is counted as lost (reconcile repairs it), never as a failure
+    assert result.failed_message_ids == [] and result.skipped == 1
+    assert result.totals_lost == 1 and totals_of(db, "a/") == Totals()

@@ -29,9 +29,10 @@ from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
 from pipeline.totals.audit import TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
-DEFAULT_TOTALS_SETTLE_S = 70
-"""Seconds a counter repair waits after its folder's walk: >= the ingest function's timeout
-(the template's default is 60 s; `RECONCILE_TOTALS_SETTLE_S`)."""
+DEFAULT_TOTALS_SETTLE_S = 60
+"""The ingest function's timeout (the template's default): a counter repair waits that long
+(plus `pipeline.totals.audit.SETTLE_MARGIN_S`) after its folder's walk
+(`RECONCILE_TOTALS_SETTLE_S`)."""
 
 
 @dataclass(frozen=True)

@@ -113,10 +113,10 @@ class Settings:
     """SSM Parameter Store path of reconcile's checkpoints (`RECONCILE_CHECKPOINT_PATH`)."""
     reconcile_concurrency: int = 16
     """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
-    reconcile_totals_settle_s: int = 70
-    """Seconds a folder counter's repair waits after its walk (`RECONCILE_TOTALS_SETTLE_S`):
-    at least the ingest function's timeout, so that no ingest invocation still holds a delta
-    for a row written before the walk ended (docs/reliability.md)."""
+    reconcile_totals_settle_s: int = 60
+    """The ingest function's timeout (`RECONCILE_TOTALS_SETTLE_S`): a folder counter's repair
+    waits that long (plus a margin) after its walk, so that no ingest invocation still holds
+    a delta for a row written before the walk ended (docs/reconcile.md)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""
@@ -152,6 +152,6 @@ class Settings:
             reconcile_bucket=_optional(env, "RECONCILE_BUCKET"),
             reconcile_checkpoint_path=_checkpoint_path(env),
             reconcile_concurrency=_int(env, "RECONCILE_CONCURRENCY", 16, 1, 128),
-            reconcile_totals_settle_s=_int(env, "RECONCILE_TOTALS_SETTLE_S", 70, 0, 900),
+            reconcile_totals_settle_s=_int(env, "RECONCILE_TOTALS_SETTLE_S", 60, 0, 900),
             metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",
         )

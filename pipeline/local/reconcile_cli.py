@@ -70,8 +70,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="wait this long after a folder's walk before repairing its counter; at least "
-        f"the ingest function's timeout ({DEFAULT_TOTALS_SETTLE_S})",
+        help="the ingest function's timeout: a folder counter's repair waits that long "
+        f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
     target = sub.add_argument_group("target")
@@ -314,8 +314,8 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="step 3: wait this long after a folder's walk before repairing its counter "
-        f"(at least the ingest function's timeout; {DEFAULT_TOTALS_SETTLE_S})",
+        help="step 3: the ingest function's timeout: a folder counter's repair waits that "
+        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     sub.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)

@@ -11,7 +11,8 @@ Per audited folder F (the walk is in S3 key order, so F's keys are contiguous):
    doubtful: no repair of F in this run.
 3. When the walk leaves F, the count is compared with the counter. A difference is drift.
    The repair is a compare-and-swap: set the counter to the count only if `updates` still
-   has the value read in 1. It waits `settle_s` after F's walk ended, so that every ingest
+   has the value read in 1. It waits `settle_s` (at least the ingest function's timeout)
+   plus `SETTLE_MARGIN_S` after F's walk ended, so that every ingest
    invocation that wrote a row of F before the walk read it has applied its delta (or lost
    it) by then: a delta that landed since 1 changes `updates` and the repair is skipped;
    one that had landed before 1 is in the counter read and in what S3 listed.
@@ -32,6 +33,9 @@ from pipeline.totals.deltas import Totals
 from pipeline.totals.ports import StoredTotals, TotalsReader, TotalsRepairs
 from pipeline.totals.walk import OpenFolder
 
+SETTLE_MARGIN_S = 5.0
+"""Added to the settle time: a request sent just before an ingest invocation ended may still
+be applied a moment later."""
 STAMP_MARGIN_S = 20.0
 """How much older than the listing a counter's last update must be for the folder to be
 repaired: an update's request time out (15 s: connect + read) plus clock skew."""
@@ -85,7 +89,7 @@ class TotalsAudit:
         *,
         prefix: str = "",
         dry_run: bool = False,
-        settle_s: float = 70.0,
+        settle_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -140,7 +144,8 @@ class TotalsAudit:
         if entry.doubt is not None or not self._quiet(entry):
             report.skipped += 1
             return
-        self._due.append(_Due(entry.folder, entry.counted, stored, self._clock() + self._settle_s))
+        due = self._clock() + self._settle_s + SETTLE_MARGIN_S
+        self._due.append(_Due(entry.folder, entry.counted, stored, due))
         self.repair_due()
 
     def _quiet(self, entry: OpenFolder) -> bool:

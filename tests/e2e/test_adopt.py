@@ -57,7 +57,7 @@ def test_adopt_keeps_other_notifications_backfills_and_then_follows_events(stack
                 *("adopt", "--bucket", legacy, "--table", stack.table_name, "--json"),
                 *("--endpoint-url", str(stack.endpoint_url), "--region", stack.region),
                 *("--queue-name", stack.queue_url.rsplit("/", 1)[-1]),
-                *("--totals-settle", "6"),  # counter repairs wait the ingest timeout (5 s)
+                *("--totals-settle", "5"),  # counter repairs wait the ingest timeout (5 s)
             ]
         )
     report = json.loads(out.getvalue())

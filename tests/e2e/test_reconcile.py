@@ -30,7 +30,7 @@ from tests.support import moto_state
 pytestmark = pytest.mark.e2e
 
 OBJECTS = 5_000
-SETTLE_S = 21
+SETTLE_S = 20
 """Folder counter repairs wait the ingest function's timeout (20 s here) after a folder."""
 
 

@@ -70,6 +70,7 @@ PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} charact
 DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
 FOLDER_MESSAGE = 'prefix must be empty (the whole bucket) or a folder ending in "/"'
+BUCKET_REQUIRED_MESSAGE = "bucket is required"
 DEPTH_MESSAGE = (
     f"prefix is deeper than {MAX_DEPTH} folders: totals are kept {MAX_DEPTH} levels deep"
 )
@@ -267,7 +268,7 @@ def build_app(
         """The bucket whose counters a request reads (the named one, else the stack's)."""
         chosen = bucket or settings.reconcile_bucket
         if not chosen:
-            raise BadRequest("bucket is required")
+            raise BadRequest(BUCKET_REQUIRED_MESSAGE)
         return chosen
 
     def prefixes_with_totals(

@@ -33,7 +33,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from pipeline.api import (
+    BUCKET_REQUIRED_MESSAGE,
     DELIMITER_MESSAGE,
+    DEPTH_MESSAGE,
+    FOLDER_MESSAGE,
     LIMIT_MESSAGE,
     PREFIX_MESSAGE,
     START_AFTER_MESSAGE,
@@ -65,6 +68,9 @@ PUBLIC_MESSAGES = frozenset(
         PREFIX_MESSAGE,
         DELIMITER_MESSAGE,
         START_AFTER_MESSAGE,
+        FOLDER_MESSAGE,
+        DEPTH_MESSAGE,
+        BUCKET_REQUIRED_MESSAGE,
         "next_token was issued for a different prefix",
         "next_token was issued for a different delimiter",
         "invalid request parameters",

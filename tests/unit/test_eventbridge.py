@@ -38,10 +38,10 @@ def test_object_created_sample() -> None:
             bucket="DOC-EXAMPLE-BUCKET1",
             action=Action.PUT,
             event_name="ObjectCreated:Put",
-            event_time="2021-11-12T00:00:00Z",
+            event_time="2021-11-12T00:00:00.000Z",  # stored like S3 notifications: ms
             size=5,
             etag="b1946ac92492d2347c6235b4d2611184",
-            sequencer="617f08299329d189",
+            sequencer="617F08299329D189",  # uppercase, like S3 notifications
             version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
         ),
     )
@@ -53,7 +53,7 @@ def test_object_deleted_sample_is_a_delete_marker() -> None:
     assert event.action is Action.DELETE
     assert event.event_name == "ObjectRemoved:DeleteMarkerCreated"
     assert (event.size, event.etag) == (None, None)  # the empty MD5 of a marker is not kept
-    assert event.sequencer == "617f0837b476e463"
+    assert event.sequencer == "617F0837B476E463"
     assert event.version_id == "1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF"
 
 

@@ -8,12 +8,14 @@ import json
 from typing import Any
 from urllib.parse import quote_plus
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.events import Notification, NotificationError, parse_body
 from pipeline.fields import MAX_OBJECT_SIZE
 from pipeline.model import Action
+from tests.support.poison import poisoned_bodies, shapes
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 
 MAX_KEY_BYTES = 1_024
@@ -246,3 +248,30 @@ def test_ignored_records_are_counted_and_test_events_recognised(
     assert [event.filename for event in parsed.events] == [key for _, key in records]
     # and a TestEvent is never confused with records
     assert parse_body(copy.copy(TEST_EVENT)).test_event is True
+
+
+@FUZZ
+@given(
+    poisoned_bodies("photos/a b+c.jpg", "serverless-event4", "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+)
+def test_any_json_value_in_any_field_of_any_shape_is_rejected_cleanly(body: str) -> None:
+    # Given an S3 notification, its SNS envelope, or an EventBridge event, with some of its
+    # fields (any depth) replaced by any JSON value or removed
+    # When parsed / Then it is accepted well-formed or rejected with a NotificationError
+    parsed = parse_or_reject(body)
+    if parsed is not None:
+        check_well_formed(parsed)
+
+
+@pytest.mark.parametrize("field", ["reason", "deletion-type"])
+@pytest.mark.parametrize("value", [["DeleteObject"], {"a": 1}, 7, True, ""])
+def test_an_object_deleted_event_with_a_reason_of_another_type_is_rejected(
+    field: str, value: Any
+) -> None:
+    # Given AWS's "Object Deleted" sample whose reason or deletion-type is not a string
+    document = shapes("k", "b", "v1")["eventbridge-marker"]
+    document["detail"][field] = value
+
+    # When parsed / Then a NotificationError names the field (it used to be a TypeError)
+    with pytest.raises(NotificationError, match=f"detail.{field} must be a non-empty string"):
+        parse_body(json.dumps(document))

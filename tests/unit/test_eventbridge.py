@@ -16,6 +16,7 @@ import pytest
 from pipeline.eventbridge import EventBridgeError, parse_event
 from pipeline.events import NotificationError, parse_body
 from pipeline.model import Action, FileEvent
+from tests.support.s3events import notification, s3_record
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 
@@ -142,3 +143,20 @@ def test_unknown_deletion_type_is_rejected() -> None:
     document["detail"]["deletion-type"] = "Vaporised"
     with pytest.raises(EventBridgeError, match="deletion-type"):
         parse_event(document)
+
+
+def test_rows_from_both_shapes_store_the_same_time_and_sequencer_forms() -> None:
+    # Given the same put as S3's notification and as EventBridge's event (AWS's samples: ms
+    # and uppercase sequencer in the first, whole seconds and lowercase in the second)
+    s3 = notification(
+        s3_record("k", sequencer="617F08299329D189", event_time="2021-11-12T00:00:00.000Z")
+    )
+    bridge = load("object_created")
+
+    # When parsed
+    (from_s3,) = parse_body(s3).events
+    (from_bridge,) = parse_body(body(bridge)).events
+
+    # Then both rows carry the same forms
+    assert from_s3.event_time == from_bridge.event_time == "2021-11-12T00:00:00.000Z"
+    assert from_s3.sequencer == from_bridge.sequencer == "617F08299329D189"

@@ -7,8 +7,11 @@ Targets (the first that applies):
   (nothing)                  the local stack of `python -m pipeline up` (moto on :4000)
 
 Exit status: 0 when the table matched or was repaired, 1 when some repairs failed, 2 on
-errors (bad arguments, unreachable services), 130 when stopped (Ctrl-C, SIGTERM): the
-checkpoint is saved, and the same command resumes.
+errors (bad arguments, unreachable services), 3 when --dry-run found drift (0: none), 130
+when stopped (Ctrl-C, SIGTERM): the checkpoint is saved, and the same command resumes.
+
+--json names the drifted keys (the first 100 per kind, with a count of the others);
+--list prints them in the human report too.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pipeline.reconcile_app import Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_DRIFT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -50,9 +53,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--dry-run",
         action="store_true",
-        help="report drift only: read nothing again, write nothing",
+        help="report drift only: read nothing again, write nothing; exit 3 if there is drift",
     )
     sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    sub.add_argument(
+        "--list",
+        action="store_true",
+        help="name the drifted keys (the first 100 per kind) in the report",
+    )
     sub.add_argument(
         "--restart", action="store_true", help="ignore a saved checkpoint and start from the top"
     )
@@ -198,7 +206,7 @@ class _Stop:
             signal.signal(signum, handler)
 
 
-def _human(summary: Summary, target: Target, prefix: str) -> str:
+def _human(summary: Summary, target: Target, prefix: str, *, listed: bool = False) -> str:
     verb = "would repair" if summary.dry_run else "repaired"
     lines = [
         f"reconcile s3://{target.bucket}/{prefix}  <->  table {target.table}"
@@ -211,6 +219,11 @@ def _human(summary: Summary, target: Target, prefix: str) -> str:
     ]
     for key, why in summary.failures.items():
         lines.append(f"  failed: {key[:120]!r}: {why}")
+    if listed:
+        for kind, named in summary.drifted_keys().items():
+            lines += [f"  {kind}: {key!r}" for key in named["keys"]]
+            if named["more"]:
+                lines.append(f"  {kind}: ... and {named['more']:,} more")
     if not summary.complete:
         lines.append("  stopped before the end: run the same command again to resume")
     return "\n".join(lines)
@@ -247,10 +260,16 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.report(), ensure_ascii=False))
     else:
-        print(_human(summary, target, args.prefix))
+        print(_human(summary, target, args.prefix, listed=args.list))
+    return _status(summary)
+
+
+def _status(summary: Summary) -> int:
     if not summary.complete:
         return EXIT_STOPPED
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    if summary.failed:
+        return EXIT_FAILED
+    return EXIT_DRIFT if summary.dry_run and summary.drift else EXIT_OK
 
 
 # --------------------------------------------------------------------------------- adopt

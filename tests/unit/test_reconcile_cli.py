@@ -65,3 +65,36 @@ def test_human_summary_names_failures_and_an_unfinished_run(tmp_path: Path) -> N
     text = reconcile_cli._human(summary, target, "p/")
     assert "s3://b/p/" in text and "failed: 'k': why" in text
     assert "run the same command again to resume" in text
+
+
+def test_drifted_keys_are_named_bounded_per_kind() -> None:
+    # Given a dry run that found 150 missing keys and 1 stale one
+    summary = Summary(dry_run=True, complete=True, missing=150, stale=1)
+    for i in range(150):
+        summary.name_drift("missing", f"m/{i:03d}")
+    summary.name_drift("stale", "s")
+
+    # Then the report names the first 100 of a kind and counts the rest
+    named = summary.report()["drifted_keys"]
+    assert named["missing"] == {"keys": [f"m/{i:03d}" for i in range(100)], "more": 50}
+    assert named["stale"] == {"keys": ["s"], "more": 0}
+    assert named["extra"] == {"keys": [], "more": 0}
+    # and --list prints them, with the count of the others
+    text = reconcile_cli._human(summary, reconcile_cli.Target("b", "t"), "", listed=True)
+    assert "missing: 'm/000'" in text and "missing: ... and 50 more" in text
+    assert "stale: 's'" in text
+    assert "m/000" not in reconcile_cli._human(summary, reconcile_cli.Target("b", "t"), "")
+
+
+@pytest.mark.parametrize(
+    ("summary", "status"),
+    [
+        (Summary(dry_run=True, complete=True), 0),
+        (Summary(dry_run=True, complete=True, extra=1), 3),
+        (Summary(dry_run=False, complete=True, extra=1, repaired=1), 0),
+        (Summary(dry_run=False, complete=True, extra=1, failed=1), 1),
+        (Summary(dry_run=True, complete=False, extra=1), 130),
+    ],
+)
+def test_exit_status_says_whether_a_dry_run_found_drift(summary: Summary, status: int) -> None:
+    assert reconcile_cli._status(summary) == status

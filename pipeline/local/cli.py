@@ -176,7 +176,7 @@ def _config(args: argparse.Namespace) -> StackConfig:
     )
 
     template = args.template
-    if template is None:  # an installed wheel has no template next to the package
+    if template is None:  # the checkout's, or the copy an installed wheel ships
         template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
         if not template.exists():
             raise TemplateError(

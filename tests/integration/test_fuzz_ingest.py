@@ -409,10 +409,11 @@ class Injector:
 
     @classmethod
     def on(cls, handler: ModuleType) -> Injector:
-        injector: Injector | None = getattr(handler, "_test_injector", None)
+        session = handler._session  # a reloaded handler module has a new one
+        injector: Injector | None = getattr(session, "_test_injector", None)
         if injector is None:
-            injector = handler._test_injector = cls()
-            handler._session.events.register("before-parameter-build.s3.HeadObject", injector)
+            injector = session._test_injector = cls()
+            session.events.register("before-parameter-build.s3.HeadObject", injector)
         return injector
 
     def arm(self, prefix: str | None, error: type[BaseException] = RuntimeError) -> None:
@@ -438,18 +439,13 @@ class Injector:
 def test_a_poison_message_between_two_good_ones_fails_alone(
     handler: ModuleType, dynamodb: Any, table_name: str, versioned_bucket: Any, data: Any
 ) -> None:
-    # Given two good messages (a create, and a version delete that only HeadObject can
-    # resolve) on a versioned bucket, and between them one poison message: any field of any
-    # shape replaced by any JSON value, or an SDK error of any family raised by HeadObject
+    # Given one poison message: any field of any shape replaced by any JSON value (the bucket
+    # too: names the SDK refuses), or an SDK error of any family raised by HeadObject
     s3, bucket = versioned_bucket
     prefix = f"px-{uuid.uuid4().hex[:12]}/"
-    left = notification(s3_record(f"{prefix}left", bucket=bucket, size=11))
-    right, restored_size = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}right")
-    injector = Injector.on(handler)
     error: type[BaseException] | None = None
     if data.draw(st.booleans(), label="sdk error"):
         error = data.draw(SDK_ERRORS, label="error")
-        injector.arm(f"{prefix}poison", error)
         poison, _ = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}poison")
     else:
         poison_bucket = data.draw(POISON_BUCKETS, label="bucket").replace("<the bucket>", bucket)
@@ -457,18 +453,50 @@ def test_a_poison_message_between_two_good_ones_fails_alone(
             poisoned_bodies(f"{prefix}poison", poison_bucket, "3HL4kqtJlcpXroDTDmJ"),
             label="poison",
         )
-    records = [sqs_record(left), sqs_record(poison), sqs_record(right)]
+    # When it runs between two good ones / Then it fails alone
+    check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, error)
 
-    # When the real handler runs the batch
+
+def test_every_sdk_error_out_of_head_object_fails_only_its_own_message(
+    handler: ModuleType, dynamodb: Any, table_name: str, versioned_bucket: Any
+) -> None:
+    # Given, in turn, every error class of botocore's family, of the HTTP layer, and bugs
+    s3, bucket = versioned_bucket
+    for error in (*BOTOCORE_ERRORS, *OTHER_ERRORS, RuntimeError, KeyError):
+        prefix = f"sdk-{uuid.uuid4().hex[:12]}/"
+        poison, _ = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}poison")
+        # When HeadObject raises it for the poison's key / Then only that message fails
+        check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, error)
+
+
+def check_sandwich(
+    handler: ModuleType,
+    dynamodb: Any,
+    table_name: str,
+    versioned_bucket: Any,
+    prefix: str,
+    poison: str,
+    error: type[BaseException] | None,
+) -> None:
+    """Run `poison` between two good messages (a create, and a version delete that only
+    HeadObject can resolve) through the real handler; `error`: raised by HeadObject for the
+    poison's key. The handler must not raise and both neighbours must be written."""
+    s3, bucket = versioned_bucket
+    left = notification(s3_record(f"{prefix}left", bucket=bucket, size=11))
+    right, restored_size = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}right")
+    records = [sqs_record(left), sqs_record(poison), sqs_record(right)]
+    injector = Injector.on(handler)
+    if error is not None:
+        injector.arm(f"{prefix}poison", error)
     try:
         response = handler.lambda_handler({"Records": records}, FakeLambdaContext())
     finally:
         calls = injector.calls
         injector.arm(None)
 
-    # Then it did not raise, and only the poison message may be reported
+    # only the poison message may be reported
     reported = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
-    assert reported <= {records[1]["messageId"]}
+    assert reported <= {records[1]["messageId"]}, error
     # and both neighbours were written
     rows = scan_prefix(dynamodb, table_name, prefix)
     assert rows[f"{prefix}left"]["size"] == {"N": "11"}
@@ -477,4 +505,4 @@ def test_a_poison_message_between_two_good_ones_fails_alone(
     if error is not None:  # transient errors were retried; the others failed the key
         transient = issubclass(error, TRANSIENT_FAMILIES)
         assert calls == (FAILING_ATTEMPTS if transient else 1), error
-        assert (records[1]["messageId"] in reported) is not transient
+        assert (records[1]["messageId"] in reported) is not transient, error

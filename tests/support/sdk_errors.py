@@ -35,11 +35,19 @@ OTHER_ERRORS: tuple[type[BaseException], ...] = (
 TRANSIENT_FAMILIES: tuple[type[BaseException], ...] = (
     botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ChecksumError,
+    botocore.exceptions.FlexibleChecksumError,
+    botocore.exceptions.CapacityNotAvailableError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.MetadataRetrievalError,
     aiohttp.ClientError,
     asyncio.TimeoutError,
     OSError,
 )
-"""Connection errors and timeouts: the adapter must call these transient (retried)."""
+"""What another attempt may cure: connection errors and timeouts, a response cut short or
+corrupted, the client's retry quota, credentials not fetched in time. The adapter must call
+these transient (retried) and every other error permanent for the key."""
 
 
 def sdk_error(cls: type[BaseException]) -> BaseException:

@@ -134,8 +134,7 @@ def test_every_sdk_error_becomes_a_lookup_error(cls: type[BaseException]) -> Non
     # When asked / Then an ObjectLookupError, transient only for connection errors and timeouts
     with pytest.raises(ObjectLookupError) as raised:
         head(error)
-    if isinstance(error, TRANSIENT_FAMILIES):
-        assert raised.value.transient
+    assert raised.value.transient is isinstance(error, TRANSIENT_FAMILIES)
     if isinstance(error, ParamValidationError):
         assert not raised.value.transient
         assert "not a/valid" not in raised.value.reason  # the type, never the content

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pipeline.events import Notification, NotificationError, parse_body
 from pipeline.fields import MAX_OBJECT_SIZE
 from pipeline.model import Action
-from tests.support.poison import poisoned_bodies, shapes
+from tests.support.poison import mutate, poisoned_bodies, shapes
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 
 MAX_KEY_BYTES = 1_024
@@ -149,34 +149,6 @@ def valid_records(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     return record, key
 
 
-def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for name, child in node.items():
-            found += _paths(child, (*path, name))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            found += _paths(child, (*path, index))
-    return found
-
-
-def _mutate(draw: st.DrawFn, document: Any) -> Any:
-    """Replace or delete 1-4 random parts of `document` (the root included)."""
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(_paths(document)))
-        if not path:
-            document = draw(json_values)
-            continue
-        parent = document
-        for step in path[:-1]:
-            parent = parent[step]
-        if draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(json_values)
-    return document
-
-
 @st.composite
 def mutated_notifications(draw: st.DrawFn) -> str:
     """A valid notification or TestEvent, maybe SNS-wrapped, with random parts replaced or
@@ -187,8 +159,8 @@ def mutated_notifications(draw: st.DrawFn) -> str:
     else:
         body = TEST_EVENT
     if draw(st.booleans()):  # mutate the envelope
-        return json.dumps(_mutate(draw, json.loads(sns_envelope(body))))
-    body = json.dumps(_mutate(draw, json.loads(body)))
+        return json.dumps(mutate(draw, json.loads(sns_envelope(body))))
+    body = json.dumps(mutate(draw, json.loads(body)))
     return sns_envelope(body) if draw(st.booleans()) else body
 
 

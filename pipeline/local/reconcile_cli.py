@@ -185,7 +185,12 @@ def resolve_target(args: argparse.Namespace) -> Target:
             bucket, table = args.bucket or local.bucket, args.table or local.table
             return local_target(local, bucket, table, path or DEFAULT_PATH)
         if not (args.bucket and args.table):
-            if local is None and not args.endpoint_url:
+            if local is not None:
+                raise ResourceError(
+                    f"the running local stack has no bucket {args.bucket!r}; for a bucket on "
+                    "AWS, pass --table too"
+                )
+            if not args.endpoint_url:
                 _require_aws_credentials()
             raise ResourceError("--bucket and --table go together")
         if not args.endpoint_url:

@@ -51,7 +51,8 @@ def state_path() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
         return Path(runtime) / "s3-file-tracker" / "stack.json"
-    return Path(tempfile.gettempdir()) / f"s3-file-tracker-{os.getuid()}" / "stack.json"
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"s3-file-tracker-{user}" / "stack.json"
 
 
 def _alive(pid: int) -> bool:

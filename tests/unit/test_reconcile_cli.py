@@ -166,3 +166,14 @@ def test_a_state_file_whose_process_is_gone_is_ignored(no_local_stack: Path) -> 
     no_local_stack.write_text(json.dumps(dataclasses.asdict(stale) | {"pid": 2**22 + 7}))
     assert read_local_stack() is None
     assert reconcile_cli.resolve_target(parse()).endpoint_url == "http://127.0.0.1:4000"
+
+
+def test_a_bucket_the_running_stack_lacks_is_named_in_the_error(
+    no_local_stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a running `up` whose S3 endpoint does not answer (so it has no such bucket)
+    with published(running(no_local_stack)):
+        # When reconcile names a bucket without a table / Then one line says what to do
+        assert main(["reconcile", "--bucket", "elsewhere"]) == 2
+    err = capsys.readouterr().err
+    assert "the running local stack has no bucket 'elsewhere'" in err and "--table" in err

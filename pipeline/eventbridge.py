@@ -21,7 +21,8 @@ troubleshooting"):
   and are skipped.
 - Field names are kebab-case (`version-id`, `deletion-type`), `etag` is lower-case, the time
   is the envelope's `time` (whole seconds); `sequencer` orders events for a key as in S3's own
-  notifications.
+  notifications. Rows store both in the forms S3's own notifications give them (time with
+  milliseconds, sequencer uppercase: `pipeline.fields`), whichever route an event took.
 - The key: unlike S3's notification (form-URL-encoded, `red+flower.jpg`), AWS's documentation of
   the EventBridge shape says nothing about encoding, and its samples, Powertools'
   `S3EventBridgeNotificationObject.key` and moto all carry the key as is. We take it as is

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.poison import poisoned_bodies
+from tests.support.poison import poisoned_bodies, shapes
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope, sqs_record
 from tests.support.sdk_errors import BOTOCORE_ERRORS, OTHER_ERRORS, TRANSIENT_FAMILIES, sdk_error
 
@@ -469,6 +469,25 @@ def test_every_sdk_error_out_of_head_object_fails_only_its_own_message(
         check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, error)
 
 
+@pytest.mark.parametrize("shape", ["s3-version-delete", "eventbridge-version-delete"])
+@pytest.mark.parametrize("bucket", ["not a/valid bucket", "x" * 300])
+def test_a_version_delete_naming_a_bucket_the_sdk_refuses_fails_alone(
+    handler: ModuleType,
+    dynamodb: Any,
+    table_name: str,
+    versioned_bucket: Any,
+    shape: str,
+    bucket: str,
+) -> None:
+    # Given a version delete naming a bucket botocore refuses to send (ParamValidationError):
+    # it used to raise out of the handler and fail the whole batch
+    prefix = f"pv-{uuid.uuid4().hex[:12]}/"
+    poison = json.dumps(shapes(f"{prefix}poison", bucket, "3HL4kqtJlcpXroDTDmJ")[shape])
+    # When it runs between two good ones / Then it fails alone
+    response = check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, None)
+    assert len(response["batchItemFailures"]) == 1
+
+
 def check_sandwich(
     handler: ModuleType,
     dynamodb: Any,
@@ -477,7 +496,7 @@ def check_sandwich(
     prefix: str,
     poison: str,
     error: type[BaseException] | None,
-) -> None:
+) -> dict[str, Any]:
     """Run `poison` between two good messages (a create, and a version delete that only
     HeadObject can resolve) through the real handler; `error`: raised by HeadObject for the
     poison's key. The handler must not raise and both neighbours must be written."""
@@ -506,3 +525,4 @@ def check_sandwich(
         transient = issubclass(error, TRANSIENT_FAMILIES)
         assert calls == (FAILING_ATTEMPTS if transient else 1), error
         assert (records[1]["messageId"] in reported) is not transient, error
+    return dict(response)

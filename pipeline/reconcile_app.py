@@ -41,6 +41,9 @@ class Target:
     checkpoint_path: str = DEFAULT_PATH
     credentials: dict[str, str] | None = None
     """Explicit access key and secret (the embedded local stack); None: the default chain."""
+    dynamodb_endpoint_url: str | None = None
+    """DynamoDB's endpoint when it is another one (the local stack's DynamoDB Local); None: as
+    `endpoint_url`."""
 
 
 @dataclass
@@ -61,9 +64,19 @@ def make_clients(target: Target, concurrency: int = 16) -> Clients:
     pool = concurrency + INDEX_SHARDS + 4
     return Clients(
         s3=factory("s3", config=s3_adapter.client_config(pool), **kwargs),
-        dynamodb=factory("dynamodb", config=reconcile_store.client_config(pool), **kwargs),
+        dynamodb=factory(
+            "dynamodb",
+            config=reconcile_store.client_config(pool),
+            **{**kwargs, **_dynamodb_endpoint(target)},
+        ),
         ssm=factory("ssm", **kwargs),
     )
+
+
+def _dynamodb_endpoint(target: Target) -> dict[str, str]:
+    if target.dynamodb_endpoint_url:
+        return {"endpoint_url": target.dynamodb_endpoint_url}
+    return {}
 
 
 class IndexRows:

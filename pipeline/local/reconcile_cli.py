@@ -4,7 +4,8 @@ Targets (the first that applies):
   --stack-name NAME          a deployed stack: bucket and table from its outputs
   --bucket B --table T       any bucket and table (AWS, or --endpoint-url)
   --endpoint-url URL         an emulator (LocalStack, moto): names from template.yaml
-  (nothing)                  the local stack of `python -m pipeline up` (moto on :4000)
+  (nothing)                  the local stack of `python -m pipeline up` (moto on :4000,
+                             DynamoDB Local on :4001)
 
 Exit status: 0 when the table matched or was repaired, 1 when some repairs failed, 2 on
 errors (bad arguments, unreachable services), 130 when stopped (Ctrl-C, SIGTERM): the
@@ -35,6 +36,8 @@ from pipeline.reconcile_app import Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
+DEFAULT_DYNAMODB_PORT = 4001
+DYNAMODB_ENDPOINT_HELP = "DynamoDB's endpoint when it differs from --endpoint-url"
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_STOPPED = 0, 1, 2, 130
 
 
@@ -70,11 +73,19 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     target.add_argument("--bucket", help="the bucket (with --table)")
     target.add_argument("--table", help="the table (with --bucket)")
     target.add_argument("--endpoint-url", help="an AWS-compatible endpoint (LocalStack, moto)")
+    target.add_argument("--dynamodb-endpoint-url", help=DYNAMODB_ENDPOINT_HELP)
     target.add_argument(
         "--moto-port",
         type=int,
         default=DEFAULT_MOTO_PORT,
         help=f"the local stack's moto port when no other target is given ({DEFAULT_MOTO_PORT})",
+    )
+    target.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=DEFAULT_DYNAMODB_PORT,
+        help="the local stack's DynamoDB Local port when no other target is given "
+        f"({DEFAULT_DYNAMODB_PORT})",
     )
     target.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
     target.add_argument(
@@ -118,6 +129,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
             table=outputs["TableName"],
             region=region,
             endpoint_url=args.endpoint_url,
+            dynamodb_endpoint_url=args.dynamodb_endpoint_url,
             checkpoint_path=path
             or outputs.get("ReconcileCheckpointPath")
             or f"/file-tracker/{args.stack_name}/reconcile/",
@@ -125,16 +137,32 @@ def resolve_target(args: argparse.Namespace) -> Target:
     if args.bucket or args.table:
         if not (args.bucket and args.table):
             raise ResourceError("--bucket and --table go together")
-        return Target(args.bucket, args.table, region, args.endpoint_url, path or DEFAULT_PATH)
+        return Target(
+            args.bucket,
+            args.table,
+            region,
+            args.endpoint_url,
+            path or DEFAULT_PATH,
+            dynamodb_endpoint_url=args.dynamodb_endpoint_url,
+        )
     config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
     if args.endpoint_url:
-        return Target(config.bucket, config.table, region, args.endpoint_url, path or DEFAULT_PATH)
+        return Target(
+            config.bucket,
+            config.table,
+            region,
+            args.endpoint_url,
+            path or DEFAULT_PATH,
+            dynamodb_endpoint_url=args.dynamodb_endpoint_url,
+        )
     return Target(
         config.bucket,
         config.table,
         region,
         LOCAL_ENDPOINT.format(port=args.moto_port),
         path or DEFAULT_PATH,
+        dynamodb_endpoint_url=args.dynamodb_endpoint_url
+        or LOCAL_ENDPOINT.format(port=args.dynamodb_port),
         credentials={
             "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -279,7 +307,9 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument("--table", help="the table (default: the stack's or template.yaml's)")
     sub.add_argument("--stack-name", help="a deployed stack (deployed with ExistingBucketName)")
     sub.add_argument("--endpoint-url", help="an AWS-compatible endpoint (LocalStack, moto)")
+    sub.add_argument("--dynamodb-endpoint-url", help=DYNAMODB_ENDPOINT_HELP)
     sub.add_argument("--moto-port", type=int, default=DEFAULT_MOTO_PORT)
+    sub.add_argument("--dynamodb-port", type=int, default=DEFAULT_DYNAMODB_PORT)
     sub.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
     sub.add_argument(
         "--template", type=Path, help="SAM template (default: the project's template.yaml)"
@@ -342,6 +372,8 @@ def adopt_main(args: argparse.Namespace) -> int:
                 table=args.table or config.table,
                 region=region,
                 endpoint_url=args.endpoint_url or LOCAL_ENDPOINT.format(port=args.moto_port),
+                dynamodb_endpoint_url=args.dynamodb_endpoint_url
+                or (LOCAL_ENDPOINT.format(port=args.dynamodb_port) if local else None),
                 credentials={
                     "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                     "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],

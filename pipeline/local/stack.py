@@ -61,7 +61,7 @@ class Stack:
         config: names and settings; default: read from template.yaml.
         pollers: concurrent SQS pollers (each like one Lambda container); default: the
             template's ScalingConfig.MaximumConcurrency.
-        moto_port, api_port: 0 picks free ports.
+        moto_port, dynamodb_port, api_port: 0 picks free ports.
         endpoint_url: use this AWS-compatible endpoint (e.g. LocalStack) instead of moto.
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
@@ -76,6 +76,7 @@ class Stack:
         *,
         pollers: int | None = None,
         moto_port: int = 0,
+        dynamodb_port: int = 0,
         api_port: int = 0,
         host: str = "127.0.0.1",
         endpoint_url: str | None = None,
@@ -91,7 +92,7 @@ class Stack:
         self.host = host
         self.embedded = endpoint_url is None and resources is None
         self._moto = MotoServer(host=host, port=moto_port) if self.embedded else None
-        self._dynamodb = DynamoDBLocal(host=host) if self.embedded else None
+        self._dynamodb = DynamoDBLocal(host=host, port=dynamodb_port) if self.embedded else None
         self._endpoint_url = endpoint_url
         self._resources = resources
         self._provision = resources is None if provision is None else provision
@@ -115,6 +116,11 @@ class Stack:
         if self._moto is not None:
             return self._moto.endpoint_url
         return self._endpoint_url
+
+    @property
+    def moto(self) -> MotoServer | None:
+        """The embedded moto server (`moto.call(f, ...)` runs `f` in its process), if any."""
+        return self._moto
 
     @property
     def dynamodb_endpoint(self) -> str | None:

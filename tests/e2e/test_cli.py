@@ -70,6 +70,8 @@ def test_up_serves_signed_requests_until_stopped_then_stops_cleanly(stop: signal
             "up",
             "--moto-port",
             "0",
+            "--dynamodb-port",
+            "0",
             "--api-port",
             "0",
             "--pollers",

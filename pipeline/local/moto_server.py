@@ -122,7 +122,9 @@ class MotoServer:
             status, port = ours.recv()
         except (EOFError, OSError):
             self.stop()
-            raise RuntimeError(f"moto's process exited at start (code {process.exitcode})")
+            raise RuntimeError(
+                f"moto's process exited at start (code {process.exitcode})"
+            ) from None
         except BaseException:
             self.stop()
             raise

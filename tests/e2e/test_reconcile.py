@@ -129,7 +129,9 @@ def damage(stack: Stack, keys: list[str], *, deleted: int, ghosts: int, wrong: i
 
 def test_backfill_dry_run_repair_with_exact_counts(stack: Stack) -> None:
     # Given 5,000 objects put while the bucket's notifications are off
-    moto_state.seed_objects(stack.moto, stack.bucket, [(key_of(i), body_of(i)) for i in range(OBJECTS)])
+    moto_state.seed_objects(
+        stack.moto, stack.bucket, [(key_of(i), body_of(i)) for i in range(OBJECTS)]
+    )
     assert live_state(stack) == {} and len(bucket_state(stack)) == OBJECTS
     etag = hashlib.md5(body_of(0)).hexdigest()
     assert bucket_state(stack)[key_of(0)] == (len(body_of(0)), etag)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.local.api_client import file_url, get
 from pipeline.local import moto_s3_events
+from pipeline.local.api_client import file_url, get
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
 from tests.support.reliability import api_state, bucket_state, table_rows
@@ -34,12 +34,12 @@ NAMES = ["plain.txt", "with space/ä+b.bin", "emoji 🎉 %20.txt"]
 """Each case runs on one key per name (form-URL-encoding and UTF-8 in every case)."""
 
 
-
 def expire(stack: Stack, bucket: str, key: str, version_id: str | None = None) -> str | None:
     """S3 lifecycle expires `key` (or its version), in moto's process."""
     if stack.moto is None:
         raise RuntimeError("lifecycle expirations need the embedded moto server")
     return stack.moto.call(moto_s3_events.expire, bucket, key, version_id=version_id)
+
 
 def _stack(versioning: str) -> Stack:
     config = (

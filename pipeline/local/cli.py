@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
 from pipeline.local import reconcile_cli
+from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable, require_java
 from pipeline.local.ports import PortInUseError, ensure_free
 
 if TYPE_CHECKING:
@@ -344,6 +345,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if embedded:
         ensure_free("127.0.0.1", args.moto_port, "--moto-port")
         ensure_free("127.0.0.1", args.dynamodb_port, "--dynamodb-port")
+        require_java()  # before "Starting...": without it, the one line says what to install
     ensure_free("127.0.0.1", args.api_port, "--api-port")
     config = _config(args)
     from pipeline.local.stack import Stack
@@ -462,7 +464,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") ->
     try:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable
         from pipeline.local.provision import ResourceError
         from pipeline.local.template import TemplateError
     except ModuleNotFoundError as missing:

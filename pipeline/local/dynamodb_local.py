@@ -137,6 +137,14 @@ def ensure_installed(target: Path | None = None) -> Path:
     return target
 
 
+def require_java() -> str:
+    """The `java` to run DynamoDB Local with; `DynamoDBLocalUnavailable` (one line) if none."""
+    java = shutil.which("java")
+    if java is None:
+        raise DynamoDBLocalUnavailable(INSTALL_JAVA)
+    return java
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -195,9 +203,7 @@ class DynamoDBLocal:
 
     def launch(self) -> None:
         """Fetch the engine if needed and start its process (`wait_until_ready` next)."""
-        java = shutil.which("java")
-        if java is None:
-            raise DynamoDBLocalUnavailable(INSTALL_JAVA)
+        java = require_java()
         engine = ensure_installed()
         ensure_free(self.host, self.port, "DynamoDB Local")
         self.port = self.port or _free_port(self.host)

@@ -172,3 +172,29 @@ def test_up_on_a_taken_port_exits_2_at_once_with_one_line(flag: str) -> None:
     assert out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"port {port}" in err and flag in err and "in use" in err
+
+
+PORT_ARGS = {"up": ["--moto-port", "0", "--dynamodb-port", "0", "--api-port", "0"]}
+
+
+@pytest.mark.parametrize("command", ["up", "demo"])
+def test_without_java_up_and_demo_say_in_one_line_what_to_install(
+    command: str, tmp_path: Path
+) -> None:
+    # Given a PATH without java (the interpreter is called by its full path)
+    env = {**run_env(), "PATH": str(tmp_path)}
+    # When the embedded stack is asked for
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", command, *PORT_ARGS.get(command, [])],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it exits 2 with one line naming what to install, and starts nothing
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "java not found" in result.stderr and "openjdk-17-jre-headless" in result.stderr

@@ -34,6 +34,9 @@ LOCAL_EXTRA = "s3-file-tracker[local]"
 
 DEFAULT_MOTO_PORT = 4000
 DEFAULT_DYNAMODB_PORT = 4001
+UP_LONG_POLL_S = 10
+"""`up`'s ReceiveMessage wait: an idle stack then costs a receive per poller every 10 s, not
+every second (Lambda's pollers wait 20 s); Ctrl-C waits for the current poll to end."""
 DEFAULT_API_PORT = 3000
 SAMPLE_FILES = {
     "hello.txt": b"Hello, world!\n",
@@ -357,6 +360,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             pollers=args.pollers,
             moto_port=args.moto_port,
             dynamodb_port=args.dynamodb_port,
+            wait_time_s=UP_LONG_POLL_S,
             api_port=args.api_port,
             endpoint_url=args.endpoint_url,
             resources=resources,

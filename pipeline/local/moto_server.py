@@ -102,6 +102,11 @@ class MotoServer:
         """The server's base URL, e.g. `http://127.0.0.1:5000`."""
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The child process's id while it runs."""
+        return None if self._process is None else int(self._process.pid)
+
     def start(self) -> MotoServer:
         """Start the child and wait until it serves; returns self with the bound port."""
         ensure_free(self.host, self.port, "moto")

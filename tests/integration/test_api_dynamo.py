@@ -1,4 +1,4 @@
-"""The read API on a real moto server over HTTP: full walks, tokens, names, failures."""
+"""The read API on DynamoDB Local over HTTP: full walks, tokens, names, failures."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 S3 holds the live keys; the table holds the same keys plus tombstones (some under the same
 prefixes). Most walks run the API over the in-memory index (`FakeFileReader`, DynamoDB Query
-rules); one set runs it over the moto server's DynamoDB table and index.
+rules); one set runs it over DynamoDB Local's table and index.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The scheduled reconcile Lambda on a moto server: a run cut off by the deadline hands over
+"""The scheduled reconcile Lambda on moto and DynamoDB Local: a run cut off by the deadline hands over
 to a new invocation, which resumes from the checkpoint; metrics are published once, at the end."""
 
 from __future__ import annotations

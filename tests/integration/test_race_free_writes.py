@@ -118,7 +118,9 @@ def test_rows_written_before_seq_existed_keep_working(
         assert result.skipped == 1
 
 
-def test_write_conditional_compare_and_swap_on_dynamodb_local(dynamodb: Any, table_name: str) -> None:
+def test_write_conditional_compare_and_swap_on_dynamodb_local(
+    dynamodb: Any, table_name: str
+) -> None:
     row = {"filename": "k.txt", "bucket": "b", "size": 1, "event_time": "t", SEQ: LOWEST_SEQ}
 
     async def scenario(client: Any) -> list[Any]:

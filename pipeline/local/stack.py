@@ -1,12 +1,13 @@
 """The local stack: the pipeline on one machine, as template.yaml deploys it on AWS.
 
-    with Stack() as stack:  # embedded moto; names and settings from template.yaml
+    with Stack() as stack:  # embedded engines; names and settings from template.yaml
         s3 = stack.client("s3")
         s3.put_object(Bucket=stack.bucket, Key="hello.txt", Body=b"hi")
         stack.wait_until_idle()
         urllib.request.urlopen(f"{stack.api_url}/files")
 
-Three targets: embedded moto (default), any AWS-compatible endpoint (`endpoint_url=`, e.g.
+Three targets: embedded engines (default: moto for S3, SQS, SSM and EventBridge in a child
+process, AWS's DynamoDB Local for DynamoDB), any AWS-compatible endpoint (`endpoint_url=`, e.g.
 LocalStack), or existing resources on AWS (`resources=`, no endpoint). In every case the SQS
 event source mapping (`SqsEventSource`) and the API Gateway (`ApiGateway`) run in this process
 and invoke the real handlers, cold-started with the function environment of the template.
@@ -25,6 +26,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from pipeline.local.api_client import Signer
+from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.gateway import ApiGateway
 from pipeline.local.lambda_runtime import (
     Handler,
@@ -59,7 +61,7 @@ class Stack:
         config: names and settings; default: read from template.yaml.
         pollers: concurrent SQS pollers (each like one Lambda container); default: the
             template's ScalingConfig.MaximumConcurrency.
-        moto_port, api_port: 0 picks free ports.
+        moto_port, dynamodb_port, api_port: 0 picks free ports.
         endpoint_url: use this AWS-compatible endpoint (e.g. LocalStack) instead of moto.
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
@@ -74,6 +76,7 @@ class Stack:
         *,
         pollers: int | None = None,
         moto_port: int = 0,
+        dynamodb_port: int = 0,
         api_port: int = 0,
         host: str = "127.0.0.1",
         endpoint_url: str | None = None,
@@ -89,6 +92,7 @@ class Stack:
         self.host = host
         self.embedded = endpoint_url is None and resources is None
         self._moto = MotoServer(host=host, port=moto_port) if self.embedded else None
+        self._dynamodb = DynamoDBLocal(host=host, port=dynamodb_port) if self.embedded else None
         self._endpoint_url = endpoint_url
         self._resources = resources
         self._provision = resources is None if provision is None else provision
@@ -108,10 +112,22 @@ class Stack:
 
     @property
     def endpoint_url(self) -> str | None:
-        """The S3/SQS/DynamoDB endpoint (moto's or the one given); None on real AWS."""
+        """The S3/SQS endpoint (moto's or the one given); None on real AWS."""
         if self._moto is not None:
             return self._moto.endpoint_url
         return self._endpoint_url
+
+    @property
+    def moto(self) -> MotoServer | None:
+        """The embedded moto server (`moto.call(f, ...)` runs `f` in its process), if any."""
+        return self._moto
+
+    @property
+    def dynamodb_endpoint(self) -> str | None:
+        """The DynamoDB endpoint (DynamoDB Local's, or `endpoint_url`); None on real AWS."""
+        if self._dynamodb is not None:
+            return self._dynamodb.endpoint_url
+        return self.endpoint_url
 
     @property
     def s3_endpoint(self) -> str | None:
@@ -162,7 +178,8 @@ class Stack:
 
     def client(self, service: str, **config: Any) -> Any:
         """A boto3 client for this stack's endpoint, region and credentials."""
-        kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": self.endpoint_url}
+        endpoint = self.dynamodb_endpoint if service == "dynamodb" else self.endpoint_url
+        kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": endpoint}
         if self.embedded:
             kwargs.update(
                 aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -185,6 +202,8 @@ class Stack:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
             for service in ("S3", "SQS", "DYNAMODB"):
                 env[f"AWS_ENDPOINT_URL_{service}"] = None
+            if self.dynamodb_endpoint != self.endpoint_url:
+                env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
         if self.embedded or (
             self.endpoint_url is not None and "AWS_ACCESS_KEY_ID" not in os.environ
         ):
@@ -209,9 +228,14 @@ class Stack:
         return self
 
     def _start(self) -> None:
+        if self._dynamodb is not None:
+            self._dynamodb.launch()  # the JVM starts while moto does
+            self._exit.callback(self._dynamodb.stop)
         if self._moto is not None:
             self._moto.start()
             self._exit.callback(self._moto.stop)
+        if self._dynamodb is not None:
+            self._dynamodb.wait_until_ready()
         base = self._base_environment()
         touched = set(self.config.ingest.environment) | set(self.config.api.environment)
         touched |= {"TABLE_NAME", *QUIET_POWERTOOLS}
@@ -269,7 +293,8 @@ class Stack:
         return handler, (lambda: close_thread_resources(module))
 
     def stop(self) -> None:
-        """Stop pollers (after their current poll), the gateway and moto; restore os.environ."""
+        """Stop pollers (after their current poll), the gateway and the engines; restore
+        os.environ."""
         self._exit.close()
         self._exit = ExitStack()
 

@@ -90,7 +90,7 @@ def run_once(sqs: Any, queue_url: str, handler: Recorder, **options: Any) -> Sqs
         **options,
     ).start()
     try:
-        assert handler.called.wait(20), "the handler was never invoked"
+        assert handler.called.wait(60), "the handler was never invoked"
     finally:
         source.stop()
     return source
@@ -252,7 +252,7 @@ def test_batches_hold_at_most_batch_size_messages(sqs: Any, queue: str) -> None:
         batching_window_s=1,
     ).start()
     try:
-        assert done.wait(20)
+        assert done.wait(60)
     finally:
         source.stop()
     assert sum(sizes) == 12
@@ -269,7 +269,7 @@ def test_a_window_of_zero_invokes_with_what_one_receive_returns(sqs: Any, queue:
 
 def test_several_pollers_invoke_concurrently(sqs: Any, queue: str) -> None:
     send(sqs, queue, 4)
-    barrier = threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=60)
     threads: set[str] = set()
 
     def meet(event: dict[str, Any], context: Any) -> None:

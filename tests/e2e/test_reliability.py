@@ -284,14 +284,14 @@ def test_concurrent_invocations_cannot_let_an_older_event_win(
     try:
         while not gates:
             threading.Event().wait(0.01)
-        assert gates[0].reached.wait(10), "the create's write never reached the gate"
+        assert gates[0].reached.wait(60), "the create's write never reached the gate"
         # When the delete's invocation runs to the end, and then the create's write lands
         assert handler.lambda_handler({"Records": [delete]}, FakeLambdaContext()) == {
             "batchItemFailures": []
         }
     finally:
         gates[0].release.set()
-        first.join(20)
+        first.join(60)
         runtime.close()
     # Then neither invocation reported a failure, and the key stays deleted (newest wins)
     assert responses == [{"batchItemFailures": []}]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipeline.local.environments import FunctionTimeoutError
 from pipeline.local.lambda_runtime import Handler, LambdaContext
 from pipeline.local.ports import PortInUseError
 from pipeline.local.sigv4 import AuthError, Caller, SigV4Verifier
@@ -418,6 +419,8 @@ class ApiGateway:
         )
         try:
             result = self.handler(event, context)
+        except FunctionTimeoutError:
+            return _json_response(504, {"message": "Endpoint request timed out"})
         except Exception:
             logger.exception("%s raised", self.function_name)
             return _json_response(502, {"message": "Internal server error"})

@@ -9,7 +9,8 @@
 Three targets: embedded moto (default), any AWS-compatible endpoint (`endpoint_url=`, e.g.
 LocalStack), or existing resources on AWS (`resources=`, no endpoint). In every case the SQS
 event source mapping (`SqsEventSource`) and the API Gateway (`ApiGateway`) run in this process
-and invoke the real handlers, cold-started with the function environment of the template.
+and invoke the real handlers as Lambda does: in execution environments (`environments`), each
+its own process with the function environment of the template, one invocation at a time.
 """
 
 from __future__ import annotations
@@ -26,13 +27,8 @@ from botocore.credentials import Credentials
 
 from pipeline.local.api_client import Signer
 from pipeline.local.gateway import ApiGateway
-from pipeline.local.lambda_runtime import (
-    Handler,
-    clearing_metrics,
-    close_thread_resources,
-    cold_start,
-    patched_environ,
-)
+from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
+from pipeline.local.lambda_runtime import Handler, patched_environ
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource
 from pipeline.local.provision import Resources, provision, queue_counts
@@ -53,7 +49,8 @@ VERBOSE_POWERTOOLS = {"POWERTOOLS_METRICS_DISABLED": "false", "POWERTOOLS_TRACE_
 
 
 class Stack:
-    """Run the pipeline locally: storage services, SQS poller and API gateway, in one process.
+    """Run the pipeline locally: storage services, SQS poller and API gateway (the functions
+    in worker processes, see `environments`).
 
     Args:
         config: names and settings; default: read from template.yaml.
@@ -64,8 +61,8 @@ class Stack:
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
         verbose: let the functions log at the template's level and print their metrics.
-        ingest_handler, api_handler: use these callables instead of cold-starting the
-            template's handlers (tests).
+        ingest_handler, api_handler: call these in-process (tests; no execution environments)
+            instead of the template's handlers.
     """
 
     def __init__(
@@ -224,8 +221,9 @@ class Stack:
             )
         if self._resources is None:
             raise RuntimeError("no resources: give `resources=` or let the stack provision them")
-        ingest_handler, ingest_exit = self._load(self.config.ingest, self._ingest_handler)
-        api_handler, _ = self._load(self.config.api, self._api_handler)
+        ingest_handler = self._load(self.config.ingest, self._ingest_handler, self.pollers)
+        api = self.config.api
+        api_handler = self._load(api, self._api_handler, api.reserved_concurrency)
         self.gateway = ApiGateway(
             handler=api_handler,
             routes=self.config.api_routes,
@@ -255,18 +253,23 @@ class Stack:
             report_batch_item_failures=self.config.report_batch_item_failures,
             pollers=self.pollers,
             wait_time_s=self.wait_time_s,
-            on_thread_exit=ingest_exit,
         ).start()
         self._exit.callback(self.poller.stop)
 
-    def _load(self, function: FunctionConfig, given: Handler | None) -> tuple[Handler, Any]:
-        """The handler to invoke: the given one, or a cold start of the template's."""
+    def _load(self, function: FunctionConfig, given: Handler | None, size: int | None) -> Handler:
+        """The handler to invoke: the given one, called in-process (tests), or the template's
+        in up to `size` execution environments (default `DEFAULT_API_CONCURRENCY`), each its
+        own process with the function's environment (see `environments`)."""
         if given is not None:
-            return given, None
-        handler, module = cold_start(function.handler, self._function_environment(function))
-        if not self.verbose:
-            handler = clearing_metrics(handler, module)
-        return handler, (lambda: close_thread_resources(module))
+            return given
+        pool = FunctionPool(
+            function.handler,
+            {**os.environ, **self._function_environment(function)},
+            size=size or DEFAULT_API_CONCURRENCY,
+            clear_metrics=not self.verbose,
+        )
+        self._exit.callback(pool.close)
+        return pool
 
     def stop(self) -> None:
         """Stop pollers (after their current poll), the gateway and moto; restore os.environ."""

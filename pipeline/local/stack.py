@@ -26,8 +26,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from pipeline.local.api_client import Signer
-from pipeline.local.gateway import ApiGateway
 from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
+from pipeline.local.gateway import ApiGateway
 from pipeline.local.lambda_runtime import Handler, patched_environ
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource

@@ -107,7 +107,7 @@ def test_an_invocation_past_the_timeout_is_killed_with_its_environment(pool: Any
     function = pool("sleep", size=1)
     warm = function({"seconds": 0}, context())["pid"]
     # When it is invoked
-    with pytest.raises(FunctionTimeoutError, match="Task timed out after 1.00 seconds"):
+    with pytest.raises(FunctionTimeoutError, match=r"Task timed out after 1\.00 seconds"):
         function({"seconds": 25}, context(timeout_s=1))
     # Then its environment is gone: the next invocation is a cold start elsewhere
     assert not _alive(warm)

@@ -28,7 +28,13 @@ from botocore.credentials import Credentials
 from pipeline.local.api_client import Signer
 from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
 from pipeline.local.gateway import ApiGateway
-from pipeline.local.lambda_runtime import Handler, patched_environ
+from pipeline.local.lambda_runtime import (
+    Handler,
+    clearing_metrics,
+    close_thread_resources,
+    cold_start,
+    patched_environ,
+)
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource
 from pipeline.local.provision import Resources, provision, queue_counts
@@ -61,8 +67,11 @@ class Stack:
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
         verbose: let the functions log at the template's level and print their metrics.
-        ingest_handler, api_handler: call these in-process (tests; no execution environments)
-            instead of the template's handlers.
+        ingest_handler, api_handler: call these in-process instead of the template's handlers
+            (tests).
+        in_process: cold-start the template's handlers in this process and call them from the
+            pollers' and the gateway's threads, with no isolation between invocations (tests
+            that patch the handlers' modules); default: execution environments.
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class Stack:
         wait_time_s: int = 1,
         ingest_handler: Handler | None = None,
         api_handler: Handler | None = None,
+        in_process: bool = False,
     ) -> None:
         self.config = config or read_stack_config()
         self.pollers = pollers or self.config.max_concurrency
@@ -93,6 +103,7 @@ class Stack:
         self.wait_time_s = wait_time_s
         self._ingest_handler = ingest_handler
         self._api_handler = api_handler
+        self.in_process = in_process
         self._api_port = api_port
         self._exit = ExitStack()
         self.poller: SqsEventSource | None = None
@@ -221,9 +232,11 @@ class Stack:
             )
         if self._resources is None:
             raise RuntimeError("no resources: give `resources=` or let the stack provision them")
-        ingest_handler = self._load(self.config.ingest, self._ingest_handler, self.pollers)
+        ingest_handler, ingest_exit = self._load(
+            self.config.ingest, self._ingest_handler, self.pollers
+        )
         api = self.config.api
-        api_handler = self._load(api, self._api_handler, api.reserved_concurrency)
+        api_handler, _ = self._load(api, self._api_handler, api.reserved_concurrency)
         self.gateway = ApiGateway(
             handler=api_handler,
             routes=self.config.api_routes,
@@ -253,15 +266,23 @@ class Stack:
             report_batch_item_failures=self.config.report_batch_item_failures,
             pollers=self.pollers,
             wait_time_s=self.wait_time_s,
+            on_thread_exit=ingest_exit,
         ).start()
         self._exit.callback(self.poller.stop)
 
-    def _load(self, function: FunctionConfig, given: Handler | None, size: int | None) -> Handler:
-        """The handler to invoke: the given one, called in-process (tests), or the template's
-        in up to `size` execution environments (default `DEFAULT_API_CONCURRENCY`), each its
-        own process with the function's environment (see `environments`)."""
+    def _load(
+        self, function: FunctionConfig, given: Handler | None, size: int | None
+    ) -> tuple[Handler, Any]:
+        """The handler to invoke: the given one; with `in_process`, a cold start of the
+        template's in this process; else the template's in up to `size` execution
+        environments (default `DEFAULT_API_CONCURRENCY`), each its own worker process."""
         if given is not None:
-            return given
+            return given, None
+        if self.in_process:
+            handler, module = cold_start(function.handler, self._function_environment(function))
+            if not self.verbose:
+                handler = clearing_metrics(handler, module)
+            return handler, (lambda: close_thread_resources(module))
         pool = FunctionPool(
             function.handler,
             {**os.environ, **self._function_environment(function)},
@@ -269,7 +290,7 @@ class Stack:
             clear_metrics=not self.verbose,
         )
         self._exit.callback(pool.close)
-        return pool
+        return pool, None
 
     def stop(self) -> None:
         """Stop pollers (after their current poll), the gateway and moto; restore os.environ."""

@@ -6,7 +6,8 @@ One local stack, one table, three measurements (issue 16's "Done when" for the A
 2. a limit-1 walk: `GET /files?limit=1&prefix=...` over `--walk-files` files, token to token;
 3. concurrency: `--clients` signed clients at once, `--requests` each, every request for the
    client's own prefix (a listing) or own file; each answer is checked against what that
-   client asked for (wrong answers, errors) and the requests/s counted.
+   client asked for (wrong answers, errors) and the requests/s counted. A first round of 2
+   requests per client (the execution environments' cold starts) is reported apart.
 
 The functions run as Lambda runs them (`environments`: one invocation per execution
 environment). `--compare-in-process` runs measurement 3 a second time, in the same run, with
@@ -190,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
         results["pages"] = pages(url, signer, f"load-read/{page_run}/", 1000, args.max_seconds)
         console.print(f"limit-1 walk of {args.walk_files:,} files")
         results["walk"] = pages(url, signer, f"load-read/{walk_run}/", 1, args.max_seconds)
+        console.print(f"{args.clients} clients x 2 requests: cold starts (environments)")
+        results["clients_first_contact"] = clients(
+            url, signer, client_run, args.clients, 2, 3, args.max_seconds
+        )
         console.print(f"{args.clients} clients x {args.requests} requests (environments)")
         results["clients"] = clients(
             url, signer, client_run, args.clients, args.requests, 3, args.max_seconds
@@ -200,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             stack.gateway.handler = in_process_api_handler()
             environment = {**config.api.environment, "TABLE_NAME": stack.table_name}
             os.environ.update({**environment, **QUIET_POWERTOOLS})
+            clients(url, signer, client_run, args.clients, 2, 3, args.max_seconds)  # warm-up
             console.print(f"{args.clients} clients x {args.requests} requests (in-process)")
             results["clients_in_process"] = clients(
                 url, signer, client_run, args.clients, args.requests, 3, args.max_seconds

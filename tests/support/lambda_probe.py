@@ -53,3 +53,8 @@ def environ(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def fail(event: dict[str, Any], context: Any) -> None:
     """Raise."""
     raise ValueError("as asked")
+
+
+def sleep_long(event: dict[str, Any], context: Any) -> None:
+    """Sleep for 25 s whatever the event (an SQS batch), past any short timeout."""
+    time.sleep(25)

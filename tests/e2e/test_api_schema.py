@@ -35,6 +35,7 @@ from pipeline.api import (
     DELIMITER_MESSAGE,
     LIMIT_MESSAGE,
     PREFIX_MESSAGE,
+    REPEATED_MESSAGE,
     START_AFTER_MESSAGE,
     TOKEN_MESSAGE,
     build_app,
@@ -72,6 +73,11 @@ PUBLIC_MESSAGES = frozenset(
         "Missing Authentication Token",
         "Internal server error",
         "Service temporarily unavailable, retry later",
+    }
+    | {
+        REPEATED_MESSAGE.format(name=name, count=count)
+        for name in ("limit", "next_token", "prefix", "delimiter", "start_after")
+        for count in range(2, 100)
     }
 )
 """Every text an error answer may carry: nothing else (exception text, names) reaches a client."""

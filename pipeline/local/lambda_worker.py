@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import sys
 import threading
@@ -94,6 +95,9 @@ def context_from(fields: dict[str, Any]) -> LambdaContext:
 def main(argv: list[str]) -> int:
     """Run the environment until its input closes."""
     handler_path, read_fd, write_fd, parent_pid = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops the stack and
+    # ends its environments itself (their input closes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent_pid)
     try:
         handler, module = cold_start(handler_path, {})

@@ -209,6 +209,7 @@ class FunctionPool:
         """Invoke the function in an idle environment (waiting for one if all are busy)."""
         with self._slots:
             environment = self._take()
+            context.restart()
             try:
                 result = environment.invoke(event, context)
             except FunctionError:

@@ -48,8 +48,11 @@ def _list_url(api_url: str, prefix: str, limit: int, token: str | None = None) -
 
 
 def pages(api_url: str, signer: Signer, prefix: str, limit: int, max_s: float) -> dict[str, Any]:
-    """Walk `prefix` at `limit`, token to token, for at most `max_s`: page latencies."""
+    """Walk `prefix` at `limit`, token to token, for at most `max_s`: page latencies (a page
+    that failed, e.g. a 504 past the function timeout, counts with its latency and is asked
+    again)."""
     latencies: list[float] = []
+    failed: dict[int, int] = {}
     items = 0
     token: str | None = None
     started = time.perf_counter()
@@ -59,7 +62,8 @@ def pages(api_url: str, signer: Signer, prefix: str, limit: int, max_s: float) -
         response = get(_list_url(api_url, prefix, limit, token), signer=signer, timeout_s=60)
         latencies.append(time.perf_counter() - t0)
         if response.status != 200:
-            raise RuntimeError(f"GET /files -> {response.status}: {response.body[:300]!r}")
+            failed[response.status] = failed.get(response.status, 0) + 1
+            continue
         page = response.json()
         items += len(page["items"])
         token = page.get("next_token")
@@ -70,6 +74,7 @@ def pages(api_url: str, signer: Signer, prefix: str, limit: int, max_s: float) -
     return {
         "limit": limit,
         "pages": len(latencies),
+        "failed_pages": failed,
         "items": items,
         "complete": complete,
         "seconds": round(seconds, 3),
@@ -254,7 +259,7 @@ def print_summary(document: dict[str, Any]) -> None:
             fmt(result.get("p99_ms"), 1),
             fmt(result.get("requests_per_s", result.get("pages_per_s")), 1),
             str(result.get("wrong_answers", "-")),
-            str(result.get("errors", "-")),
+            str(result.get("errors", sum(result.get("failed_pages", {}).values()))),
         )
     console.print(table)
     console.print(targets_table(document["targets"]))

@@ -152,7 +152,7 @@ def in_process_api_handler() -> Callable[[dict[str, Any], Any], Any]:
     """The API handler called in-process from the gateway's threads (the model before
     execution environments), cold-started at its first call, once the stack's environment
     is set."""
-    from pipeline.local.lambda_runtime import cold_start
+    from pipeline.local.lambda_runtime import clearing_metrics, cold_start
 
     loaded: list[Any] = []
     lock = threading.Lock()
@@ -160,7 +160,7 @@ def in_process_api_handler() -> Callable[[dict[str, Any], Any], Any]:
     def handler(event: dict[str, Any], context: Any) -> Any:
         with lock:
             if not loaded:
-                loaded.append(cold_start("handlers.api.lambda_handler", {})[0])
+                loaded.append(clearing_metrics(*cold_start("handlers.api.lambda_handler", {})))
         return loaded[0](event, context)
 
     return handler

@@ -6,13 +6,14 @@ python -m load read --items 10000 --limits 100,1000
 python -m load listing --sizes 10000,100000,1000000
 python -m load reconcile --keys 100000,1000000
 python -m load idle --seconds 60
+python -m load api --rows 100000 --walk-files 2500 --clients 40 --requests 16
 """
 
 from __future__ import annotations
 
 import sys
 
-from load import idle, listing, read, reconcile, upload, writer
+from load import api, idle, listing, read, reconcile, upload, writer
 from load.cli import run_commands
 
 COMMANDS = {
@@ -22,6 +23,7 @@ COMMANDS = {
     "reconcile": reconcile,
     "listing": listing,
     "idle": idle,
+    "api": api,
 }
 
 

@@ -10,7 +10,8 @@ Three targets: embedded engines (default: moto for S3, SQS, SSM and EventBridge 
 process, AWS's DynamoDB Local for DynamoDB), any AWS-compatible endpoint (`endpoint_url=`, e.g.
 LocalStack), or existing resources on AWS (`resources=`, no endpoint). In every case the SQS
 event source mapping (`SqsEventSource`) and the API Gateway (`ApiGateway`) run in this process
-and invoke the real handlers, cold-started with the function environment of the template.
+and invoke the real handlers as Lambda does: in execution environments (`environments`), each
+its own process with the function environment of the template, one invocation at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from botocore.credentials import Credentials
 
 from pipeline.local.api_client import Signer
 from pipeline.local.dynamodb_local import DynamoDBLocal
+from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
 from pipeline.local.gateway import ApiGateway
 from pipeline.local.lambda_runtime import (
     Handler,
@@ -55,7 +57,8 @@ VERBOSE_POWERTOOLS = {"POWERTOOLS_METRICS_DISABLED": "false", "POWERTOOLS_TRACE_
 
 
 class Stack:
-    """Run the pipeline locally: storage services, SQS poller and API gateway, in one process.
+    """Run the pipeline locally: storage services, SQS poller and API gateway (the functions
+    in worker processes, see `environments`).
 
     Args:
         config: names and settings; default: read from template.yaml.
@@ -66,8 +69,11 @@ class Stack:
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
         verbose: let the functions log at the template's level and print their metrics.
-        ingest_handler, api_handler: use these callables instead of cold-starting the
-            template's handlers (tests).
+        ingest_handler, api_handler: call these in-process instead of the template's handlers
+            (tests).
+        in_process: cold-start the template's handlers in this process and call them from the
+            pollers' and the gateway's threads, with no isolation between invocations (tests
+            that patch the handlers' modules); default: execution environments.
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class Stack:
         wait_time_s: int = 1,
         ingest_handler: Handler | None = None,
         api_handler: Handler | None = None,
+        in_process: bool = False,
     ) -> None:
         self.config = config or read_stack_config()
         self.pollers = pollers or self.config.max_concurrency
@@ -100,6 +107,7 @@ class Stack:
         self.wait_time_s = wait_time_s
         self._ingest_handler = ingest_handler
         self._api_handler = api_handler
+        self.in_process = in_process
         self._api_port = api_port
         self._exit = ExitStack()
         self.poller: SqsEventSource | None = None
@@ -248,8 +256,11 @@ class Stack:
             )
         if self._resources is None:
             raise RuntimeError("no resources: give `resources=` or let the stack provision them")
-        ingest_handler, ingest_exit = self._load(self.config.ingest, self._ingest_handler)
-        api_handler, _ = self._load(self.config.api, self._api_handler)
+        ingest_handler, ingest_exit = self._load(
+            self.config.ingest, self._ingest_handler, self.pollers
+        )
+        api = self.config.api
+        api_handler, _ = self._load(api, self._api_handler, api.reserved_concurrency)
         self.gateway = ApiGateway(
             handler=api_handler,
             routes=self.config.api_routes,
@@ -283,14 +294,27 @@ class Stack:
         ).start()
         self._exit.callback(self.poller.stop)
 
-    def _load(self, function: FunctionConfig, given: Handler | None) -> tuple[Handler, Any]:
-        """The handler to invoke: the given one, or a cold start of the template's."""
+    def _load(
+        self, function: FunctionConfig, given: Handler | None, size: int | None
+    ) -> tuple[Handler, Any]:
+        """The handler to invoke: the given one; with `in_process`, a cold start of the
+        template's in this process; else the template's in up to `size` execution
+        environments (default `DEFAULT_API_CONCURRENCY`), each its own worker process."""
         if given is not None:
             return given, None
-        handler, module = cold_start(function.handler, self._function_environment(function))
-        if not self.verbose:
-            handler = clearing_metrics(handler, module)
-        return handler, (lambda: close_thread_resources(module))
+        if self.in_process:
+            handler, module = cold_start(function.handler, self._function_environment(function))
+            if not self.verbose:
+                handler = clearing_metrics(handler, module)
+            return handler, (lambda: close_thread_resources(module))
+        pool = FunctionPool(
+            function.handler,
+            {**os.environ, **self._function_environment(function)},
+            size=size or DEFAULT_API_CONCURRENCY,
+            clear_metrics=not self.verbose,
+        )
+        self._exit.callback(pool.close)
+        return pool, None
 
     def stop(self) -> None:
         """Stop pollers (after their current poll), the gateway and the engines; restore

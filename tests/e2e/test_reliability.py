@@ -87,7 +87,8 @@ def faulty_stack() -> Iterator[tuple[Stack, FaultyClients]]:
         patch.setattr(pipeline.runtime, "open_dynamodb_client", clients)
         patch.setenv("INGEST_BASE_BACKOFF_MS", "1")
         patch.setenv("INGEST_MAX_BACKOFF_MS", "50")
-        with Stack(config) as stack:
+        # in-process: the faulty clients are patched into this process's modules
+        with Stack(config, in_process=True) as stack:
             stack.wait_until_idle(30)  # the s3:TestEvent
             yield stack, clients
 

@@ -229,7 +229,15 @@ def test_rows_written_before_the_index_are_not_listed_until_migrated() -> None:
 
 
 def test_public_view_leaves_out_internal_and_impossible_values() -> None:
-    row = {"filename": "a", "size": 1, "deleted": True, "expires_at": 5, "name_shard": "b/3", "pk": "b/a", "etag": "x"}
+    row = {
+        "filename": "a",
+        "size": 1,
+        "deleted": True,
+        "expires_at": 5,
+        "name_shard": "b/3",
+        "pk": "b/a",
+        "etag": "x",
+    }
     assert public_view(row) == {"filename": "a", "size": 1, "etag": "x"}
     assert public_view({"filename": "a", "size": -1, "etag": 5}) == {"filename": "a"}
     assert public_view({"filename": 5}) is None

@@ -223,7 +223,11 @@ class StrictFaultyClient:
         keys = []
         for entry in Statements:
             statement = partiql.parse(entry["Statement"])
-            key = partiql.key_of(statement, list(entry.get("Parameters") or []), self.inner.key)
+            key = partiql.key_of(
+                statement,
+                list(entry.get("Parameters") or []),
+                getattr(self.inner, "key", PARTITION_KEY),
+            )
             keys.append(str(key.get("S")))
         self.write_requests.append(keys)
         if self.rng.random() < self.throttle_rate:
@@ -258,7 +262,7 @@ class StrictFaultyClient:
 
     async def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         ((table, spec),) = RequestItems.items()
-        keys = [k[self.inner.key]["S"] for k in spec["Keys"]]
+        keys = [k[getattr(self.inner, "key", PARTITION_KEY)]["S"] for k in spec["Keys"]]
         self.get_requests.append(keys)
         if len(keys) > 100 or len(set(keys)) != len(keys):
             raise client_error(

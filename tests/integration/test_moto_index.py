@@ -11,9 +11,9 @@ import pytest
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
 
-from pipeline.dynamo.schema import create_files_table
 from pipeline.local import moto_index
 from pipeline.local.moto_server import MotoServer
+from tests.support.tables import create_filename_table
 
 REGION = "eu-west-1"
 ALPHABET = ["a", "b", "/", "é", "🙂", "\x01", "z"]
@@ -29,7 +29,7 @@ def setup(moto_server: MotoServer) -> Any:
         aws_secret_access_key="testing",
     )
     name = f"files-index-{uuid.uuid4().hex[:8]}"
-    create_files_table(client, name)
+    create_filename_table(client, name)
     rnd = random.Random(5)
     names = {"".join(rnd.choice(ALPHABET) for _ in range(rnd.randint(1, 6))) for _ in range(600)}
     requests = []

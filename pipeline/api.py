@@ -44,7 +44,7 @@ from pipeline.listing import (
     read_page,
     start_cursor,
 )
-from pipeline.model import MAX_BUCKET_CHARS, MAX_KEY_BYTES, BUCKET_RULE, bucket_problem
+from pipeline.model import BUCKET_RULE, MAX_BUCKET_CHARS, MAX_KEY_BYTES, bucket_problem
 from pipeline.settings import Settings
 from pipeline.tokens import (
     MAX_PREFIX_CHARS,

@@ -3,8 +3,9 @@
 The table's live rows carry `name_shard` (`pipeline.model.name_shard_of`: `<bucket>/<n>`), so
 the sparse, write-sharded index `by_name` (partition `name_shard`, sort `filename`) holds
 exactly the live files, sorted by name within each bucket's shard. A reader (`IndexReader`)
-reads one bucket: its shards only, so other buckets' rows are never read. A page queries the shards in parallel for a key range, merges their
-sorted runs (a k-way merge) and stops after `limit` entries (files plus common prefixes).
+reads one bucket: its shards only, so other buckets' rows are never read. A page queries the
+shards in parallel for a key range, merges their sorted runs (a k-way merge) and stops after
+`limit` entries (files plus common prefixes).
 
 `IndexReader` is the port; `pipeline.dynamo.reader.DynamoFileReader` implements it with
 Query and GetItem, tests use `tests.support.api.FakeFileReader`.

@@ -108,8 +108,9 @@ class FakeFileReader:
     """In-memory table + sparse listing index with DynamoDB Query semantics.
 
     One bucket's rows (`add_bucket` tracks more in the same index). Rows are stored as the
-    ingest writes them: a live row without `name_shard` gets `name_shard_of(bucket, filename)` (use `put_raw` for a row exactly as given, e.g. one written before the
-    index existed). Only rows whose `name_shard` is one of the bucket's shards are in the index, like
+    ingest writes them: a live row without `name_shard` gets `name_shard_of(bucket, filename)`
+    (use `put_raw` for a row exactly as given, e.g. one written before the index existed).
+    Only rows whose `name_shard` is one of the bucket's shards are in the index, like
     DynamoDB's sparse GSI. A query reads names in `[low, high]` of one shard in ascending
     order, at most `limit` rows and about 1 MB (`max_bytes`); like DynamoDB it reports more
     (`LastEvaluatedKey`) whenever it stopped at `limit`, even when nothing follows.

@@ -128,7 +128,10 @@ def test_the_resolver_asks_only_about_version_deletes_once_per_key() -> None:
     assert bucket.heads == ["b"]
     assert resolution.lookups == 1 and not resolution.failures
     assert resolution.events[f"{BUCKET}/b"].action is Action.PUT
-    assert (resolution.events[f"{BUCKET}/b"].size, resolution.events[f"{BUCKET}/b"].etag) == (3, "eb2")
+    assert (resolution.events[f"{BUCKET}/b"].size, resolution.events[f"{BUCKET}/b"].etag) == (
+        3,
+        "eb2",
+    )
 
 
 def test_transient_errors_are_retried_within_the_deadline() -> None:

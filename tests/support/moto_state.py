@@ -34,18 +34,28 @@ def bucket_state(bucket: str) -> dict[str, tuple[int, str]]:
     }
 
 
-def table_items(region: str, table: str) -> dict[str, dict[str, Any]]:
-    """filename -> item (DynamoDB JSON) of every item of the table."""
+def all_items(region: str, table: str) -> dict[str, dict[str, Any]]:
+    """pk -> item (DynamoDB JSON) of every item of the table, system items included."""
     found = get_backend("dynamodb")[DEFAULT_ACCOUNT_ID][region].get_table(table)
     return {
         item.hash_key.value: item.to_json()["Attributes"] for item in list(found.items.values())
     }
 
 
-def live_state(region: str, table: str) -> dict[str, tuple[int, str]]:
-    """filename -> (size, etag) of the table's live rows."""
+def table_items(region: str, table: str, bucket: str | None = None) -> dict[str, dict[str, Any]]:
+    """filename -> item (DynamoDB JSON) of the rows of `bucket` (None: of every bucket, for
+    tables holding one); system items ("#...") left out."""
+    return {
+        item["filename"]["S"]: item
+        for key, item in all_items(region, table).items()
+        if not key.startswith("#") and (bucket is None or item["bucket"]["S"] == bucket)
+    }
+
+
+def live_state(region: str, table: str, bucket: str | None = None) -> dict[str, tuple[int, str]]:
+    """filename -> (size, etag) of the live rows of `bucket` (None: of every bucket)."""
     return {
         key: (int(item["size"]["N"]), item.get("etag", {}).get("S", ""))
-        for key, item in table_items(region, table).items()
+        for key, item in table_items(region, table, bucket).items()
         if "deleted" not in item
     }

@@ -73,6 +73,9 @@ BUCKET_DESCRIPTION = (
     "The tracked bucket to read (see `GET /files`'s description for the default). "
     "An untracked bucket is a 404."
 )
+REPEATED_MESSAGE = (
+    "query parameter {name} was given {count} times: the API accepts one value per name"
+)
 _MESSAGES = {
     "bucket": BUCKET_MESSAGE,
     "limit": LIMIT_MESSAGE,
@@ -198,6 +201,18 @@ def _validation_message(exc: RequestValidationError) -> str:
         if isinstance(name, str) and name in _MESSAGES:
             return _MESSAGES[name]
     return "invalid request parameters"
+
+
+def _repeated_parameter(multi: dict[str, list[str]] | None) -> str | None:
+    """The message for the first query parameter given more than once, if any.
+
+    API Gateway passes every value (`multiValueQueryStringParameters`); the API takes one value
+    per name and says so instead of picking one.
+    """
+    for name, values in sorted((multi or {}).items()):
+        if len(values) > 1 and name in _MESSAGES:
+            return REPEATED_MESSAGE.format(name=name, count=len(values))
+    return None
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
@@ -349,6 +364,9 @@ def build_app(
     ) -> Response[FilePage]:
         if app.current_event.path.endswith("/"):
             raise FileNotFound  # GET /files/ (API Gateway ignores the slash): the empty name
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
         raw_limit = app.current_event.query_string_parameters.get("limit")
         if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
             raise BadRequest(LIMIT_MESSAGE)  # pydantic also takes "+5", " 5", "05", "1_0"
@@ -419,7 +437,8 @@ def build_app(
 
     @app.exception_handler(RequestValidationError)
     def _invalid_parameters(exc: RequestValidationError) -> Response:
-        return bad_request(_validation_message(exc))
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        return bad_request(repeated or _validation_message(exc))
 
     @app.exception_handler(BadRequest)
     def _bad_request(exc: BadRequest) -> Response:

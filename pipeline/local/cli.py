@@ -8,6 +8,7 @@ docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a comman
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -15,12 +16,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
 from pipeline.local import reconcile_cli
+from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable, require_java
 from pipeline.local.ports import PortInUseError, ensure_free
 
 if TYPE_CHECKING:
@@ -32,6 +35,10 @@ LOCAL_EXTRA = "s3-file-tracker[local]"
 """What to install for the local stack when running from a wheel (moto, PyYAML)."""
 
 DEFAULT_MOTO_PORT = 4000
+DEFAULT_DYNAMODB_PORT = 4001
+UP_LONG_POLL_S = 10
+"""`up`'s ReceiveMessage wait: an idle stack then costs a receive per poller every 10 s, not
+every second (Lambda's pollers wait 20 s); Ctrl-C waits for the current poll to end."""
 DEFAULT_API_PORT = 3000
 SAMPLE_FILES = {
     "hello.txt": b"Hello, world!\n",
@@ -140,6 +147,12 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
         help=f"embedded moto port (default {DEFAULT_MOTO_PORT}; 0 = any free port)",
     )
     up.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=DEFAULT_DYNAMODB_PORT,
+        help=f"embedded DynamoDB Local port (default {DEFAULT_DYNAMODB_PORT}; 0 = any free port)",
+    )
+    up.add_argument(
         "--api-port",
         type=int,
         default=DEFAULT_API_PORT,
@@ -177,7 +190,7 @@ def _config(args: argparse.Namespace) -> StackConfig:
     )
 
     template = args.template
-    if template is None:  # an installed wheel has no template next to the package
+    if template is None:  # the checkout's, or the copy an installed wheel ships
         template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
         if not template.exists():
             raise TemplateError(
@@ -248,12 +261,20 @@ def _banner(stack: Stack) -> str:
 
     config = stack.config
     endpoint = stack.endpoint_url
+    dynamodb = stack.dynamodb_endpoint
     lines = [
         "Local stack is up"
-        + (" (embedded moto)" if stack.embedded else f" (endpoint {endpoint or 'AWS'})"),
+        + (
+            " (embedded moto and DynamoDB Local)"
+            if stack.embedded
+            else f" (endpoint {endpoint or 'AWS'})"
+        ),
         f"  API          {stack.api_url}/files   (OpenAPI: {stack.api_url}/openapi.json)",
     ]
-    if endpoint:
+    if endpoint and dynamodb != endpoint:
+        lines.append(f"  S3/SQS       {endpoint}   (moto)")
+        lines.append(f"  DynamoDB     {dynamodb}   (DynamoDB Local)")
+    elif endpoint:
         lines.append(f"  S3/SQS/DDB   {endpoint}")
     lines += [
         f"  bucket       {stack.bucket}",
@@ -284,6 +305,8 @@ def _banner(stack: Stack) -> str:
         f"  {_curl(stack)} '{stack.api_url}/files?limit=2'",
         f"  {_curl(stack)} {stack.api_url}/files/some-file.txt",
         f"  aws {flag}s3 rm s3://{stack.bucket}/some-file.txt",
+        f"  aws {f'--endpoint-url {dynamodb} ' if dynamodb else ''}dynamodb scan "
+        f"--table-name {stack.table_name}",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
@@ -324,11 +347,40 @@ class _Stopper:
             signal.signal(signum, handler)
 
 
+def _published(stack: Stack) -> AbstractContextManager[Any]:
+    """The state file `reconcile` and `adopt` find an embedded stack by (`pipeline.local.state`)."""
+    from pipeline.local.stack import FAKE_CREDENTIALS
+    from pipeline.local.state import SERVICES, LocalStack, published
+
+    if not stack.embedded or stack.endpoint_url is None:
+        return contextlib.nullcontext()
+    return published(
+        LocalStack(
+            pid=os.getpid(),
+            region=stack.region,
+            bucket=stack.bucket,
+            table=stack.table_name,
+            queue_name=stack.queue_url.rstrip("/").rsplit("/", 1)[-1],
+            api_url=stack.api_url,
+            endpoints={
+                **dict.fromkeys(SERVICES, stack.endpoint_url),
+                "dynamodb": stack.dynamodb_endpoint or stack.endpoint_url,
+            },
+            credentials={
+                "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            },
+        )
+    )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Run until Ctrl-C or SIGTERM."""
     embedded = not (args.endpoint_url or args.stack_name or args.queue_url)
     if embedded:
         ensure_free("127.0.0.1", args.moto_port, "--moto-port")
+        ensure_free("127.0.0.1", args.dynamodb_port, "--dynamodb-port")
+        require_java()  # before "Starting...": without it, the one line says what to install
     ensure_free("127.0.0.1", args.api_port, "--api-port")
     config = _config(args)
     from pipeline.local.stack import Stack
@@ -339,6 +391,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             config,
             pollers=args.pollers,
             moto_port=args.moto_port,
+            dynamodb_port=args.dynamodb_port,
+            wait_time_s=UP_LONG_POLL_S,
             api_port=args.api_port,
             endpoint_url=args.endpoint_url,
             resources=resources,
@@ -347,9 +401,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Starting the local stack...", file=sys.stderr, flush=True)
         stack.start()
         try:
-            print(_banner(stack), flush=True)
-            stopper.wait()
-            print("\nStopping...", file=sys.stderr, flush=True)
+            with _published(stack):
+                print(_banner(stack), flush=True)
+                stopper.wait()
+                print("\nStopping...", file=sys.stderr, flush=True)
         finally:
             stack.stop()
     print("Stopped.", file=sys.stderr, flush=True)
@@ -372,7 +427,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _Stopper(interrupt=True),
         Stack(config, pollers=args.pollers or 2, verbose=args.verbose) as stack,
     ):
-        print(f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}", flush=True)
+        print(
+            f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}, "
+            f"DynamoDB Local {stack.dynamodb_endpoint}",
+            flush=True,
+        )
         signer = stack.signer if stack.api_auth_enabled else None
         curl = _curl(stack)
         if signer is not None:
@@ -454,7 +513,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") ->
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (TemplateError, ResourceError, ClientError, BotoCoreError, PortInUseError) as error:
+    except (
+        TemplateError,
+        ResourceError,
+        ClientError,
+        BotoCoreError,
+        PortInUseError,
+        DynamoDBLocalUnavailable,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as missing:

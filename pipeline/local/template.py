@@ -17,8 +17,18 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_PATH = REPO_ROOT / "template.yaml"
-OPENAPI_PATH = REPO_ROOT / "openapi.json"
+PACKAGED_DIR = Path(__file__).resolve().parent / "data"
+"""Where a wheel carries template.yaml and openapi.json (copied at build time: setup.py)."""
+
+
+def shipped_file(name: str) -> Path:
+    """A top-level project file: the checkout's own, else the copy an installed wheel ships."""
+    checkout = REPO_ROOT / name
+    return checkout if checkout.exists() else PACKAGED_DIR / name
+
+
+TEMPLATE_PATH = shipped_file("template.yaml")
+OPENAPI_PATH = shipped_file("openapi.json")
 
 DEFAULT_REGION = "ap-south-1"
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -222,6 +232,8 @@ class FunctionConfig:
     memory_mb: int
     environment: dict[str, str]
     """Environment.Variables (Globals merged), resolved; unresolvable ones dropped."""
+    reserved_concurrency: int | None = None
+    """ReservedConcurrentExecutions, when the template sets it."""
 
 
 @dataclass(frozen=True)
@@ -307,12 +319,14 @@ def _function(template: Mapping[str, Any], resolver: Resolver, logical_id: str) 
         env = resolver.resolve((source.get("Environment") or {}).get("Variables") or {})
         variables.update(env or {})
     environment = {key: str(value) for key, value in variables.items() if value is not None}
+    reserved = resolver.resolve(properties.get("ReservedConcurrentExecutions"))
     return FunctionConfig(
         logical_id=logical_id,
         handler=_required(resolver.resolve(properties.get("Handler")), f"{logical_id}.Handler"),
         timeout_s=int(resolver.resolve(properties.get("Timeout", 3))),
         memory_mb=int(resolver.resolve(properties.get("MemorySize", 128))),
         environment=environment,
+        reserved_concurrency=None if reserved is None else int(reserved),
     )
 
 

@@ -53,15 +53,15 @@ def body_of(i: int, version: int = 0) -> bytes:
 
 
 def bucket_state(stack: Stack) -> dict[str, tuple[int, str]]:
-    return moto_state.bucket_state(stack.bucket)
+    return moto_state.bucket_state(stack.moto, stack.bucket)
 
 
 def table_items(stack: Stack) -> dict[str, dict[str, Any]]:
-    return moto_state.table_items(stack.region, stack.table_name)
+    return moto_state.table_items(stack.client("dynamodb"), stack.table_name)
 
 
 def live_state(stack: Stack) -> dict[str, tuple[int, str]]:
-    return moto_state.live_state(stack.region, stack.table_name)
+    return moto_state.live_state(stack.client("dynamodb"), stack.table_name)
 
 
 def target(stack: Stack) -> Target:
@@ -75,11 +75,13 @@ def target(stack: Stack) -> Target:
             "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         },
+        endpoints={"dynamodb": str(stack.dynamodb_endpoint)},
     )
 
 
 def reconcile_cli(stack: Stack, *flags: str) -> tuple[int, dict[str, Any]]:
     args = ["reconcile", "--json", "--endpoint-url", str(stack.endpoint_url)]
+    args += ["--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)]
     args += ["--bucket", stack.bucket, "--table", stack.table_name, "--region", stack.region]
     args += ["--checkpoint-path", f"/file-tracker/{stack.table_name}/reconcile/", *flags]
     out = io.StringIO()
@@ -128,7 +130,9 @@ def damage(stack: Stack, keys: list[str], *, deleted: int, ghosts: int, wrong: i
 
 def test_backfill_dry_run_repair_with_exact_counts(stack: Stack) -> None:
     # Given 5,000 objects put while the bucket's notifications are off
-    moto_state.seed_objects(stack.bucket, [(key_of(i), body_of(i)) for i in range(OBJECTS)])
+    moto_state.seed_objects(
+        stack.moto, stack.bucket, [(key_of(i), body_of(i)) for i in range(OBJECTS)]
+    )
     assert live_state(stack) == {} and len(bucket_state(stack)) == OBJECTS
     etag = hashlib.md5(body_of(0)).hexdigest()
     assert bucket_state(stack)[key_of(0)] == (len(body_of(0)), etag)
@@ -144,17 +148,26 @@ def test_backfill_dry_run_repair_with_exact_counts(stack: Stack) -> None:
     damage(stack, keys, deleted=500, ghosts=200, wrong=100)
     before = table_items(stack)
 
-    # Then --dry-run reports exactly that and changes nothing
+    # Then --dry-run reports exactly that, exits 3 (drift), and changes nothing
     status, report = reconcile_cli(stack, "--dry-run")
-    assert status == 0 and report["dry_run"] is True
+    assert status == 3 and report["dry_run"] is True
     assert counts(report) == (OBJECTS, 500, 200, 100, 0, 0, 0)
     assert table_items(stack) == before
+    # and names the drifted keys: the first 100 of each kind, in key order, and how many more
+    named = report["drifted_keys"]
+    assert named["missing"] == {"keys": sorted(keys[:500])[:100], "more": 400}
+    assert named["stale"] == {"keys": sorted(keys[500:600])[:100], "more": 0}
+    assert len(named["extra"]["keys"]) == 100 and named["extra"]["more"] == 100
+    assert all(key.startswith("ghost/") for key in named["extra"]["keys"])
 
     # And reconcile repairs exactly that: the table's live rows are the bucket
     status, report = reconcile_cli(stack)
     assert status == 0 and report["complete"] is True
     assert counts(report) == (OBJECTS, 500, 200, 100, 800, 0, 0)
     assert live_state(stack) == bucket_state(stack)
+    # and a dry run now finds nothing: exit 0
+    status, report = reconcile_cli(stack, "--dry-run")
+    assert status == 0 and report["missing"] == report["extra"] == report["stale"] == 0
 
 
 def test_repairs_while_uploads_overwrites_and_deletes_continue(stack: Stack) -> None:

@@ -6,8 +6,9 @@ following next_token to the end, sequential, as a client would) and a boto3 Scan
 over the same table with PageSize=L. Reports pages/s, items/s and page latency p50/p99 for
 both, and checks that each walk returned every seeded item exactly once.
 
-Target: the local stack (embedded moto, started here) or a deployed stack (`--stack-name`:
-its ApiUrl and TableName outputs; `--items 0` to walk what is there without seeding).
+Target: the local stack (embedded moto and DynamoDB Local, started here) or a deployed stack
+(`--stack-name`: its ApiUrl and TableName outputs; `--items 0` to walk what is there without
+seeding).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ MIN_ITEMS = 5_000
 MAX_PAGES = 100_000
 
 
-def seed(table: Any, count: int, run: str, prefixes: int = 32) -> None:
-    """Write `count` rows shaped like the ingest's under `load-read/<run>/`."""
+def seed(table: Any, count: int, run: str, bucket: str, prefixes: int = 32) -> None:
+    """Write `count` rows of `bucket` shaped like the ingest's under `load-read/<run>/`."""
     from pipeline.model import Action, FileEvent
 
     now = time.time()
@@ -51,7 +52,7 @@ def seed(table: Any, count: int, run: str, prefixes: int = 32) -> None:
         for i in range(count):
             event = FileEvent(
                 filename=f"load-read/{run}/p{i % prefixes:03d}/object {i:07d}.bin",
-                bucket="load",
+                bucket=bucket,
                 action=Action.PUT,
                 event_name="ObjectCreated:Put",
                 event_time="2026-11-24T10:00:00.000Z",
@@ -137,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         dynamodb = session.client("dynamodb")
         table_name, api_url = outputs["TableName"], outputs["ApiUrl"]
         if args.items:
-            seed(session.resource("dynamodb").Table(table_name), args.items, run_id)
+            bucket = outputs["BucketName"]  # the API's default bucket
+            seed(session.resource("dynamodb").Table(table_name), args.items, run_id, bucket)
         target = {"kind": "deployed", "stack": args.stack_name, "table": table_name}
         credentials = session.get_credentials()
         if credentials is None:
@@ -159,12 +161,12 @@ def run(args: argparse.Namespace) -> int:
             resource = boto3.resource(
                 "dynamodb",
                 region_name=stack.region,
-                endpoint_url=stack.endpoint_url,
+                endpoint_url=stack.dynamodb_endpoint,
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             )
-            seed(resource.Table(stack.table_name), args.items, run_id)
-            target = {"kind": "local (embedded moto)", "table": stack.table_name}
+            seed(resource.Table(stack.table_name), args.items, run_id, stack.bucket)
+            target = {"kind": "local (embedded moto and DynamoDB Local)", "table": stack.table_name}
             results = _walks(
                 dynamodb, stack.table_name, stack.api_url, limits, args.repeat, stack.signer
             )

@@ -15,7 +15,7 @@ not (0.5 eventually consistent). Conditions: PutItem/TransactWriteItems evaluate
 `attribute_not_exists(#k)` and `#a < :v` / `#a = :v` terms joined by OR; PartiQL `INSERT`
 refuses an existing key (DuplicateItem) and `UPDATE` a missing one (ConditionalCheckFailed),
 but the UPDATE's non-key condition is not evaluated (the benchmark's keys are fresh, so its
-statements are INSERTs; the local engine's faithful PartiQL is `pipeline/local/moto_partiql.py`).
+statements are INSERTs; the local stack runs them on AWS's DynamoDB Local).
 
 Control endpoints (JSON): `POST /_sink/config` `{"latency_ms": 10, "unprocessed_rate": 0.05}`,
 `GET /_sink/stats`, `POST /_sink/reset`.
@@ -44,7 +44,9 @@ from typing import Any
 
 from aiohttp import web
 
-KEY = "filename"
+from pipeline.model import PARTITION_KEY
+
+KEY = PARTITION_KEY
 JSON_TYPE = "application/x-amz-json-1.0"
 TARGET_PREFIX = "DynamoDB_20120810."
 MAX_BATCH_WRITE = 25

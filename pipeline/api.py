@@ -44,7 +44,7 @@ from pipeline.listing import (
     read_page,
     start_cursor,
 )
-from pipeline.model import MAX_KEY_BYTES
+from pipeline.model import BUCKET_RULE, MAX_BUCKET_CHARS, MAX_KEY_BYTES, bucket_problem
 from pipeline.settings import Settings
 from pipeline.tokens import (
     MAX_PREFIX_CHARS,
@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 API_TITLE = "S3 File Tracker API"
 API_VERSION = "1.0.0"
 API_DESCRIPTION = (
-    "Lists the files of the tracked S3 bucket, page by page, and returns one file's record. "
+    "Lists the files of a tracked S3 bucket, page by page, and returns one file's record. "
+    "One table tracks the stack's own bucket and any adopted ones: `bucket` chooses one. "
     "Every error is a JSON object with a single `message`."
 )
 LIMIT_MESSAGE = f"limit must be an integer between 1 and {MAX_LIMIT}"
@@ -70,11 +71,17 @@ PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} charact
 DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
 FOLDER_MESSAGE = 'prefix must be empty (the whole bucket) or a folder ending in "/"'
-BUCKET_REQUIRED_MESSAGE = "bucket is required"
-DEPTH_MESSAGE = (
-    f"prefix is deeper than {MAX_DEPTH} folders: totals are kept {MAX_DEPTH} levels deep"
+DEPTH_MESSAGE = f"prefix is deeper than {MAX_DEPTH} folders, the deepest that totals are kept for"
+BUCKET_MESSAGE = f"bucket must be an S3 bucket name: {BUCKET_RULE}"
+BUCKET_DESCRIPTION = (
+    "The tracked bucket to read (see `GET /files`'s description for the default). "
+    "An untracked bucket is a 404."
+)
+REPEATED_MESSAGE = (
+    "query parameter {name} was given {count} times: the API accepts one value per name"
 )
 _MESSAGES = {
+    "bucket": BUCKET_MESSAGE,
     "limit": LIMIT_MESSAGE,
     "next_token": TOKEN_MESSAGE,
     "prefix": PREFIX_MESSAGE,
@@ -143,6 +150,10 @@ class FileNotFound(Exception):
     """No live file has the requested name."""
 
 
+class UnknownBucket(Exception):
+    """The `bucket` parameter names a bucket this API does not track (the message says so)."""
+
+
 class MetricsSink(Protocol):
     """Where counters go (Powertools `Metrics` fits)."""
 
@@ -164,7 +175,11 @@ LIST_RESPONSES: dict[int, OpenAPIResponse] = {
         "description": "A page of files",
         "content": {"application/json": {"model": FilePage}},
     },
-    400: _error_doc("Invalid limit, prefix, delimiter, start_after or next_token"),
+    400: _error_doc(
+        "Invalid bucket, limit, prefix, delimiter, start_after or next_token "
+        "(or no bucket given while several are tracked)"
+    ),
+    404: _error_doc("The bucket is not tracked"),
     **_SERVER_ERRORS,
 }
 SUMMARY_RESPONSES: dict[int, OpenAPIResponse] = {
@@ -172,12 +187,17 @@ SUMMARY_RESPONSES: dict[int, OpenAPIResponse] = {
         "description": "The folder's totals",
         "content": {"application/json": {"model": FolderSummary}},
     },
-    400: _error_doc("Invalid bucket or prefix (not empty and not ending in /, or too deep)"),
+    400: _error_doc(
+        "Invalid bucket or prefix (not empty and not ending in /, or too deep), "
+        "or no bucket given while several are tracked"
+    ),
+    404: _error_doc("The bucket is not tracked"),
     **_SERVER_ERRORS,
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "The file", "content": {"application/json": {"model": FileRecord}}},
-    404: _error_doc("No such file (or it was deleted)"),
+    400: _error_doc("Invalid bucket (or no bucket given while several are tracked)"),
+    404: _error_doc("No such file (or it was deleted), or the bucket is not tracked"),
     **_SERVER_ERRORS,
 }
 
@@ -217,6 +237,18 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request parameters"
 
 
+def _repeated_parameter(multi: dict[str, list[str]] | None) -> str | None:
+    """The message for the first query parameter given more than once, if any.
+
+    API Gateway passes every value (`multiValueQueryStringParameters`); the API takes one value
+    per name and says so instead of picking one.
+    """
+    for name, values in sorted((multi or {}).items()):
+        if len(values) > 1 and name in _MESSAGES:
+            return REPEATED_MESSAGE.format(name=name, count=len(values))
+    return None
+
+
 def _cors(settings: Settings) -> CORSConfig | None:
     """CORS from `CORS_ALLOW_ORIGIN`: one origin, `*`, or a comma-separated list."""
     if not settings.cors_origin:
@@ -253,35 +285,53 @@ def filename_from_path(segment: str) -> str | None:
 
 
 def build_app(
-    reader: FileReader,
+    index: FileReader,
     settings: Settings,
     *,
     metrics: MetricsSink | None = None,
     max_rounds: int = MAX_ROUNDS,
     totals: TotalsReader | None = None,
 ) -> APIGatewayRestResolver:
-    """The read API over `reader` (and the folder counters, `totals`), configured by
-    `settings` (token key, CORS)."""
+    """The read API over `index`, configured by `settings` (token key, CORS, default bucket)."""
     codec = TokenCodec.for_table(settings.table_name, settings.page_token_secret)
+    known: set[str] = {settings.tracked_bucket} if settings.tracked_bucket else set()
 
-    def totals_bucket(bucket: str | None) -> str:
-        """The bucket whose counters a request reads (the named one, else the stack's)."""
-        chosen = bucket or settings.reconcile_bucket
-        if not chosen:
-            raise BadRequest(BUCKET_REQUIRED_MESSAGE)
-        return chosen
+    def choose_bucket(bucket: str | None) -> str:
+        """The bucket a request reads: the one named (if tracked), else the default."""
+        if not bucket:
+            if settings.tracked_bucket:
+                return settings.tracked_bucket
+            tracked = index.tracked_buckets()
+            if len(tracked) == 1:
+                return tracked[0]
+            if not tracked:
+                raise UnknownBucket("No bucket is tracked yet: nothing to list")
+            names = ", ".join(tracked[:5]) + (", ..." if len(tracked) > 5 else "")
+            raise BadRequest(
+                f"bucket is required: this API tracks {len(tracked)} buckets ({names})"
+            )
+        problem = bucket_problem(bucket)
+        if problem is not None:
+            raise BadRequest(BUCKET_MESSAGE)
+        if bucket not in known:
+            if not index.is_tracked(bucket):
+                raise UnknownBucket(
+                    f"Bucket {bucket!r} is not tracked by this API "
+                    "(the bucket parameter must name a tracked bucket)"
+                )
+            known.add(bucket)  # buckets are never untracked: no need to ask again
+        return bucket
 
     def prefixes_with_totals(
-        bucket: str | None, prefixes: list[str], delimiter: str | None
+        bucket: str, prefixes: list[str], delimiter: str | None
     ) -> list[dict[str, Any]]:
         """Common prefixes as entries; with "/" each counted folder's totals, read in one
         consistent BatchGetItem (per 100 folders)."""
         entries: list[dict[str, Any]] = [{"prefix": prefix} for prefix in prefixes]
         if totals is None or delimiter != SEPARATOR or not prefixes:
             return entries
-        chosen = bucket or settings.reconcile_bucket
         counted = [prefix for prefix in prefixes if is_counted(prefix)]
-        stored = totals.get_many(chosen, counted) if counted and chosen else {}
+        stored = totals.get_many(bucket, counted) if counted else {}
         for entry in entries:
             found = stored.get(entry["prefix"])
             if found is not None:
@@ -312,15 +362,20 @@ def build_app(
             "ascending UTF-8 bytes of the name. At most `limit` entries per page; a page holds "
             "fewer only at the end of the listing, when the next entry would take the response "
             "past 5 MB, or when a delimiter walk used its rounds of index queries. Pass the "
-            "returned `next_token` (with the same `prefix` and `delimiter`) to get the next "
-            "page; it is null exactly on the last page. The listing is eventually consistent "
-            "(a write shows up within about a second); `GET /files/{filename}` is not."
+            "returned `next_token` (with the same `bucket`, `prefix` and `delimiter`) to get the "
+            "next page; it is null exactly on the last page. The listing is eventually "
+            "consistent (a write shows up within about a second); `GET /files/{filename}` is "
+            "not. `bucket` defaults to the stack's own bucket (or the only tracked one)."
         ),
         operation_id="listFiles",
         tags=["files"],
         responses=LIST_RESPONSES,
     )
     def list_files(
+        bucket: Annotated[
+            str | None,
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
+        ] = None,
         limit: Annotated[
             int,
             Query(ge=1, le=MAX_LIMIT, description=f"Entries per page, 1-{MAX_LIMIT}."),
@@ -360,6 +415,9 @@ def build_app(
     ) -> Response[FilePage]:
         if app.current_event.path.endswith("/"):
             raise FileNotFound  # GET /files/ (API Gateway ignores the slash): the empty name
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
         raw_limit = app.current_event.query_string_parameters.get("limit")
         if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
             raise BadRequest(LIMIT_MESSAGE)  # pydantic also takes "+5", " 5", "05", "1_0"
@@ -373,23 +431,32 @@ def build_app(
             if value is not None and not _is_text(value):
                 raise BadRequest(_MESSAGES[name])
         prefix, delimiter, start_after = prefix or None, delimiter or None, start_after or None
-        resume = codec.decode(next_token, prefix, delimiter) if next_token is not None else None
+        chosen = choose_bucket(bucket)
+        resume = (
+            codec.decode(next_token, prefix, delimiter, bucket=chosen)
+            if next_token is not None
+            else None
+        )
         page = read_page(
-            reader,
+            index.for_bucket(chosen),
             limit,
             prefix=prefix,
             delimiter=delimiter,
             cursor=start_cursor(start_after, resume),
             max_rounds=max_rounds,
         )
-        token = codec.encode(page.cursor, prefix, delimiter) if page.cursor is not None else None
+        token = (
+            codec.encode(page.cursor, prefix, delimiter, bucket=chosen)
+            if page.cursor is not None
+            else None
+        )
         count("PagesServed")
         count("ItemsReturned", len(page.items))
         count("IndexQueries", page.stats.calls)
         count("IndexRowsRead", page.stats.rows_read)
         body: dict[str, Any] = {"items": page.items, "next_token": token}
         if delimiter is not None:
-            body["common_prefixes"] = prefixes_with_totals(None, page.common_prefixes, delimiter)
+            body["common_prefixes"] = prefixes_with_totals(chosen, page.common_prefixes, delimiter)
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)  # type: ignore[arg-type]
 
     @app.get(
@@ -403,9 +470,16 @@ def build_app(
         tags=["files"],
         responses=GET_RESPONSES,
     )
-    def get_file(filename: str) -> Response[FileRecord]:
+    def get_file(
+        filename: str,
+        bucket: Annotated[
+            str | None,
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
+        ] = None,
+    ) -> Response[FileRecord]:
+        chosen = choose_bucket(bucket)
         name = filename_from_path(filename)
-        row = reader.get(name) if name is not None else None
+        row = index.for_bucket(chosen).get(name) if name is not None else None
         view = public_view(row) if row is not None else None
         if view is None:
             raise FileNotFound
@@ -435,9 +509,12 @@ def build_app(
         ] = "",
         bucket: Annotated[
             str | None,
-            Query(min_length=3, max_length=63, description="The bucket (default: the stack's)."),
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
         ] = None,
     ) -> Response[FolderSummary]:
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
         if not _is_text(prefix):
             raise BadRequest(PREFIX_MESSAGE)
         if not is_folder(prefix):
@@ -446,7 +523,7 @@ def build_app(
             raise BadRequest(DEPTH_MESSAGE)
         if totals is None:
             raise NotFoundError
-        chosen = totals_bucket(bucket)
+        chosen = choose_bucket(bucket)
         stored = totals.get(chosen, prefix)
         count("SummariesServed")
         body: FolderSummary = {
@@ -459,7 +536,8 @@ def build_app(
 
     @app.exception_handler(RequestValidationError)
     def _invalid_parameters(exc: RequestValidationError) -> Response:
-        return bad_request(_validation_message(exc))
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        return bad_request(repeated or _validation_message(exc))
 
     @app.exception_handler(BadRequest)
     def _bad_request(exc: BadRequest) -> Response:
@@ -475,6 +553,10 @@ def build_app(
     @app.exception_handler(FileNotFound)
     def _no_file(exc: FileNotFound) -> Response:
         return _message(HTTPStatus.NOT_FOUND, "File not found")
+
+    @app.exception_handler(UnknownBucket)
+    def _unknown_bucket(exc: UnknownBucket) -> Response:
+        return _message(HTTPStatus.NOT_FOUND, str(exc))
 
     @app.exception_handler(NotFoundError)
     def _no_route(exc: NotFoundError) -> Response:
@@ -503,14 +585,15 @@ def build_app(
 
 
 class _NoReader:
-    """A reader for building the app without a table (OpenAPI generation)."""
+    """An index for building the app without a table (OpenAPI generation)."""
 
-    shards = 1
-
-    def query(self, queries: Any) -> Any:
+    def for_bucket(self, bucket: str) -> Any:
         raise NotImplementedError
 
-    def get(self, filename: str) -> dict[str, Any] | None:
+    def tracked_buckets(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_tracked(self, bucket: str) -> bool:
         raise NotImplementedError
 
 

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.model import INDEX_NAME, PARTITION_KEY, SHARD_ATTRIBUTE, TTL_ATTRIBUTE
+from pipeline.model import FILENAME, INDEX_NAME, PARTITION_KEY, SHARD_ATTRIBUTE, TTL_ATTRIBUTE
 
 INDEX_PROJECTION = "ALL"
 """What the listing index copies: every attribute (docs/performance.md, "Listing index")."""
 
 
 def index_definition() -> dict[str, Any]:
-    """The sparse listing index `by_name`: partition `shard` (N), sort `filename` (S)."""
+    """The sparse listing index `by_name`: partition `name_shard` (S, `<bucket>/<n>`), sort
+    `filename` (S)."""
     return {
         "IndexName": INDEX_NAME,
         "KeySchema": [
             {"AttributeName": SHARD_ATTRIBUTE, "KeyType": "HASH"},
-            {"AttributeName": PARTITION_KEY, "KeyType": "RANGE"},
+            {"AttributeName": FILENAME, "KeyType": "RANGE"},
         ],
         "Projection": {"ProjectionType": INDEX_PROJECTION},
     }
 
 
 def create_files_table(client: Any, table_name: str) -> None:
-    """Create the table (partition key `filename`, on-demand, the listing index, TTL) and wait."""
+    """Create the table (partition key `pk`, on-demand, the listing index, TTL) and wait."""
     client.create_table(
         TableName=table_name,
         AttributeDefinitions=[
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SHARD_ATTRIBUTE, "AttributeType": "N"},
+            {"AttributeName": FILENAME, "AttributeType": "S"},
+            {"AttributeName": SHARD_ATTRIBUTE, "AttributeType": "S"},
         ],
         KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[index_definition()],

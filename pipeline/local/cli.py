@@ -1,4 +1,4 @@
-"""`s3-file-tracker up|demo|reconcile|adopt|migrate-index` (or `python -m pipeline ...`).
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table` (or `python -m pipeline ...`).
 
 Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
 docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a command runs, so
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
 from pipeline.local import reconcile_cli
+from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable, require_java
 from pipeline.local.ports import PortInUseError, ensure_free
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ LOCAL_EXTRA = "s3-file-tracker[local]"
 """What to install for the local stack when running from a wheel (moto, PyYAML)."""
 
 DEFAULT_MOTO_PORT = 4000
+DEFAULT_DYNAMODB_PORT = 4001
+UP_LONG_POLL_S = 10
+"""`up`'s ReceiveMessage wait: an idle stack then costs a receive per poller every 10 s, not
+every second (Lambda's pollers wait 20 s); Ctrl-C waits for the current poll to end."""
 DEFAULT_API_PORT = 3000
 SAMPLE_FILES = {
     "hello.txt": b"Hello, world!\n",
@@ -71,19 +76,22 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     reconcile_cli.add_parser(commands).set_defaults(run=reconcile_cli.main)
     reconcile_cli.add_adopt_parser(commands).set_defaults(run=reconcile_cli.adopt_main)
     migrate = commands.add_parser(
-        "migrate-index",
-        help="put rows written before the listing index into it (resumable, idempotent)",
-        description="Set `shard` on live rows that lack it (written before the by_name index "
-        "existed) or carry another one (after a change of INDEX_SHARDS), with a conditional "
-        "UpdateItem per row. Uses the standard AWS variables "
-        "(AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints a resume position after each page.",
+        "migrate-table",
+        help="copy a table keyed by filename into a (bucket, key) table (resumable, idempotent)",
+        description="Copy every row of the old table (partition key `filename`) into the new "
+        "one (partition key `pk` = bucket/key, index partition `name_shard`), with a "
+        "conditional PutItem per row that never replaces a newer row ingest wrote meanwhile. "
+        "Uses the standard AWS variables (AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints "
+        "a resume position after each page.",
     )
-    migrate.add_argument("--table", required=True, help="the files table")
+    migrate.add_argument("--source", required=True, help="the old table (keyed by filename)")
+    migrate.add_argument("--target", required=True, help="the new table (keyed by pk)")
+    migrate.add_argument("--bucket", help="the bucket of old rows without a `bucket` attribute")
     migrate.add_argument("--region", help="AWS region (default: $AWS_REGION)")
     migrate.add_argument("--start-after", help="resume after this Scan position")
     migrate.add_argument("--page-size", type=int, default=500, help="rows per Scan call")
     migrate.add_argument("-v", "--verbose", action="store_true", help="debug logs")
-    migrate.set_defaults(run=cmd_migrate_index)
+    migrate.set_defaults(run=cmd_migrate_table)
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
         tuning.add_argument(
@@ -137,6 +145,12 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MOTO_PORT,
         help=f"embedded moto port (default {DEFAULT_MOTO_PORT}; 0 = any free port)",
+    )
+    up.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=DEFAULT_DYNAMODB_PORT,
+        help=f"embedded DynamoDB Local port (default {DEFAULT_DYNAMODB_PORT}; 0 = any free port)",
     )
     up.add_argument(
         "--api-port",
@@ -247,12 +261,20 @@ def _banner(stack: Stack) -> str:
 
     config = stack.config
     endpoint = stack.endpoint_url
+    dynamodb = stack.dynamodb_endpoint
     lines = [
         "Local stack is up"
-        + (" (embedded moto)" if stack.embedded else f" (endpoint {endpoint or 'AWS'})"),
+        + (
+            " (embedded moto and DynamoDB Local)"
+            if stack.embedded
+            else f" (endpoint {endpoint or 'AWS'})"
+        ),
         f"  API          {stack.api_url}/files   (OpenAPI: {stack.api_url}/openapi.json)",
     ]
-    if endpoint:
+    if endpoint and dynamodb != endpoint:
+        lines.append(f"  S3/SQS       {endpoint}   (moto)")
+        lines.append(f"  DynamoDB     {dynamodb}   (DynamoDB Local)")
+    elif endpoint:
         lines.append(f"  S3/SQS/DDB   {endpoint}")
     lines += [
         f"  bucket       {stack.bucket}",
@@ -283,6 +305,8 @@ def _banner(stack: Stack) -> str:
         f"  {_curl(stack)} '{stack.api_url}/files?limit=2'",
         f"  {_curl(stack)} {stack.api_url}/files/some-file.txt",
         f"  aws {flag}s3 rm s3://{stack.bucket}/some-file.txt",
+        f"  aws {f'--endpoint-url {dynamodb} ' if dynamodb else ''}dynamodb scan "
+        f"--table-name {stack.table_name}",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
@@ -338,7 +362,10 @@ def _published(stack: Stack) -> AbstractContextManager[Any]:
             table=stack.table_name,
             queue_name=stack.queue_url.rstrip("/").rsplit("/", 1)[-1],
             api_url=stack.api_url,
-            endpoints=dict.fromkeys(SERVICES, stack.endpoint_url),
+            endpoints={
+                **dict.fromkeys(SERVICES, stack.endpoint_url),
+                "dynamodb": stack.dynamodb_endpoint or stack.endpoint_url,
+            },
             credentials={
                 "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -352,6 +379,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     embedded = not (args.endpoint_url or args.stack_name or args.queue_url)
     if embedded:
         ensure_free("127.0.0.1", args.moto_port, "--moto-port")
+        ensure_free("127.0.0.1", args.dynamodb_port, "--dynamodb-port")
+        require_java()  # before "Starting...": without it, the one line says what to install
     ensure_free("127.0.0.1", args.api_port, "--api-port")
     config = _config(args)
     from pipeline.local.stack import Stack
@@ -362,6 +391,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             config,
             pollers=args.pollers,
             moto_port=args.moto_port,
+            dynamodb_port=args.dynamodb_port,
+            wait_time_s=UP_LONG_POLL_S,
             api_port=args.api_port,
             endpoint_url=args.endpoint_url,
             resources=resources,
@@ -396,7 +427,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _Stopper(interrupt=True),
         Stack(config, pollers=args.pollers or 2, verbose=args.verbose) as stack,
     ):
-        print(f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}", flush=True)
+        print(
+            f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}, "
+            f"DynamoDB Local {stack.dynamodb_endpoint}",
+            flush=True,
+        )
         signer = stack.signer if stack.api_auth_enabled else None
         curl = _curl(stack)
         if signer is not None:
@@ -437,25 +472,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def cmd_migrate_index(args: argparse.Namespace) -> int:
-    """`migrate-index`: set `shard` on old live rows, printing where to resume."""
+def cmd_migrate_table(args: argparse.Namespace) -> int:
+    """`migrate-table`: copy the old table's rows into the new one, printing where to resume."""
     import boto3
 
-    from pipeline.dynamo.migrate import MigrationReport, migrate_index
+    from pipeline.dynamo.migrate import MigrationReport, migrate_table
+
+    def counts(report: MigrationReport) -> str:
+        return f"{report.copied} copied, {report.kept} kept (newer), {report.skipped} skipped"
 
     def progress(report: MigrationReport) -> None:
         position = "end of table" if report.complete else f"--start-after {report.resume_after!r}"
-        print(
-            f"page {report.pages}: {report.migrated} migrated, {report.skipped} skipped; {position}"
-        )
+        print(f"page {report.pages}: {counts(report)}; {position}")
 
     client = boto3.client("dynamodb", region_name=args.region)
-    report = migrate_index(
-        client, args.table, start_after=args.start_after, page_size=args.page_size, on_page=progress
+    report = migrate_table(
+        client,
+        args.source,
+        args.target,
+        default_bucket=args.bucket,
+        start_after=args.start_after,
+        page_size=args.page_size,
+        on_page=progress,
     )
-    print(
-        f"done: {report.scanned} rows scanned, {report.migrated} migrated, {report.skipped} skipped"
-    )
+    print(f"done: {report.scanned} rows scanned, {counts(report)}")
     return 0
 
 
@@ -473,7 +513,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") ->
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (TemplateError, ResourceError, ClientError, BotoCoreError, PortInUseError) as error:
+    except (
+        TemplateError,
+        ResourceError,
+        ClientError,
+        BotoCoreError,
+        PortInUseError,
+        DynamoDBLocalUnavailable,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as missing:

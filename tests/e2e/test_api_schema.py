@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
-import sys
+import re
 import urllib.error
 import urllib.request
 import uuid
@@ -33,12 +33,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from pipeline.api import (
-    BUCKET_REQUIRED_MESSAGE,
+    BUCKET_MESSAGE,
+    DEPTH_MESSAGE,
+    FOLDER_MESSAGE,
     DELIMITER_MESSAGE,
     DEPTH_MESSAGE,
     FOLDER_MESSAGE,
     LIMIT_MESSAGE,
     PREFIX_MESSAGE,
+    REPEATED_MESSAGE,
     START_AFTER_MESSAGE,
     TOKEN_MESSAGE,
     build_app,
@@ -61,6 +64,10 @@ SCHEMA = schemathesis.openapi.from_path(
         {"phases": {"coverage": {"unexpected-methods": API_GATEWAY_METHODS}}}
     ),
 )
+UNTRACKED = re.compile(
+    r"Bucket '[a-z0-9.\-]{3,63}' is not tracked by this API "
+    r"\(the bucket parameter must name a tracked bucket\)"
+)
 PUBLIC_MESSAGES = frozenset(
     {
         LIMIT_MESSAGE,
@@ -70,7 +77,8 @@ PUBLIC_MESSAGES = frozenset(
         START_AFTER_MESSAGE,
         FOLDER_MESSAGE,
         DEPTH_MESSAGE,
-        BUCKET_REQUIRED_MESSAGE,
+        BUCKET_MESSAGE,
+        "next_token was issued for a different bucket",
         "next_token was issued for a different prefix",
         "next_token was issued for a different delimiter",
         "invalid request parameters",
@@ -79,6 +87,11 @@ PUBLIC_MESSAGES = frozenset(
         "Missing Authentication Token",
         "Internal server error",
         "Service temporarily unavailable, retry later",
+    }
+    | {
+        REPEATED_MESSAGE.format(name=name, count=count)
+        for name in ("limit", "next_token", "prefix", "delimiter", "start_after")
+        for count in range(2, 100)
     }
 )
 """Every text an error answer may carry: nothing else (exception text, names) reaches a client."""
@@ -90,7 +103,10 @@ def only_public_error_messages(ctx: Any, response: Any, case: Any) -> bool | Non
     if response.status_code < 400:
         return None
     body = response.json()
-    if body != {"message": body.get("message")} or body["message"] not in PUBLIC_MESSAGES:
+    message = body.get("message")
+    if isinstance(message, str) and UNTRACKED.fullmatch(message):
+        return True
+    if body != {"message": message} or message not in PUBLIC_MESSAGES:
         raise AssertionError(f"error body is not one of the public messages: {body!r}")
     return True
 
@@ -290,12 +306,14 @@ def test_a_genuine_token_of_another_table_is_400(stack: Stack) -> None:
 def test_no_internal_error_text_reaches_a_client_when_the_table_is_gone(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the running API handler reading a table that does not exist (its module's `app`
-    # rebuilt over a reader of a missing table: the handler reads it at each call)
-    api = sys.modules["handlers.api"]
+    # Given the gateway invoking the read API over a table that does not exist (the app built
+    # in-process over a reader of a missing table: the stack's own function runs in worker
+    # processes, out of the test's reach)
     missing = f"{stack.table_name}-missing"
-    reader = DynamoFileReader(api.reader._client, missing)
-    monkeypatch.setattr(api, "app", build_app(reader, Settings(table_name=missing)))
+    reader = DynamoFileReader(stack.client("dynamodb"), missing)
+    app = build_app(reader, Settings(table_name=missing))
+    assert stack.gateway is not None
+    monkeypatch.setattr(stack.gateway, "handler", app.resolve)
     # When both routes are called through the gateway
     answers = [get(f"{stack.api_url}/files"), get(f"{stack.api_url}/files/plain.txt")]
     # Then each is the generic 500, without exception text, error codes or the table's name

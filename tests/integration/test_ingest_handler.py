@@ -1,4 +1,4 @@
-"""The ingest Lambda handler against a real moto server over HTTP."""
+"""The ingest Lambda handler against moto (S3, SQS) and DynamoDB Local over HTTP."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_two_warm_invocations_in_a_row_succeed(
 
 
 def faulty_runtime(module: ModuleType, **faults: Any) -> tuple[LoopRuntime[Any], list[Any]]:
-    """A runtime whose store talks to moto through StrictFaultyClient."""
+    """A runtime whose store talks to DynamoDB Local through StrictFaultyClient."""
     wrappers: list[StrictFaultyClient] = []
 
     async def open_store(stack: AsyncExitStack) -> DynamoFileStore:
@@ -135,7 +135,9 @@ def test_items_that_never_succeed_are_reported_and_the_rest_written(
     handler: ModuleType, dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given one key DynamoDB never accepts and one it rejects as invalid, in shared requests
-    runtime, _ = faulty_runtime(handler, never_succeed={"stuck"}, invalid={"invalid"})
+    runtime, _ = faulty_runtime(
+        handler, never_succeed={"serverless-event4/stuck"}, invalid={"serverless-event4/invalid"}
+    )
     monkeypatch.setattr(handler, "runtime", runtime)
     records = [sqs_record(notification(s3_record(f"ok-{i}")), f"ok-{i}") for i in range(30)]
     records[5] = sqs_record(notification(s3_record("stuck")), "stuck-message")

@@ -2,7 +2,7 @@
 
 S3 holds the live keys; the table holds the same keys plus tombstones (some under the same
 prefixes). Most walks run the API over the in-memory index (`FakeFileReader`, DynamoDB Query
-rules); one set runs it over the moto server's DynamoDB table and index.
+rules); one set runs it over DynamoDB Local's table and index.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
+import boto3.dynamodb.types
 import pytest
 
 from pipeline.api import build_app
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.schema import create_files_table
+from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
 from pipeline.model import Action, FileEvent
 from pipeline.settings import Settings
@@ -52,11 +54,11 @@ def row(name: str, deleted: bool = False) -> dict[str, Any]:
     return event.row(now=1_800_000_000, tombstone_ttl_s=86_400)
 
 
-def clients(moto_server: MotoServer, service: str) -> Any:
+def clients(server: MotoServer | DynamoDBLocal, service: str) -> Any:
     return boto3.client(  # type: ignore[call-overload]
         service,
         region_name=REGION,
-        endpoint_url=moto_server.endpoint_url,
+        endpoint_url=server.endpoint_url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
@@ -82,7 +84,7 @@ def s3_reference(s3: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def fake() -> FakeFileReader:
-    reader = FakeFileReader([row(k) for k in LIVE])
+    reader = FakeFileReader([row(k) for k in LIVE], bucket=BUCKET)
     for name in TOMBSTONES:
         reader.put(row(name, deleted=True))
     return reader
@@ -133,7 +135,7 @@ def test_walks_over_the_index_equal_s3(
 ) -> None:
     # Given S3's own listing of the live keys
     expected = s3_reference(prefix, delimiter, start_after)
-    app = build_app(fake, Settings(table_name="files"))
+    app = build_app(fake, Settings(table_name="files", tracked_bucket=BUCKET))
     # When the API is walked at each limit (limit 1 only where the walk is short)
     for limit in (7, 100, 1_000) if len(expected) > 400 else (1, 7, 100, 1_000):
         got = api_walk(app, limit, prefix, delimiter, start_after)
@@ -145,17 +147,17 @@ def test_walks_over_the_index_equal_s3(
 
 
 def test_a_full_walk_at_limit_one_equals_s3(s3_reference: Any, fake: FakeFileReader) -> None:
-    app = build_app(fake, Settings(table_name="files"))
+    app = build_app(fake, Settings(table_name="files", tracked_bucket=BUCKET))
     assert api_walk(app, 1, "", "/", None) == s3_reference("", "/", None)
     assert api_walk(app, 1, "a/", None, None) == s3_reference("a/", None, None)
 
 
 @pytest.fixture(scope="module")
-def table(moto_server: MotoServer) -> Iterator[tuple[Any, str]]:
-    client = clients(moto_server, "dynamodb")
+def table(dynamodb_local: DynamoDBLocal) -> Iterator[tuple[Any, str]]:
+    client = clients(dynamodb_local, "dynamodb")
     name = f"files-listing-{uuid.uuid4().hex[:8]}"
     create_files_table(client, name)
-    serializer = boto3.dynamodb.types.TypeSerializer()  # type: ignore[attr-defined]
+    serializer = boto3.dynamodb.types.TypeSerializer()
     items = [row(k) for k in LIVE] + [row(t, deleted=True) for t in TOMBSTONES]
     for start in range(0, len(items), 25):
         requests = [
@@ -176,7 +178,7 @@ def table(moto_server: MotoServer) -> Iterator[tuple[Any, str]]:
         ("é/", None, None, (7,)),
     ],
 )
-def test_walks_over_the_moto_index_equal_s3(
+def test_walks_over_dynamodb_local_equal_s3(
     s3_reference: Any,
     table: tuple[Any, str],
     prefix: str,
@@ -185,7 +187,9 @@ def test_walks_over_the_moto_index_equal_s3(
     limits: tuple[int, ...],
 ) -> None:
     client, name = table
-    app = build_app(DynamoFileReader(client, name), Settings(table_name=name))
+    app = build_app(
+        DynamoFileReader(client, name), Settings(table_name=name, tracked_bucket=BUCKET)
+    )
     expected = s3_reference(prefix, delimiter, start_after)
     for limit in limits:
         assert api_walk(app, limit, prefix, delimiter, start_after) == expected, limit

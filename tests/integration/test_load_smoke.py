@@ -45,7 +45,7 @@ def _client(url: str) -> Any:
 
 
 def _put(key: str) -> dict[str, Any]:
-    return {"PutRequest": {"Item": {"filename": {"S": key}}}}
+    return {"PutRequest": {"Item": {"pk": {"S": key}}}}
 
 
 def test_sink_rejects_what_dynamodb_rejects_and_injects_unprocessed_items() -> None:
@@ -66,9 +66,9 @@ def test_sink_rejects_what_dynamodb_rejects_and_injects_unprocessed_items() -> N
         # When writes are accepted again
         sink.configure(unprocessed_rate=0.0)
         client.batch_write_item(RequestItems={"t": [_put("x"), _put("y")]})
-        got = client.batch_get_item(RequestItems={"t": {"Keys": [{"filename": {"S": "x"}}]}})
+        got = client.batch_get_item(RequestItems={"t": {"Keys": [{"pk": {"S": "x"}}]}})
         # Then they are stored and readable
-        assert got["Responses"]["t"] == [{"filename": {"S": "x"}}]
+        assert got["Responses"]["t"] == [{"pk": {"S": "x"}}]
         assert sink.stats()["items"] == 2
 
 
@@ -163,3 +163,20 @@ def test_read_smoke(tmp_path: Path) -> None:
     assert walks[("api", 50)]["pages"] >= 6  # 300 items at 50 a page, followed by next_token
     assert all(r["items"] == 300 and r["complete"] for r in document["results"])
     assert document["targets"][0]["target"].startswith("GET /files")
+
+
+def test_api_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "api.json"
+    result = _run_load(
+        "api", "--rows", "60", "--walk-files", "5", "--clients", "3", "--requests", "4",
+        "--compare-in-process", "--out", str(out), timeout=300,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: a speed target missed
+    document = json.loads(out.read_text())
+    results = document["results"]
+    assert results["pages"]["items"] == 60 and results["pages"]["complete"]
+    assert results["walk"]["pages"] == 5 and results["walk"]["complete"]
+    assert results["clients"]["requests"] == 12 and results["clients"]["complete"]
+    assert results["clients"]["wrong_answers"] == 0 and results["clients"]["errors"] == 0
+    assert "clients_in_process" in results
+    assert [t["target"] for t in document["targets"]][2] == "wrong answers"

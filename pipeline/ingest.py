@@ -233,7 +233,7 @@ async def ingest(
             except Exception as error:  # a bug: this group's keys fail (redelivery is safe:
                 reason = _bug(error)  # a key already written skips its repeat as stale)
                 for entry in group:
-                    stats.failures.setdefault(entry.event.filename, reason)
+                    stats.failures.setdefault(entry.event.key, reason)
 
     await asyncio.gather(
         *(

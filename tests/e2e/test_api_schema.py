@@ -34,8 +34,6 @@ from schemathesis.specs.openapi.checks import (
 
 from pipeline.api import (
     BUCKET_MESSAGE,
-    DEPTH_MESSAGE,
-    FOLDER_MESSAGE,
     DELIMITER_MESSAGE,
     DEPTH_MESSAGE,
     FOLDER_MESSAGE,

@@ -44,7 +44,7 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
     assert limit["schema"]["default"] == 100
     summary = document["paths"]["/summary"]["get"]
-    assert set(summary["responses"]) == {"200", "400", "500", "503"}
+    assert set(summary["responses"]) == {"200", "400", "404", "500", "503"}
     assert set(document["components"]["schemas"]) == {
         "CommonPrefix",
         "ErrorMessage",

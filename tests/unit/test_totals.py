@@ -18,6 +18,7 @@ from pipeline.dynamo.errors import surely_not_applied
 from pipeline.dynamo.totals import DynamoTotalsWriter
 from pipeline.dynamo.writer import DynamoFileStore
 from pipeline.ingest import IngestResult, ingest
+from pipeline.model import PARTITION_KEY, item_key
 from pipeline.retry import Backoff, Deadline
 from pipeline.settings import WriteMode
 from pipeline.totals.deltas import DeltaSum, Totals, counted, delta
@@ -181,7 +182,7 @@ def test_writes_without_sequencers_racing_at_one_event_time_count_the_size_they_
         await task
 
     asyncio.run(scenario())
-    row = db.tables[TABLE]["a/k"]
+    row = db.tables[TABLE][item_key(BUCKET, "a/k")]
     assert totals_of(db, "a/") == Totals(1, int(row["size"]["N"]))
 
 
@@ -208,7 +209,7 @@ def test_one_invocation_updates_each_folder_once_however_many_keys_changed() -> 
 
     class Counting:
         async def update_item(self, **kwargs: Any) -> Any:
-            calls.append(kwargs["Key"]["filename"]["S"])
+            calls.append(kwargs["Key"][PARTITION_KEY]["S"])
             return await db.update_item(**kwargs)
 
     records = [message(f"bulk/f{i:03d}", size=10) for i in range(250)]

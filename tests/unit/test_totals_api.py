@@ -15,7 +15,7 @@ from tests.support.api import FakeFileReader, api_context, body, rest_event
 from tests.support.totals import FakeTotals, expected_totals
 
 BUCKET = "uploads"
-SETTINGS = Settings(table_name="files", reconcile_bucket=BUCKET)
+SETTINGS = Settings(table_name="files", tracked_bucket=BUCKET)
 NAMES = ["a.txt", "photos/1.jpg", "photos/2.jpg", "photos/raw/3.raw", "zeta/z", "zeta/y/x"]
 
 
@@ -34,7 +34,9 @@ def app(totals: FakeTotals) -> APIGatewayRestResolver:
         {"filename": n, "bucket": BUCKET, "size": 10 * (i + 1), "event_time": "t"}
         for i, n in enumerate(NAMES)
     ]
-    return build_app(FakeFileReader(rows), SETTINGS, totals=totals)
+    reader = FakeFileReader(rows, bucket=BUCKET)
+    reader.add_bucket("other")
+    return build_app(reader, SETTINGS, totals=totals)
 
 
 def get(app: APIGatewayRestResolver, path: str, **query: str) -> tuple[int, Any]:
@@ -49,7 +51,9 @@ def test_a_summary_is_one_counter_read(app: APIGatewayRestResolver, totals: Fake
     )
     assert totals.gets == 1
     assert get(app, "/summary")[1] == {"bucket": BUCKET, "prefix": "", "files": 6, "bytes": 210}
-    assert get(app, "/summary", prefix="", bucket="other")[1]["files"] == 0
+    assert get(app, "/summary", prefix="", bucket="other")[1]["files"] == 0  # tracked, empty
+    status, body = get(app, "/summary", bucket="untracked")
+    assert status == 404 and "not tracked" in body["message"]
 
 
 def test_a_folder_with_nothing_under_it_is_zero(app: APIGatewayRestResolver) -> None:
@@ -72,9 +76,12 @@ def test_a_folder_deeper_than_the_counted_ones_is_400_saying_so(
 
 def test_bad_parameters_are_400_never_500(app: APIGatewayRestResolver) -> None:
     assert get(app, "/summary", prefix="x/" * 600)[0] == 400
-    assert get(app, "/summary", bucket="b")[0] == 400
-    no_default = build_app(FakeFileReader([]), Settings(table_name="files"), totals=FakeTotals())
-    assert get(no_default, "/summary") == (400, {"message": "bucket is required"})
+    assert get(app, "/summary", bucket="B_")[0] == 400
+    two = FakeFileReader([], bucket="one-bucket")
+    two.add_bucket("two-bucket")
+    no_default = build_app(two, Settings(table_name="files"), totals=FakeTotals())
+    status, body = get(no_default, "/summary")
+    assert status == 400 and body["message"].startswith("bucket is required")
 
 
 def test_common_prefixes_carry_the_totals_under_them(

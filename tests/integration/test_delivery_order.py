@@ -86,7 +86,7 @@ def test_duplicated_shuffled_deliveries_converge_to_the_bucket(
     rows = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table_name):
         for item in page["Items"]:
-            if not item["filename"]["S"].startswith("#"):  # system items: folder counters
+            if not item["pk"]["S"].startswith("#"):  # system items: folder counters
                 rows[item["filename"]["S"]] = item
     live = {k: v for k, v in rows.items() if "deleted" not in v}
     assert set(live) == set(bucket)

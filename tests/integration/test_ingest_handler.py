@@ -36,7 +36,7 @@ def scan(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
-            if not item["filename"]["S"].startswith("#"):
+            if not item["pk"]["S"].startswith("#"):
                 rows[item["filename"]["S"]] = item
     return rows
 

@@ -31,7 +31,7 @@ def live_keys(dynamodb: Any, table: str) -> set[str]:
         keys |= {
             i["filename"]["S"]
             for i in page["Items"]
-            if "deleted" not in i and not i["filename"]["S"].startswith("#")  # not counters
+            if "deleted" not in i and not i["pk"]["S"].startswith("#")  # not counters
         }
     return keys
 

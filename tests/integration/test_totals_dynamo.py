@@ -71,7 +71,8 @@ def test_ingest_keeps_counters_that_the_api_reads(dynamodb: Any, table_name: str
     }
     assert many["p/"].updates == 3 and many["p/"].updated_at is not None
     # counters are system items outside the listing index: the listing shows files only
-    listed = [row["filename"] for row in DynamoFileReader(dynamodb, table_name).iter_live()]
+    reader = DynamoFileReader(dynamodb, table_name).for_bucket(BUCKET)
+    listed = [row["filename"] for row in reader.iter_live()]
     assert listed == ["p/a"]
 
 

@@ -164,7 +164,7 @@ def table_rows(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
-            if not item["filename"]["S"].startswith("#"):
+            if not item["pk"]["S"].startswith("#"):
                 rows[item["filename"]["S"]] = item
     return rows
 

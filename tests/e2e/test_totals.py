@@ -29,6 +29,7 @@ from pipeline.local.api_client import get
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
+from pipeline.model import PARTITION_KEY
 from pipeline.totals.audit import STAMP_MARGIN_S
 from pipeline.totals.deltas import Totals
 from pipeline.totals.folders import ancestors
@@ -170,7 +171,7 @@ def reconcile(stack: Stack, *flags: str) -> dict[str, Any]:
 def test_reconcile_repairs_counters_damaged_by_hand(stack: Stack) -> None:
     # Given counters damaged by hand: overwritten, deleted, and nudged
     dynamodb = stack.client("dynamodb")
-    key = "filename"
+    key = PARTITION_KEY
 
     def item_key(folder: str) -> dict[str, Any]:
         return {key: {"S": totals_key(stack.bucket, folder)}}

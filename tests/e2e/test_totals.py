@@ -130,7 +130,7 @@ def test_counters_equal_the_listing_after_churn_with_duplicates_and_reordering(
             else:
                 s3.put_object(Bucket=stack.bucket, Key=key, Body=b"c" * rng.randrange(1, 3000))
 
-    with capture_notifications(stack.bucket) as captured:
+    with capture_notifications(stack.moto, stack.bucket) as captured:
         threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
         for thread in threads:
             thread.start()

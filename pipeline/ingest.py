@@ -59,6 +59,10 @@ GROUP_SIZE = 100
 GROUPS_IN_FLIGHT = 16
 """Groups being read, decided and written at once: enough to keep the store's request slots
 busy, few enough that one invocation does not hold every row of its batch in memory."""
+TOTALS_RESERVE_S = 1.0
+"""With folder totals, row writes stop this much before the deadline, so that the counter
+updates of the rows written still have time: a row not written fails its message (SQS
+delivers it again, its delta then counted once), a delta with no time left would be lost."""
 MAX_ROUNDS = 5
 """Read-decide-write rounds per key before giving up (SQS redelivers the message later)."""
 
@@ -226,10 +230,12 @@ async def ingest(
 
     at = time.time() if now is None else now
 
+    rows_deadline = deadline.shortened(TOTALS_RESERVE_S) if totals is not None else deadline
+
     async def bounded(group: list[_Latest]) -> None:
         async with groups:
             try:
-                await apply(group, store, deadline, stats, result, tombstone_ttl_s, at, sums)
+                await apply(group, store, rows_deadline, stats, result, tombstone_ttl_s, at, sums)
             except Exception as error:  # a bug: this group's keys fail (redelivery is safe:
                 reason = _bug(error)  # a key already written skips its repeat as stale)
                 for entry in group:

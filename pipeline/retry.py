@@ -26,6 +26,12 @@ class Deadline:
         """Seconds left (negative once passed)."""
         return self._at - self._clock()
 
+    def shortened(self, seconds: float) -> Deadline:
+        """A deadline `seconds` earlier than this one (on the same clock)."""
+        earlier = Deadline(0, self._clock)
+        earlier._at = self._at - seconds
+        return earlier
+
 
 async def real_sleep(seconds: float) -> None:
     """The production `Sleep`."""

@@ -39,7 +39,7 @@ from tests.support.s3spy import capture_notifications
 
 pytestmark = pytest.mark.e2e
 
-FUNCTION_TIMEOUT_S = 10
+FUNCTION_TIMEOUT_S = 30
 SETTLE_S = FUNCTION_TIMEOUT_S
 """A counter repair waits the ingest function's timeout after its folder's walk."""
 FOLDERS = [f"churn/f{i:02d}/" for i in range(50)]

@@ -157,6 +157,7 @@ def test_counters_equal_the_listing_after_churn_with_duplicates_and_reordering(
 def reconcile(stack: Stack, *flags: str) -> dict[str, Any]:
     out = io.StringIO()
     args = ["reconcile", "--json", "--endpoint-url", str(stack.endpoint_url)]
+    args += ["--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)]
     args += ["--bucket", stack.bucket, "--table", stack.table_name, "--region", stack.region]
     args += ["--checkpoint-path", f"/file-tracker/{stack.table_name}/reconcile/"]
     args += ["--totals-settle", str(SETTLE_S), *flags]

@@ -120,8 +120,8 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
         "peak RSS of one invocation (MB)",
         "(d) WRU per record (rows)",
         "(d) RRU per record",
-        "totals: extra WRU per event, bulk",
-        "totals: extra WRU per event, scattered",
+        "totals: counter updates per bulk invocation",
+        "totals: counter updates per scattered event",
     }
     # the folder totals' cost: each workload with the counters off and on
     totals = {(r["workload"], r["totals"]): r for r in document["folder_totals"]}

@@ -88,7 +88,7 @@ PUBLIC_MESSAGES = frozenset(
     }
     | {
         REPEATED_MESSAGE.format(name=name, count=count)
-        for name in ("limit", "next_token", "prefix", "delimiter", "start_after", "bucket")
+        for name in ("bucket", "limit", "next_token", "prefix", "delimiter", "start_after")
         for count in range(2, 100)
     }
 )

@@ -16,6 +16,9 @@ Table schema (`files`, partition key `filename`, String):
 | `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |
 | `expires_at` | N    | tombstones only: epoch seconds, the table's TTL attribute      |
 | `shard`      | N    | live rows only: the listing index's shard (`shard_of`)         |
+| `changed`    | S    | rows written since the change feed: the write's feed position  |
+| `feed_shard` | S    | with `changed`: the feed index's shard, `{bucket}/{n}`         |
+| `kind`       | S    | with `changed`: `created`, `overwritten` or `deleted`          |
 
 `seq` is the sequencer in a fixed-width form (uppercase, right-padded with '0' to
 `SEQ_WIDTH` characters: S3's ordering rule), so that DynamoDB itself compares two of them
@@ -52,6 +55,12 @@ SHARD_ATTRIBUTE = "shard"
 INDEX_SHARDS = 8
 """Shards of the listing index (chosen by measurement: docs/performance.md)."""
 
+# The change feed's index (pipeline/feed/): every row a writer stamps carries `changed` (its
+# position in the feed) and `feed_shard`; `by_change` sorts each shard by `changed`.
+FEED_INDEX_NAME = "by_change"
+CHANGED = "changed"
+FEED_SHARD = "feed_shard"
+KIND = "kind"
 
 SEQ = "seq"
 SEQ_WIDTH = 64
@@ -76,10 +85,13 @@ ROW_ATTRIBUTES = (
     DELETED,
     EXPIRES_AT,
     SHARD_ATTRIBUTE,
+    CHANGED,
+    FEED_SHARD,
+    KIND,
 )
 """Every attribute of the row model: a write sets those in the row and removes the others."""
 
-INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ})
+INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ, CHANGED, FEED_SHARD, KIND})
 """Attributes the API never shows."""
 
 

@@ -79,19 +79,36 @@ def _digest(text: str | None) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class TokenCodec:
-    """Issues and checks page tokens for one table."""
+    """Issues and checks page tokens for one table.
+
+    `name` and `scopes` only word the errors: the token's own name, and what the two digests
+    bind it to (a listing's prefix and delimiter; a change cursor's prefix and bucket).
+    """
 
     key: bytes
+    name: str = "next_token"
+    scopes: tuple[str, str] = ("prefix", "delimiter")
 
     @classmethod
-    def for_table(cls, table_name: str, secret: str | None = None) -> TokenCodec:
-        """The codec of `table_name`: signed with `secret` when given, else checksummed."""
-        context = _KEY_CONTEXT + table_name.encode("utf-8")
+    def for_table(
+        cls,
+        table_name: str,
+        secret: str | None = None,
+        *,
+        purpose: str = "",
+        name: str = "next_token",
+        scopes: tuple[str, str] = ("prefix", "delimiter"),
+    ) -> TokenCodec:
+        """The codec of `table_name`: signed with `secret` when given, else checksummed.
+
+        Another `purpose` derives another key: its tokens are refused by this one's codec.
+        """
+        context = _KEY_CONTEXT + purpose.encode("utf-8") + table_name.encode("utf-8")
         if secret:
             key = hmac.new(secret.encode("utf-8"), context, hashlib.sha256).digest()
         else:
             key = hashlib.sha256(context).digest()
-        return cls(key)
+        return cls(key, name, scopes)
 
     def _tag(self, payload: str) -> bytes:
         return hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES]
@@ -128,7 +145,11 @@ class TokenCodec:
         if len(raw) - _HEADER > MAX_KEY_BYTES:
             raise InvalidTokenError("bad cursor")
         if raw[1 : 1 + DIGEST_BYTES] != _digest(prefix):
-            raise TokenPrefixMismatchError("next_token was issued for a different prefix")
+            raise TokenPrefixMismatchError(
+                f"{self.name} was issued for a different {self.scopes[0]}"
+            )
         if raw[1 + DIGEST_BYTES : _HEADER] != _digest(delimiter):
-            raise TokenPrefixMismatchError("next_token was issued for a different delimiter")
+            raise TokenPrefixMismatchError(
+                f"{self.name} was issued for a different {self.scopes[1]}"
+            )
         return cursor

@@ -31,9 +31,7 @@ def parse_since(value: str) -> int:
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise BadSinceError(
-            "since must be an ISO 8601 time such as 2026-12-04T10:00:00Z"
-        ) from None
+        raise BadSinceError("since must be an ISO 8601 time such as 2026-12-04T10:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

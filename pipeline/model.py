@@ -91,7 +91,9 @@ ROW_ATTRIBUTES = (
 )
 """Every attribute of the row model: a write sets those in the row and removes the others."""
 
-INTERNAL_ATTRIBUTES = frozenset({DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ, CHANGED, FEED_SHARD, KIND})
+INTERNAL_ATTRIBUTES = frozenset(
+    {DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ, CHANGED, FEED_SHARD, KIND}
+)
 """Attributes the API never shows."""
 
 
@@ -212,7 +214,8 @@ def compare_sequencers(a: str, b: str) -> int:
     return (left > right) - (left < right)
 
 
-def _parse_time(value: str) -> datetime | None:
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 time (`Z` accepted), or None when it is not one."""
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -228,8 +231,8 @@ def compare_versions(
     """
     if seq_a and seq_b:
         return compare_sequencers(seq_a, seq_b)
-    ta = _parse_time(time_a) if time_a else None
-    tb = _parse_time(time_b) if time_b else None
+    ta = parse_time(time_a) if time_a else None
+    tb = parse_time(time_b) if time_b else None
     if ta is not None and tb is not None:
         try:
             return (ta > tb) - (ta < tb)

@@ -130,11 +130,15 @@ def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) 
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(
         template_table["AttributeDefinitions"], key=str
     )
-    (index,) = table["GlobalSecondaryIndexes"]
-    (expected,) = template_table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == expected["IndexName"]
-    assert index["KeySchema"] == expected["KeySchema"]
-    assert index["Projection"] == expected["Projection"]
+    indexes = sorted(table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
+    expected_indexes = sorted(
+        template_table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"]
+    )
+    assert len(indexes) == len(expected_indexes)
+    for index, expected in zip(indexes, expected_indexes, strict=True):
+        assert index["IndexName"] == expected["IndexName"]
+        assert index["KeySchema"] == expected["KeySchema"]
+        assert index["Projection"] == expected["Projection"]
     ttl = dynamodb.describe_time_to_live(TableName=config.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
 

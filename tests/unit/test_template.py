@@ -547,11 +547,22 @@ def test_outputs(template: dict[str, Any]) -> None:
 
 
 def test_the_table_has_the_sparse_listing_index(template: dict[str, Any]) -> None:
-    from pipeline.dynamo.schema import index_definition
+    from pipeline.dynamo.schema import feed_index_definition, index_definition
 
     props = template["Resources"]["FilesTable"]["Properties"]
-    assert props["GlobalSecondaryIndexes"] == [index_definition()]
+    assert props["GlobalSecondaryIndexes"] == [index_definition(), feed_index_definition()]
     assert {"AttributeName": "shard", "AttributeType": "N"} in props["AttributeDefinitions"]
+
+
+def test_the_table_has_the_change_feed_index(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FilesTable"]["Properties"]
+    (feed,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "by_change"]
+    assert feed["KeySchema"] == [
+        {"AttributeName": "feed_shard", "KeyType": "HASH"},
+        {"AttributeName": "changed", "KeyType": "RANGE"},
+    ]
+    for name in ("feed_shard", "changed"):
+        assert {"AttributeName": name, "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
 # ------------------------------------------------------------------------------------ reconcile

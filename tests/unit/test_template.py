@@ -396,6 +396,8 @@ def test_files_table_shape(template: dict[str, Any]) -> None:
     assert props["AttributeDefinitions"] == [
         {"AttributeName": "filename", "AttributeType": "S"},
         {"AttributeName": "shard", "AttributeType": "N"},
+        {"AttributeName": "feed_shard", "AttributeType": "S"},
+        {"AttributeName": "changed", "AttributeType": "S"},
     ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["SSESpecification"] == {"SSEEnabled": True}
@@ -438,7 +440,7 @@ def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
 
 def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
     api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
-    assert set(api["paths"]) == {"/files", "/files/{filename+}"}
+    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/changes"}
     assert all(set(methods) == {"get", "options"} for methods in api["paths"].values())
     stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
     settings = stage["Properties"]["MethodSettings"]
@@ -465,7 +467,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]  # OpenApiVersion 3.0
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
-    for path in ("/files", "/files/{filename+}"):
+    for path in ("/files", "/files/{filename+}", "/changes"):
         method = body["paths"][path]["get"]
         assert method["security"] == [{"AWS_IAM": []}], path
         # InvokeRole NONE: API Gateway invokes through the function's resource policy, not
@@ -501,7 +503,7 @@ def test_the_auth_parameter_is_loud_about_turning_it_off(template: dict[str, Any
     assert "WARNING" in output[2] and "anyone" in output[2]
 
 
-def test_the_caller_policy_grants_invoke_on_the_two_get_routes_only(
+def test_the_caller_policy_grants_invoke_on_the_get_routes_only(
     transformed: dict[str, Any],
 ) -> None:
     policy = transformed["Resources"]["ApiInvokePolicy"]
@@ -518,6 +520,7 @@ def test_the_caller_policy_grants_invoke_on_the_two_get_routes_only(
     assert [r["Fn::Sub"] for r in statement["Resource"]] == [
         f"{api_arn}/{stage}/GET/files",
         f"{api_arn}/{stage}/GET/files/*",
+        f"{api_arn}/{stage}/GET/changes",
     ]
     output = transformed["Outputs"]["ApiInvokePolicyArn"]
     assert output["Value"] == {"Ref": "ApiInvokePolicy"}

@@ -22,11 +22,14 @@ from pipeline.checkpoints import DEFAULT_PATH, SsmCheckpoints
 from pipeline.dynamo import reconcile_store
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.reconcile_store import DynamoRowStore
+from pipeline.feed.positions import Stamper
 from pipeline.inventory import InventoryObjects
 from pipeline.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
+DEFAULT_FEED_SETTLE_MS = 5_000
+"""The change feed's settle window (`FEED_SETTLE_MS`): repairs follow the writer's rule."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def run(
     progress: Callable[[Summary], None] | None = None,
     before_write: Callable[[Sequence[ConditionalWrite]], None] | None = None,
     clients: Clients | None = None,
+    feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Summary:
     """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`)."""
     clients = clients or make_clients(target, concurrency)
@@ -101,7 +105,12 @@ def run(
     if not dry_run:
         repairer = Repairer(
             bucket=target.bucket,
-            store=DynamoRowStore(clients.dynamodb, target.table, concurrency=concurrency),
+            store=DynamoRowStore(
+                clients.dynamodb,
+                target.table,
+                concurrency=concurrency,
+                stamper=Stamper(feed_settle_ms),
+            ),
             heads=bucket,
             tombstone_ttl_s=tombstone_ttl_s,
             confirm_missing=inventory is not None,
@@ -144,6 +153,7 @@ def lambda_run(
     margin_ms: int = 30_000,
     tombstone_ttl_s: int = DEFAULT_TOMBSTONE_TTL_S,
     concurrency: int = 16,
+    feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Invocation:
     """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
     then save the checkpoint and hand over to a new invocation (`invoke_next`).
@@ -165,6 +175,7 @@ def lambda_run(
         tombstone_ttl_s=tombstone_ttl_s,
         should_stop=lambda: remaining_ms() < margin_ms,
         clients=clients,
+        feed_settle_ms=feed_settle_ms,
     )
     continued = False
     if not summary.complete and continuation < MAX_CONTINUATIONS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -705,3 +706,65 @@ def test_adopting_a_bucket_transforms_and_lints_cleanly(template: dict[str, Any]
         cfn = transform(adopted, {}, _NoManagedPolicies())
     matches = lint(json.dumps(cfn), config=ManualArgs(regions=REGIONS))
     assert [str(m) for m in matches] == []
+
+
+# ------------------------------------------------------------------------- freshness (lag)
+
+
+def test_the_lag_alarm_watches_the_p99_of_ingest_lag(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["IngestLagAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("FileTracker", "IngestLagMs")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "file-tracker-ingest"}]
+    assert alarm["ExtendedStatistic"] == "p99" and "Statistic" not in alarm
+    assert alarm["Threshold"] == {"Ref": "IngestLagAlarmMs"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    parameter = template["Parameters"]["IngestLagAlarmMs"]
+    assert parameter["Type"] == "Number" and parameter["Default"] > 0
+    ingest = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert ingest["POWERTOOLS_SERVICE_NAME"] == "file-tracker-ingest"
+
+
+def _dashboard(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The dashboard body with its ${...} references replaced, and the names referenced."""
+    text = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    references = set(re.findall(r"\$\{([^}]+)\}", text))
+    numeric = {"IngestLagAlarmMs", "OldestMessageAgeAlarmSeconds"}
+    body = re.sub(
+        r"\$\{([^}]+)\}", lambda m: "1" if m.group(1) in numeric else f"<{m.group(1)}>", text
+    )
+    return json.loads(body), references
+
+
+def test_the_dashboard_shows_throughput_lag_failures_retries_drift_and_queue_age(
+    template: dict[str, Any],
+) -> None:
+    body, references = _dashboard(template)
+    widgets = {w["properties"]["title"]: w["properties"] for w in body["widgets"]}
+    titles = " | ".join(widgets).lower()
+    for topic in ("throughput", "lag", "failures", "retries", "drift", "queue age"):
+        assert topic in titles
+    metrics = {(m[0], m[1]) for w in widgets.values() for m in w["metrics"]}
+    assert {
+        ("FileTracker", "RecordsWritten"),
+        ("FileTracker", "IngestLagMs"),
+        ("FileTracker", "RecordsFailed"),
+        ("FileTracker", "Retries"),
+        ("FileTracker", "DriftFound"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+    } <= metrics
+    lag = next(w for t, w in widgets.items() if "lag" in t.lower())
+    assert {m[-1]["stat"] for m in lag["metrics"]} >= {"p99"}
+    # every FileTracker metric on it is one a handler publishes
+    handlers = "".join(p.read_text() for p in (TEMPLATE.parent / "handlers").glob("*.py"))
+    for namespace, name in metrics:
+        if namespace == "FileTracker":
+            assert f'"{name}"' in handlers, name
+    # and everything it references exists in the template
+    for name in references:
+        resource = name.split(".")[0]
+        assert (
+            resource in template["Resources"]
+            or resource in template["Parameters"]
+            or resource.startswith("AWS::")
+        ), name

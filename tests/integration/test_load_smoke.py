@@ -115,9 +115,18 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
     assert 0 < document["rss"]["baseline_mb"] <= document["rss"]["peak_mb"]
     assert {t["target"] for t in document["targets"]} >= {
         "peak RSS of one invocation (MB)",
-        "(d) WRU per record",
+        "(d) table WRU per record (indexes apart)",
         "(d) RRU per record",
     }
+    # every design element's write units, by kind of change, with and without the feed
+    feed = document["feed_costs"]
+    with_feed, without = feed["with_feed"], feed["without_feed"]
+    assert with_feed["create"]["units"] == {"table": 1, "by_name": 1, "by_change": 1}
+    for kind in ("overwrite", "delete"):  # a new position moves the entry: delete + put
+        assert with_feed[kind]["units"] == {"table": 1, "by_name": 1, "by_change": 2}
+        assert without[kind]["units"] == {"table": 1, "by_name": 1}
+    assert feed["mixes"]["uploads (creates only)"]["feed_added_wru"] == 1
+    assert all(r["wru_all_per_record"] == 3 for r in ingest)  # table + by_name + by_change
     assert png.stat().st_size > 1000
 
 

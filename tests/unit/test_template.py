@@ -28,6 +28,7 @@ REGIONS = ["ap-south-1", "us-east-1"]
 
 TABLE_ARN = {"Fn::GetAtt": ["FilesTable", "Arn"]}
 INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
+FEED_INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_change"}
 INDEX_ACTIONS = {"dynamodb:Query"}
 """Actions granted on the listing index (not the table); every other one on the table only."""
 DYNAMODB_ACTIONS = {
@@ -231,13 +232,21 @@ def test_function_may_use_only_its_dynamodb_actions_on_the_table(
     for statement in dynamodb:
         assert statement["Effect"] == "Allow"
         actions = set(_as_list(statement["Action"]))
-        expected = [INDEX_ARN] if actions <= INDEX_ACTIONS else [TABLE_ARN]
-        assert _as_list(statement["Resource"]) == expected, statement
+        expected = [[INDEX_ARN], [FEED_INDEX_ARN]] if actions <= INDEX_ACTIONS else [[TABLE_ARN]]
+        assert _as_list(statement["Resource"]) in expected, statement
         assert not (actions & INDEX_ACTIONS) or actions <= INDEX_ACTIONS, statement
         assert all(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
         assert "Condition" not in statement
         granted |= set(_as_list(statement["Action"]))
     assert granted == DYNAMODB_ACTIONS[function]
+
+
+def test_only_the_api_may_query_the_change_feed_index(transformed: dict[str, Any]) -> None:
+    for function in ("IngestFunction", "ApiFunction", "ReconcileFunction"):
+        resources = [
+            r for s in _role_statements(transformed, function) for r in _as_list(s["Resource"])
+        ]
+        assert (FEED_INDEX_ARN in resources) == (function == "ApiFunction"), function
 
 
 @pytest.mark.parametrize("function", sorted(DYNAMODB_ACTIONS))
@@ -592,7 +601,9 @@ def test_reconcile_role_is_exactly_least_privilege(transformed: dict[str, Any]) 
         "Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/*", {"Bucket": RECONCILE_BUCKET}]
     }
     # read rows consistently and write repairs (conditional puts) on the table only
-    assert granted[("dynamodb:BatchGetItem", "dynamodb:PutItem")] == TABLE_ARN
+    assert (
+        granted[("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")] == TABLE_ARN
+    )
     # query the listing index only
     assert granted[("dynamodb:Query",)] == {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
     # keep its checkpoints under the stack's own SSM path

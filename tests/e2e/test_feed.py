@@ -209,6 +209,7 @@ def test_a_consumer_restarted_20_times_replays_the_bucket_exactly(stack: Stack) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2_400)
 def test_the_same_with_10000_operations(stack: Stack) -> None:
     saved = _run(stack, 10_000, seed=2)
     _assert_replayed(stack, saved)

@@ -78,6 +78,7 @@ LABELS = {
     "powertools": "(c) Powertools BatchProcessor + PutItem",
     "ingest": "(d) ingest, conditional (default)",
     "ingest_no_reads": "(d-) ingest, version reads skipped",
+    "ingest_no_feed": "(d0) ingest without the change feed",
     "ingest_batch": "(e) ingest, INGEST_WRITE_MODE=batch",
     "cond_put": "(f) conditional PutItem per record",
     "transact": "(g) TransactWriteItems of 100",
@@ -90,6 +91,7 @@ MODES_TABLE = [
     "batch_writer",
     "powertools",
     "ingest",
+    "ingest_no_feed",
     "ingest_batch",
     "cond_put",
     "transact",
@@ -630,7 +632,7 @@ def run(args: argparse.Namespace) -> int:
     concurrencies = [int(x) for x in args.concurrency.split(",")]
     sample = min(args.sample, args.records)
     results: list[dict[str, Any]] = []
-    steps = len(latencies) * (3 + 2 + 1 + 2 * len(concurrencies)) + 3
+    steps = len(latencies) * (3 + 2 + 2 + 2 * len(concurrencies)) + 3
     with (
         SinkProcess(unprocessed_rate=args.unprocessed_rate) as sink,
         sdk_parameter_validation(args.param_validation == "on"),
@@ -667,16 +669,18 @@ def run(args: argparse.Namespace) -> int:
         bar.advance(task)
         baselines = Baselines(sink.url)
         for concurrency in concurrencies:
-            for mode, variants in (
-                ("conditional", ("ingest", "ingest_no_reads")),
-                ("batch", ("ingest_batch",)),
+            for mode, variants, design in (
+                ("conditional", ("ingest", "ingest_no_reads"), contextlib.nullcontext),
+                ("conditional", ("ingest_no_feed",), feed_off),
+                ("batch", ("ingest_batch",), contextlib.nullcontext),
             ):
-                if mode == "batch" and concurrency != _chosen(concurrencies):
-                    continue  # the opt-in mode is measured at the default concurrency only
-                handler = IngestHandler(sink.url, concurrency, mode)
-                try:
+                if variants[0] != "ingest" and concurrency != _chosen(concurrencies):
+                    continue  # the other designs are measured at the default concurrency only
+                with design():  # the store is opened (with or without the feed) by the warmup
+                    handler = IngestHandler(sink.url, concurrency, mode)
                     sink.configure(latency_ms=0, unprocessed_rate=0)
                     handler(sqs_event(100, run="warmup"))
+                try:
                     for latency in latencies:
                         sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
                         for variant in variants:

@@ -127,6 +127,8 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
         assert without[kind]["units"] == {"table": 1, "by_name": 1}
     assert feed["mixes"]["uploads (creates only)"]["feed_added_wru"] == 1
     assert all(r["wru_all_per_record"] == 3 for r in ingest)  # table + by_name + by_change
+    no_feed = [r for r in document["results"] if r["variant"] == "ingest_no_feed"]
+    assert no_feed and all(r["units_per_record"] == {"table": 1, "by_name": 1} for r in no_feed)
     assert png.stat().st_size > 1000
 
 

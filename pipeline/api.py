@@ -37,7 +37,12 @@ from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on P
 
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.reader import ChangeIndex, ShardPage, ShardRange
-from pipeline.feed.service import BadSinceError, ChangeFeed, CursorExpiredError
+from pipeline.feed.service import (
+    SINCE_MESSAGE,
+    BadSinceError,
+    ChangeFeed,
+    CursorExpiredError,
+)
 from pipeline.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -72,8 +77,9 @@ PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} charact
 DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
 CURSOR_MESSAGE = "cursor is invalid: pass the next_cursor of the previous page unchanged"
-SINCE_MESSAGE = "since must be an ISO 8601 time such as 2026-12-04T10:00:00Z"
 BUCKET_MESSAGE = "bucket must be an S3 bucket name (3-63 characters)"
+CURSOR_AND_SINCE_MESSAGE = "pass either cursor or since, not both"
+NO_BUCKET_MESSAGE = "bucket is required: this stack has no default bucket"
 _MESSAGES = {
     "limit": LIMIT_MESSAGE,
     "next_token": TOKEN_MESSAGE,
@@ -439,10 +445,10 @@ def build_app(
         if prefix is not None and not _is_text(prefix):
             raise BadRequest(PREFIX_MESSAGE)
         if cursor is not None and since is not None:
-            raise BadRequest("pass either cursor or since, not both")
+            raise BadRequest(CURSOR_AND_SINCE_MESSAGE)
         bucket = bucket or default_bucket
         if bucket is None:
-            raise BadRequest("bucket is required: this stack has no default bucket")
+            raise BadRequest(NO_BUCKET_MESSAGE)
         if not _BUCKET_NAME.fullmatch(bucket):
             raise BadRequest(BUCKET_MESSAGE)
         if feed is None:

@@ -18,6 +18,15 @@ ITEM_FIELDS = ("size", "etag", "version_id", "event_time", "sequencer")
 """Fields of a change copied from its row when present and well-typed."""
 
 
+SINCE_MESSAGE = "since must be an ISO 8601 time such as 2026-12-04T10:00:00Z"
+
+
+def expired_message(what: str, retention_days: int) -> str:
+    """The 410 message for a `cursor` or `since` older than the retention."""
+    advice = "restart with since=" if what == "cursor" else "pass a later since"
+    return f"{what} is older than the feed's retention ({retention_days} days): {advice}"
+
+
 class CursorExpiredError(Exception):
     """The cursor (or `since`) is older than the feed's retention: start again with `since`."""
 
@@ -76,11 +85,13 @@ class ChangeFeed:
         if since_ms is None:
             return time_position(now_ms - self.settle_ms)
         if since_ms < now_ms - self.retention_ms:
-            raise CursorExpiredError(
-                "since is older than the feed's retention "
-                f"({self.retention_ms // 86_400_000} days): pass a later since"
-            )
-        return time_position(since_ms - 1)
+            raise CursorExpiredError(expired_message("since", self.retention_days))
+        return time_position(min(since_ms, now_ms) - 1)  # a future since: from now
+
+    @property
+    def retention_days(self) -> int:
+        """The retention in whole days (for messages)."""
+        return self.retention_ms // 86_400_000
 
     def page(
         self,
@@ -96,10 +107,7 @@ class ChangeFeed:
         if cursor is not None:
             after = self.cursors.decode(cursor, bucket, prefix)
             if position_ms(after) < now_ms - self.retention_ms:
-                raise CursorExpiredError(
-                    "cursor is older than the feed's retention "
-                    f"({self.retention_ms // 86_400_000} days): restart with since="
-                )
+                raise CursorExpiredError(expired_message("cursor", self.retention_days))
         else:
             after = self.start(parse_since(since) if since is not None else None, now_ms)
         page = read_changes(

@@ -33,14 +33,19 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from pipeline.api import (
+    BUCKET_MESSAGE,
+    CURSOR_AND_SINCE_MESSAGE,
+    CURSOR_MESSAGE,
     DELIMITER_MESSAGE,
     LIMIT_MESSAGE,
+    NO_BUCKET_MESSAGE,
     PREFIX_MESSAGE,
     START_AFTER_MESSAGE,
     TOKEN_MESSAGE,
     build_app,
 )
 from pipeline.dynamo.reader import DynamoFileReader
+from pipeline.feed.service import SINCE_MESSAGE, expired_message
 from pipeline.local.api_client import get
 from pipeline.local.stack import Stack
 from pipeline.local.template import OPENAPI_PATH, read_stack_config
@@ -73,6 +78,16 @@ PUBLIC_MESSAGES = frozenset(
         "Missing Authentication Token",
         "Internal server error",
         "Service temporarily unavailable, retry later",
+        # GET /changes
+        CURSOR_MESSAGE,
+        SINCE_MESSAGE,
+        BUCKET_MESSAGE,
+        CURSOR_AND_SINCE_MESSAGE,
+        NO_BUCKET_MESSAGE,
+        "cursor was issued for a different prefix",
+        "cursor was issued for a different bucket",
+        expired_message("cursor", 7),
+        expired_message("since", 7),
     }
 )
 """Every text an error answer may carry: nothing else (exception text, names) reaches a client."""

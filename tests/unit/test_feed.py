@@ -382,3 +382,20 @@ def test_an_expired_cursor_is_a_410_with_a_message() -> None:
     assert status == 410 and "since=" in payload["message"]
     _check(status, payload)
     assert json.dumps(payload).count("message") == 1
+
+
+@pytest.mark.parametrize(
+    ("since", "status"),
+    [
+        ("9999-12-31T23:59:59Z", 200),  # the future: from now
+        ("0001-01-01T00:00:00Z", 410),
+        ("2027-01-15T08:00:00+05:30", 200),
+        ("2027-01-15", 200),
+        ("2027-13-40T00:00:00Z", 400),
+        ("", 400),
+    ],
+)
+def test_any_since_is_answered_without_a_500(since: str, status: int) -> None:
+    got, payload = _get(_app(MemoryIndex(), T0), since=since)
+    assert got == status, payload
+    _check(got, payload)

@@ -58,6 +58,9 @@ INDEX_SHARDS = 8
 # The change feed's index (pipeline/feed/): every row a writer stamps carries `changed` (its
 # position in the feed) and `feed_shard`; `by_change` sorts each shard by `changed`.
 FEED_INDEX_NAME = "by_change"
+OBJECT_KEY = "filename"
+BUCKET = "bucket"
+"""The attribute holding the object's key (whatever the table's partition key is)."""
 CHANGED = "changed"
 FEED_SHARD = "feed_shard"
 KIND = "kind"

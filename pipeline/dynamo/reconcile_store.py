@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline.dynamo.errors import error_code
 from pipeline.dynamo.reader import from_item
 from pipeline.dynamo.writer import to_item
-from pipeline.feed.positions import MS_DIGITS, Stamper
+from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
     CHANGED,
     PARTITION_KEY,
@@ -153,7 +153,7 @@ class DynamoRowStore:
         stamped = str(row[CHANGED])
         for _ in range(5):
             sent_ms = self._stamper.now_ms()
-            fresh = f"{sent_ms:0{MS_DIGITS}d}{stamped[MS_DIGITS:]}"
+            fresh = f"{sent_ms:0{MS_DIGITS}d}{position_tail(stamped)}"
             try:
                 self.calls += 1
                 self._client.update_item(

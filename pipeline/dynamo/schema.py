@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.model import (
+    BUCKET,
     CHANGED,
     FEED_INDEX_NAME,
     FEED_SHARD,
     INDEX_NAME,
     KIND,
+    OBJECT_KEY,
     PARTITION_KEY,
     SHARD_ATTRIBUTE,
     TTL_ATTRIBUTE,
@@ -32,8 +34,8 @@ def index_definition() -> dict[str, Any]:
 
 
 FEED_PROJECTED = (
-    PARTITION_KEY,
-    "bucket",
+    OBJECT_KEY,
+    BUCKET,
     KIND,
     "size",
     "etag",

@@ -41,7 +41,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from pipeline.dynamo.errors import error_code, is_transient
-from pipeline.feed.positions import MS_DIGITS, Stamper, row_hash
+from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
     CHANGED,
     MAX_ITEM_BYTES,
@@ -272,7 +272,7 @@ class _Statement:
         if self.stamp_at < 0:
             return self.statement
         parameters = list(self.statement["Parameters"])
-        parameters[self.stamp_at] = {"S": f"{sent_ms:0{MS_DIGITS}d}.{self.tail}"}
+        parameters[self.stamp_at] = {"S": f"{sent_ms:0{MS_DIGITS}d}{self.tail}"}
         return {"Statement": self.statement["Statement"], "Parameters": parameters}
 
 
@@ -377,7 +377,7 @@ class DynamoFileStore:
             except (TypeError, ValueError) as error:  # e.g. a stored value of another type
                 stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
                 continue
-            tail = row_hash(str(write.row["bucket"]), key) if stamp_at >= 0 else ""
+            tail = position_tail(str(write.row[CHANGED])) if stamp_at >= 0 else ""
             statements.append(_Statement(key, write.row, statement, stamp_at, tail))
         late: set[str] = set()
         unanswered: set[str] = set()
@@ -464,7 +464,7 @@ class DynamoFileStore:
             sent_ms = stamper.now_ms()
             response = await self._client.batch_execute_statement(
                 Statements=[
-                    _restamp(self._table, e.row, f"{sent_ms:0{MS_DIGITS}d}.{e.tail}") for e in chunk
+                    _restamp(self._table, e.row, f"{sent_ms:0{MS_DIGITS}d}{e.tail}") for e in chunk
                 ]
             )
             overdue = stamper.late(sent_ms)
@@ -518,7 +518,7 @@ class DynamoFileStore:
                 sent_ms = self._stamper.now_ms()
                 for request in chunk:
                     item = request["PutRequest"]["Item"]
-                    tail = item[CHANGED]["S"][MS_DIGITS:]
+                    tail = position_tail(item[CHANGED]["S"])
                     item[CHANGED] = {"S": f"{sent_ms:0{MS_DIGITS}d}{tail}"}
             response = await self._client.batch_write_item(RequestItems={self._table: chunk})
             left = list(response.get("UnprocessedItems", {}).get(self._table, []))

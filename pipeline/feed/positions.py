@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pipeline.model import CHANGED, DELETED, FEED_SHARD, KIND
+from pipeline.model import BUCKET, CHANGED, DELETED, FEED_SHARD, KIND, OBJECT_KEY
 
 FEED_SHARDS = 8
 """Partition key values of the feed index per bucket (spreads a burst of writes)."""
@@ -75,6 +75,11 @@ def is_position(value: object) -> bool:
     return isinstance(value, str) and POSITION_PATTERN.fullmatch(value) is not None
 
 
+def position_tail(value: str) -> str:
+    """The part of a position after its milliseconds (`.` and the row's hash)."""
+    return value[MS_DIGITS:]
+
+
 def feed_shard(bucket: str, key: str, shards: int = FEED_SHARDS) -> str:
     """The feed index partition of a row: `{bucket}/{crc32(key) mod shards}`."""
     return f"{bucket}/{zlib.crc32(key.encode('utf-8', 'surrogatepass')) % shards}"
@@ -114,11 +119,9 @@ class Stamper:
         row: Mapping[str, Any],
         expected: Mapping[str, Any] | None,
         sent_ms: int,
-        *,
-        key_attribute: str = "filename",
     ) -> dict[str, Any]:
         """`row` with its feed attributes: position at `sent_ms`, shard and kind."""
-        bucket, key = str(row["bucket"]), str(row[key_attribute])
+        bucket, key = str(row[BUCKET]), str(row[OBJECT_KEY])
         stamped = dict(row)
         stamped[CHANGED] = position(sent_ms, bucket, key)
         stamped[FEED_SHARD] = feed_shard(bucket, key, self.shards)

@@ -40,13 +40,20 @@ def test_settings_are_the_template_parameter_defaults() -> None:
     assert set(config.api_routes) == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
+        ("GET", "/changes"),
         ("OPTIONS", "/files"),
         ("OPTIONS", "/files/{filename+}"),
+        ("OPTIONS", "/changes"),
     }
     assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
+        ("GET", "/changes"),
     }
+    for function in (config.ingest, config.api):  # the feed's settings reach every function
+        assert function.environment["FEED_SETTLE_MS"] == str(
+            raw_parameter(template, "FeedSettleMs")
+        )
     assert set(config.notification_events) == {
         "s3:ObjectCreated:*",
         "s3:ObjectRemoved:*",

@@ -23,10 +23,22 @@ from urllib.parse import urlencode
 from botocore.credentials import Credentials
 from rich.table import Table
 
-from load.report import console, fmt, machine, percentile, progress, target, write_json
+from load.report import (
+    add_output_arguments,
+    console,
+    finish,
+    fmt,
+    machine,
+    percentile,
+    progress,
+    target,
+    verdict_of,
+)
 from pipeline.local.api_client import Signer, get
 
 MAX_ITEMS = 200_000
+MIN_ITEMS = 5_000
+"""Below this many items a walk is a few pages: its items/s is start-up, not paging."""
 MAX_PAGES = 100_000
 
 
@@ -170,11 +182,8 @@ def run(args: argparse.Namespace) -> int:
         "results": results,
         "targets": _targets(results),
     }
-    write_json(args.out, document)
-    print_summary(document)
-    if args.plot:
-        plot(document, args.plot)
-    return 0 if all(r["complete"] for r in results) else 1
+    status = finish(args, document, summary=print_summary, draw=plot)
+    return 0 if status == 0 and all(r["complete"] for r in results) else 1
 
 
 def _walks(
@@ -214,7 +223,9 @@ def _targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not api or not scan:
         return []
     ratio = api["items_per_s"] / scan["items_per_s"]
-    return [target("GET /files items/s at limit 1000 / raw Scan items/s", ratio, ">=", 0.8)]
+    name = "GET /files items/s at limit 1000 / raw Scan items/s"
+    items = api["items"]
+    return [target(name, ratio, ">=", 0.8, size=items, min_size=MIN_ITEMS, unit="items")]
 
 
 def print_summary(document: dict[str, Any]) -> None:
@@ -241,7 +252,7 @@ def print_summary(document: dict[str, Any]) -> None:
             )
     console.print(table)
     for t in document["targets"]:
-        verdict = "met" if t["met"] else f"MISSED by x{t['missed_by_factor']}"
+        verdict = verdict_of(t)
         console.print(f"Target: {t['target']} = {t['value']} ({t['goal']}): {verdict}")
 
 
@@ -282,8 +293,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="walks per limit and way (best kept)")
     parser.add_argument("--stack-name", help="a deployed stack (outputs ApiUrl, TableName)")
     parser.add_argument("--region", help="deployed stack's region")
-    parser.add_argument("--out", default="load/results/read.json", help="JSON results")
-    parser.add_argument("--plot", default=None, help="PNG plot path")
+    add_output_arguments(parser, "read")
 
 
 def main(argv: list[str] | None = None) -> int:

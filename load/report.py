@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,17 +97,89 @@ class Stopwatch:
         self.cpu_s = time.process_time() - self._cpu
 
 
-def target(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
-    """One benchmark target: `value op goal`, whether it is met, and by what factor it is missed."""
+def add_output_arguments(
+    parser: argparse.ArgumentParser, name: str, *, plot: str | None = "PNG plot path"
+) -> None:
+    """The flags every benchmark shares: `--out` (JSON results) and `--plot` (a PNG)."""
+    parser.add_argument("--out", default=f"load/results/{name}.json", help="JSON results path")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        help=plot or "PNG plot path (this benchmark draws none; given, a note says so)",
+    )
+
+
+def target(
+    name: str,
+    value: float,
+    op: str,
+    goal: float,
+    *,
+    size: int | None = None,
+    min_size: int | None = None,
+    unit: str = "",
+) -> dict[str, Any]:
+    """One benchmark target: `value op goal`, whether it is met, and by what factor it is missed.
+
+    With `size` below `min_size` the run is too small for the target to mean anything: it is
+    reported with a note and `met` None (neither met nor missed).
+    """
     met = value >= goal if op == ">=" else value <= goal
-    miss = None if met else (goal / value if op == ">=" else value / goal)
-    return {
+    miss = None if met else (goal / value if op == ">=" and value else value / goal)
+    result: dict[str, Any] = {
         "target": name,
         "value": round(value, 3),
         "goal": f"{op} {goal:g}",
         "met": met,
         "missed_by_factor": None if miss is None else round(miss, 3),
     }
+    if size is not None and min_size is not None and size < min_size:
+        result.update(met=None, missed_by_factor=None)
+        result["note"] = (
+            f"run too small for this target to mean anything ({size:,} {unit} < {min_size:,})"
+        )
+    return result
+
+
+def missed(targets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets that were judged and missed."""
+    return [t for t in targets if t.get("met") is False]
+
+
+def finish(
+    args: argparse.Namespace,
+    document: dict[str, Any],
+    *,
+    summary: Callable[[dict[str, Any]], None] | None = None,
+    draw: Callable[[dict[str, Any], str], None] | None = None,
+) -> int:
+    """Every benchmark's ending: write `--out`, print the summary and the targets, draw
+    `--plot`; the exit status: 1 when a target was missed, else 0."""
+    targets: list[dict[str, Any]] = document.setdefault("targets", [])
+    write_json(args.out, document)
+    if summary is not None:
+        summary(document)
+    else:
+        console.print(targets_table(targets))
+    plot_path = getattr(args, "plot", None)
+    if plot_path and draw is not None:
+        draw(document, plot_path)
+    elif plot_path:
+        console.print(f"note: this benchmark draws no plot; --plot {plot_path} ignored")
+    for t in targets:
+        if t.get("note"):
+            console.print(f"note: {t['target']}: {t['note']}")
+    failed = missed(targets)
+    for t in failed:
+        console.print(f"[red]target missed[/red]: {t['target']} = {t['value']} (goal {t['goal']})")
+    return 1 if failed else 0
+
+
+def verdict_of(t: dict[str, Any]) -> str:
+    """One target's verdict in words."""
+    if t.get("met") is None:
+        return "not judged: " + str(t.get("note", "run too small"))
+    return "met" if t["met"] else f"MISSED by x{t['missed_by_factor']}"
 
 
 def targets_table(targets: list[dict[str, Any]]) -> Table:
@@ -115,11 +188,12 @@ def targets_table(targets: list[dict[str, Any]]) -> Table:
     for column in ("target", "value", "goal", "met", "missed by"):
         table.add_column(column)
     for t in targets:
+        met = {True: "yes", False: "NO", None: "n/a (run too small)"}[t["met"]]
         table.add_row(
             t["target"],
             str(t["value"]),
             t["goal"],
-            "yes" if t["met"] else "NO",
+            met,
             "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
         )
     return table

@@ -21,7 +21,8 @@ troubleshooting"):
   and are skipped.
 - Field names are kebab-case (`version-id`, `deletion-type`), `etag` is lower-case, the time
   is the envelope's `time` (whole seconds); `sequencer` orders events for a key as in S3's own
-  notifications.
+  notifications. Rows store both in the forms S3's own notifications give them (time with
+  milliseconds, sequencer uppercase: `pipeline.fields`), whichever route an event took.
 - The key: unlike S3's notification (form-URL-encoded, `red+flower.jpg`), AWS's documentation of
   the EventBridge shape says nothing about encoding, and its samples, Powertools'
   `S3EventBridgeNotificationObject.key` and moto all carry the key as is. We take it as is
@@ -34,7 +35,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.fields import NotificationError, check_sequencer, check_size, decode_key
+from pipeline.fields import (
+    NotificationError,
+    check_sequencer,
+    check_size,
+    check_text,
+    check_time,
+    decode_key,
+)
 from pipeline.model import Action, FileEvent
 
 SOURCE = "aws.s3"
@@ -77,28 +85,14 @@ def is_eventbridge(document: dict[str, Any]) -> bool:
     return "detail-type" in document and "detail" in document
 
 
-def _string(value: Any, what: str, *, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise EventBridgeError(f"{what} must be a non-empty string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EventBridgeError(f"{what} is not valid UTF-8") from None
-    return value
-
-
 def _name(detail_type: str, detail: dict[str, Any]) -> tuple[Action, str]:
-    reason = detail.get("reason")
+    reason = check_text(detail.get("reason"), "detail.reason", required=False)
     if detail_type == CREATED:
         if reason is None:
             return Action.PUT, "ObjectCreated:Put"
-        text = _string(reason, "detail.reason")
-        assert text is not None
-        return Action.PUT, CREATE_REASONS.get(text, f"ObjectCreated:{text[:40]}")
-    deletion = detail.get("deletion-type", "Permanently Deleted")
-    name = DELETE_NAMES.get((reason or "DeleteObject", deletion))
+        return Action.PUT, CREATE_REASONS.get(reason, f"ObjectCreated:{reason[:40]}")
+    deletion = check_text(detail.get("deletion-type"), "detail.deletion-type", required=False)
+    name = DELETE_NAMES.get((reason or "DeleteObject", deletion or "Permanently Deleted"))
     if name is None:
         raise EventBridgeError(
             f"unsupported Object Deleted reason/deletion-type {str(reason)[:40]!r}/"
@@ -116,7 +110,7 @@ def parse_event(document: dict[str, Any]) -> FileEvent | None:
         raise EventBridgeError(
             f"EventBridge event source must be {SOURCE}, got {str(document.get('source'))[:40]!r}"
         )
-    detail_type = _string(document.get("detail-type"), "detail-type")
+    detail_type = check_text(document.get("detail-type"), "detail-type")
     assert detail_type is not None
     if detail_type in IGNORED_DETAIL_TYPES:
         return None
@@ -129,21 +123,19 @@ def parse_event(document: dict[str, Any]) -> FileEvent | None:
     if not isinstance(bucket, dict) or not isinstance(obj, dict):
         raise EventBridgeError("detail has no bucket or object")
     action, name = _name(detail_type, detail)
-    key = _string(obj.get("key"), "detail.object.key")
+    key = check_text(obj.get("key"), "detail.object.key")
     assert key is not None
     if KEYS_ARE_ENCODED:  # pragma: no cover - see the module docstring
         key = decode_key(key)
     creates = action is Action.PUT
     return FileEvent(
         filename=key,
-        bucket=_string(bucket.get("name"), "detail.bucket.name") or "",
+        bucket=check_text(bucket.get("name"), "detail.bucket.name") or "",
         action=action,
         event_name=name,
-        event_time=_string(document.get("time"), "time") or "",
+        event_time=check_time(document.get("time"), "time"),
         size=check_size(obj.get("size"), "detail.object.size") if creates else None,
-        etag=_string(obj.get("etag"), "detail.object.etag", required=False) if creates else None,
-        sequencer=check_sequencer(
-            _string(obj.get("sequencer"), "detail.object.sequencer", required=False)
-        ),
-        version_id=_string(obj.get("version-id"), "detail.object.version-id", required=False),
+        etag=check_text(obj.get("etag"), "detail.object.etag", required=False) if creates else None,
+        sequencer=check_sequencer(obj.get("sequencer"), "detail.object.sequencer"),
+        version_id=check_text(obj.get("version-id"), "detail.object.version-id", required=False),
     )

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.eventbridge import parse_event
-from pipeline.fields import NotificationError, check_sequencer, check_size, decode_key
+from pipeline.fields import (
+    NotificationError,
+    check_sequencer,
+    check_size,
+    check_text,
+    check_time,
+    decode_key,
+)
 from pipeline.model import Action, FileEvent
 
 CREATE_PREFIXES = ("ObjectCreated:",)
@@ -47,25 +54,13 @@ class Notification:
     test_event: bool = False
 
 
-def _text(value: Any, what: str, *, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value):
-        raise NotificationError(f"{what} must be a non-empty string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise NotificationError(f"{what} is not valid UTF-8") from None
-    return value
-
-
 def _record(record: Any) -> FileEvent | None:
     if not isinstance(record, dict):
         raise NotificationError("each entry of Records must be an object")
     source = record.get("eventSource")
     if source is not None and source != "aws:s3":
         raise NotificationError(f"eventSource must be aws:s3, got {str(source)[:40]!r}")
-    name = _text(record.get("eventName"), "eventName")
+    name = check_text(record.get("eventName"), "eventName")
     assert name is not None
     name = name.removeprefix("s3:")
     if name.startswith(CREATE_PREFIXES):
@@ -83,21 +78,21 @@ def _record(record: Any) -> FileEvent | None:
     if not isinstance(bucket, dict) or not isinstance(obj, dict):
         raise NotificationError("record has no s3.bucket or s3.object")
     size = check_size(obj.get("size"))
-    raw_key = _text(obj.get("key"), "s3.object.key")
+    raw_key = check_text(obj.get("key"), "s3.object.key")
     assert raw_key is not None
-    sequencer = check_sequencer(_text(obj.get("sequencer"), "s3.object.sequencer", required=False))
+    sequencer = check_sequencer(obj.get("sequencer"))
     return FileEvent(
         filename=decode_key(raw_key),
-        bucket=_text(bucket.get("name"), "s3.bucket.name") or "",
+        bucket=check_text(bucket.get("name"), "s3.bucket.name") or "",
         action=action,
         event_name=name,
-        event_time=_text(record.get("eventTime"), "eventTime") or "",
+        event_time=check_time(record.get("eventTime"), "eventTime"),
         size=size if action is Action.PUT else None,
-        etag=_text(obj.get("eTag"), "s3.object.eTag", required=False)
+        etag=check_text(obj.get("eTag"), "s3.object.eTag", required=False)
         if action is Action.PUT
         else None,
         sequencer=sequencer,
-        version_id=_text(obj.get("versionId"), "s3.object.versionId", required=False),
+        version_id=check_text(obj.get("versionId"), "s3.object.versionId", required=False),
     )
 
 

@@ -6,6 +6,7 @@ the queue's maxReceiveCount, lands in the DLQ.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -23,6 +24,43 @@ set by multipart upload: 10,000 parts x 5 GiB. A size above it cannot come from 
 
 class NotificationError(ValueError):
     """The message body is not an S3 event notification we can apply."""
+
+
+def check_text(value: Any, what: str, *, required: bool = True) -> str | None:
+    """A non-empty, UTF-8-encodable string; None for an absent optional field (`required` off).
+
+    Any other JSON value (number, list, object, boolean, empty string) is a `NotificationError`.
+    """
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        shown = "empty" if value == "" else type(value).__name__
+        raise NotificationError(f"{what} must be a non-empty string, got {shown}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotificationError(f"{what} is not valid UTF-8") from None
+    return value
+
+
+def check_time(value: Any, what: str) -> str:
+    """An ISO 8601 time, in the one form rows store: UTC with milliseconds, as S3 notifications
+    send it (`2026-12-04T10:00:00.123Z`). EventBridge sends whole seconds (`...:00Z`): stored
+    as `.000Z`. A time without an offset is taken as UTC; finer digits are cut to milliseconds.
+    """
+    text = check_text(value, what)
+    assert text is not None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise NotificationError(f"{what} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise NotificationError(f"{what} is out of range") from None
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def decode_key(raw: str) -> str:
@@ -51,8 +89,13 @@ def check_size(value: Any, what: str = "s3.object.size") -> int | None:
     return value
 
 
-def check_sequencer(value: str | None) -> str | None:
-    """A sequencer DynamoDB can compare exactly (hex, at most SEQ_WIDTH digits), or None."""
-    if value is not None and (problem := sequencer_problem(value)):
+def check_sequencer(value: Any, what: str = "s3.object.sequencer") -> str | None:
+    """A sequencer DynamoDB can compare exactly (hex, at most SEQ_WIDTH digits), or None.
+
+    Stored in one form whatever the route: uppercase, like S3's own notifications send it
+    (EventBridge's samples are lowercase; S3's rule compares them case-insensitively).
+    """
+    text = value if value == "" else check_text(value, what, required=False)
+    if text is not None and (problem := sequencer_problem(text)):
         raise NotificationError(problem)
-    return value
+    return text.upper() if text is not None else None

@@ -12,6 +12,12 @@
    it is written or, if now stale, skipped. Never reported as a failure for being stale.
    Opt-in `WriteMode.BATCH`: unconditional BatchWriteItem (not race-free).
 5. Map every key that could not be written back to every message that carried an event for it.
+
+Bad input fails only its own message. The parser and the S3 adapter turn every malformed value
+and every SDK error into a reason; beyond that, a last line of defence catches anything else
+(a future bug) per message while parsing and per key while resolving and writing: those
+messages are reported as failures with the error's type (never the message's content) and
+SQS delivers them again, while the rest of the batch is applied.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -37,7 +44,7 @@ from pipeline.model import (
 )
 from pipeline.retry import Deadline, OpStats
 from pipeline.settings import WriteMode
-from pipeline.versions import VersionResolver
+from pipeline.versions import Resolution, VersionResolver, needs_lookup
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +132,13 @@ def collapse(events: Iterable[tuple[str, FileEvent]]) -> dict[str, _Latest]:
     return latest
 
 
+def _bug(error: BaseException) -> str:
+    """An unexpected error, described without its message (which may quote input content)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"internal error {type(error).__name__}{where}; SQS delivers the message again"
+
+
 def message_id_of(record: Mapping[str, Any]) -> str:
     """The SQS messageId of a Lambda SQS record; without one the batch cannot be reported."""
     message_id = record.get("messageId")
@@ -155,11 +169,10 @@ async def ingest(
         message_id = message_id_of(record)
         try:
             notification = parse_body(record.get("body"))
-        except NotificationError as error:
+        except Exception as error:  # NotificationError, or a parser bug: this message alone
+            reason = str(error) if isinstance(error, NotificationError) else _bug(error)
             logger.warning(
-                "Rejected message: %s",
-                error,
-                extra={"message_id": message_id, "reason": str(error)},
+                "Rejected message: %s", reason, extra={"message_id": message_id, "reason": reason}
             )
             failed.add(message_id)
             result.failed += 1
@@ -172,7 +185,15 @@ async def ingest(
     stats = OpStats()
     keys = list(latest)
     if resolver is not None:
-        resolution = await resolver.resolve((entry.event for entry in latest.values()), deadline)
+        try:
+            resolution = await resolver.resolve(
+                (entry.event for entry in latest.values()), deadline
+            )
+        except Exception as error:  # a resolver bug: only the keys it had to look up fail
+            reason = _bug(error)
+            resolution = Resolution(
+                failures={k: reason for k, e in latest.items() if needs_lookup(e.event)}
+            )
         for key, event in resolution.events.items():
             latest[key].event = event
         stats.failures.update(resolution.failures)
@@ -183,7 +204,12 @@ async def ingest(
 
     async def bounded(group: list[_Latest], *args: Any) -> None:
         async with groups:
-            await apply(group, *args)
+            try:
+                await apply(group, *args)
+            except Exception as error:  # a bug: this group's keys fail (redelivery is safe:
+                reason = _bug(error)  # a key already written skips its repeat as stale)
+                for entry in group:
+                    stats.failures.setdefault(entry.event.filename, reason)
 
     await asyncio.gather(
         *(

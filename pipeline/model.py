@@ -8,9 +8,9 @@ Table schema (`files`, partition key `filename`, String):
 | `bucket`     | S    | always                                                         |
 | `size`       | N    | creates                                                        |
 | `etag`       | S    | creates, when S3 sent one                                      |
-| `event_time` | S    | always: S3's `eventTime` (ISO 8601, UTC)                       |
+| `event_time` | S    | always: the event's time, ISO 8601 UTC with milliseconds       |
 | `event_name` | S    | always: e.g. `ObjectCreated:Put`                                |
-| `sequencer`  | S    | when S3 sent one (orders events for the same key), as sent     |
+| `sequencer`  | S    | when S3 sent one (orders events for the same key), uppercase   |
 | `seq`        | S    | when S3 sent a sequencer: `normalize_sequencer(sequencer)`     |
 | `version_id` | S    | when the bucket is versioned                                   |
 | `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |

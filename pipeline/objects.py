@@ -3,6 +3,11 @@
 Used only for events that cannot tell the object's state on their own (a version deleted
 from a versioned bucket, see `pipeline.versions`). One attempt per call: the caller decides
 whether to retry, from the error's type (`ObjectLookupError.transient`), never its text.
+
+Every error the SDK can raise becomes an `ObjectLookupError`: S3's answers (`ClientError`) by
+status and code; connection errors and timeouts are transient; the rest of botocore's
+`BotoCoreError` family (a bucket name or key the SDK refuses to send, `ParamValidationError`;
+endpoint or configuration errors) cannot succeed on another attempt and fail that key alone.
 """
 
 from __future__ import annotations
@@ -13,13 +18,37 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    CapacityNotAvailableError,
+    ChecksumError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
+    MetadataRetrievalError,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
-NETWORK_ERRORS = (HTTPClientError, ConnectionError, aiohttp.ClientError, asyncio.TimeoutError)
-"""Connection refused or reset, connect/read timeouts: worth another attempt."""
+NETWORK_ERRORS = (
+    HTTPClientError,
+    ConnectionError,
+    IncompleteReadError,
+    ChecksumError,
+    FlexibleChecksumError,
+    CapacityNotAvailableError,
+    CredentialRetrievalError,
+    MetadataRetrievalError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+)
+"""Connection refused or reset, connect/read timeouts, a response cut short or corrupted,
+credentials not fetched in time: worth another attempt."""
 THROTTLING_CODES = frozenset({"SlowDown", "ThrottlingException", "RequestTimeout", "503", "429"})
 
 
@@ -103,6 +132,12 @@ class S3ObjectReader:
         except NETWORK_ERRORS as error:
             raise ObjectLookupError(
                 f"HeadObject failed: {type(error).__name__}", transient=True
+            ) from None
+        except BotoCoreError as error:  # e.g. ParamValidationError: never sent, never will be
+            raise ObjectLookupError(
+                f"HeadObject refused by the SDK: {type(error).__name__} "
+                "(a bucket name or key S3 cannot have sent)",
+                transient=False,
             ) from None
         etag = response.get("ETag")
         return ObjectHead(

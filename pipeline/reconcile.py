@@ -173,10 +173,28 @@ class Summary:
     last_key: str | None = None
     failures: dict[str, str] = field(default_factory=dict)
     """Up to `MAX_FAILURES_KEPT` keys that could not be repaired, with the reason."""
+    drifted: dict[str, list[str]] = field(default_factory=dict)
+    """Kind -> the first `MAX_DRIFTED_KEPT` drifted keys of this invocation, in key order."""
 
     @property
     def drift(self) -> int:
         return self.missing + self.extra + self.stale
+
+    def name_drift(self, kind: str, key: str) -> None:
+        """Keep `key` among the drifted keys named in the report (bounded per kind)."""
+        named = self.drifted.setdefault(kind, [])
+        if len(named) < MAX_DRIFTED_KEPT:
+            named.append(key)
+
+    def drifted_keys(self) -> dict[str, dict[str, Any]]:
+        """Per kind: the keys named, and how many more drifted (`more`)."""
+        return {
+            kind: {
+                "keys": list(self.drifted.get(kind, [])),
+                "more": max(getattr(self, kind) - len(self.drifted.get(kind, [])), 0),
+            }
+            for kind in ("missing", "extra", "stale")
+        }
 
     def report(self) -> dict[str, Any]:
         """The `--json` summary."""
@@ -194,10 +212,13 @@ class Summary:
             "dry_run": self.dry_run,
             "resumed_after": self.resumed_after,
             "failures": dict(self.failures),
+            "drifted_keys": self.drifted_keys(),
         }
 
 
 MAX_FAILURES_KEPT = 20
+MAX_DRIFTED_KEPT = 100
+"""Drifted keys named per kind in a summary (the counts cover them all)."""
 
 
 @dataclass
@@ -508,6 +529,7 @@ def reconcile(
         kind = classify(obj, row)
         if kind is not None:
             setattr(summary, kind.value, getattr(summary, kind.value) + 1)
+            summary.name_drift(kind.value, key)
             pending.append(Drift(kind, key, obj, row))
             if len(pending) >= batch_size:
                 flush()

@@ -44,6 +44,18 @@ class Target:
     checkpoint_path: str = DEFAULT_PATH
     credentials: dict[str, str] | None = None
     """Explicit access key and secret (the embedded local stack); None: the default chain."""
+    endpoints: dict[str, str] | None = None
+    """Service -> endpoint, where services do not share `endpoint_url` (a local stack)."""
+
+    def client_kwargs(self, service: str) -> dict[str, Any]:
+        """Region, endpoint and credentials of a boto3 client for `service`."""
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        endpoint = (self.endpoints or {}).get(service) or self.endpoint_url
+        if endpoint:
+            kwargs["endpoint_url"] = endpoint
+        if self.credentials:
+            kwargs.update(self.credentials)
+        return kwargs
 
 
 @dataclass
@@ -55,17 +67,16 @@ class Clients:
 
 def make_clients(target: Target, concurrency: int = 16) -> Clients:
     """boto3 clients for `target`, sized for `concurrency` calls in flight."""
-    kwargs: dict[str, Any] = {"region_name": target.region}
-    if target.endpoint_url:
-        kwargs["endpoint_url"] = target.endpoint_url
-    if target.credentials:
-        kwargs.update(target.credentials)
     factory: Any = boto3.client  # the stubs' overloads want a literal service name
     pool = concurrency + INDEX_SHARDS + 4
     return Clients(
-        s3=factory("s3", config=s3_adapter.client_config(pool), **kwargs),
-        dynamodb=factory("dynamodb", config=reconcile_store.client_config(pool), **kwargs),
-        ssm=factory("ssm", **kwargs),
+        s3=factory("s3", config=s3_adapter.client_config(pool), **target.client_kwargs("s3")),
+        dynamodb=factory(
+            "dynamodb",
+            config=reconcile_store.client_config(pool),
+            **target.client_kwargs("dynamodb"),
+        ),
+        ssm=factory("ssm", **target.client_kwargs("ssm")),
     )
 
 

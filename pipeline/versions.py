@@ -138,6 +138,10 @@ class VersionResolver:
                 delay = self._backoff.delay(attempt)
                 if not transient or delay >= deadline.remaining() - reserve:
                     break
+            except Exception as error:  # a reader bug fails this key alone, never the batch
+                attempt += 1
+                reason = f"HeadObject lookup raised {type(error).__name__}"
+                break
             await self._sleep(delay)
         resolution.failures[event.filename] = reason
         logger.warning(

@@ -8,6 +8,7 @@ docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a comman
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -175,7 +177,7 @@ def _config(args: argparse.Namespace) -> StackConfig:
     )
 
     template = args.template
-    if template is None:  # an installed wheel has no template next to the package
+    if template is None:  # the checkout's, or the copy an installed wheel ships
         template = TEMPLATE_PATH if TEMPLATE_PATH.exists() else Path.cwd() / "template.yaml"
         if not template.exists():
             raise TemplateError(
@@ -322,6 +324,30 @@ class _Stopper:
             signal.signal(signum, handler)
 
 
+def _published(stack: Stack) -> AbstractContextManager[Any]:
+    """The state file `reconcile` and `adopt` find an embedded stack by (`pipeline.local.state`)."""
+    from pipeline.local.stack import FAKE_CREDENTIALS
+    from pipeline.local.state import SERVICES, LocalStack, published
+
+    if not stack.embedded or stack.endpoint_url is None:
+        return contextlib.nullcontext()
+    return published(
+        LocalStack(
+            pid=os.getpid(),
+            region=stack.region,
+            bucket=stack.bucket,
+            table=stack.table_name,
+            queue_name=stack.queue_url.rstrip("/").rsplit("/", 1)[-1],
+            api_url=stack.api_url,
+            endpoints=dict.fromkeys(SERVICES, stack.endpoint_url),
+            credentials={
+                "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            },
+        )
+    )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Run until Ctrl-C or SIGTERM."""
     embedded = not (args.endpoint_url or args.stack_name or args.queue_url)
@@ -345,9 +371,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Starting the local stack...", file=sys.stderr, flush=True)
         stack.start()
         try:
-            print(_banner(stack), flush=True)
-            stopper.wait()
-            print("\nStopping...", file=sys.stderr, flush=True)
+            with _published(stack):
+                print(_banner(stack), flush=True)
+                stopper.wait()
+                print("\nStopping...", file=sys.stderr, flush=True)
         finally:
             stack.stop()
     print("Stopped.", file=sys.stderr, flush=True)

@@ -4,7 +4,8 @@ moto sends an S3 event to EventBridge when the bucket has EventBridge turned on,
 differs from AWS's ("EventBridge event message structure", S3 user guide):
 
 - `detail.object.etag`: AWS `etag`, moto `eTag`;
-- `detail.object.sequencer`: AWS orders a key's events with it, moto sends one constant;
+- `detail.object.sequencer`: AWS orders a key's events with it (16 lowercase hex digits in
+  AWS's samples, `617f08299329d189`), moto sends one constant;
 - `detail.reason`: AWS PutObject, CopyObject, DeleteObject..., moto `ObjectCreated`...;
 - `detail.deletion-type` (Permanently Deleted / Delete Marker Created): absent in moto;
 - `detail.object.size`: AWS only on creates, moto on deletes too;
@@ -13,7 +14,9 @@ differs from AWS's ("EventBridge event message structure", S3 user guide):
 
 The replacement below builds AWS's shape, with a sequencer that grows for every event of the
 process (so, per key, later events carry greater sequencers, as on AWS), and routes it through
-moto's own rules (event patterns and targets unchanged).
+moto's own rules (event patterns and targets unchanged). `time` is whole seconds, as in AWS's
+samples (`2021-11-12T00:00:00Z`); the parser stores it, like S3 notifications' `eventTime`,
+with milliseconds, and the sequencer uppercase (`pipeline.fields`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ CREATE_REASONS = {
 
 def _sequencer() -> str:
     with _lock:
-        return f"{0x6000000000000000 + next(_counter):016X}"
+        return f"{0x6000000000000000 + next(_counter):016x}"
 
 
 def aws_shaped_event(

@@ -2,13 +2,18 @@
 
 Targets (the first that applies):
   --stack-name NAME          a deployed stack: bucket and table from its outputs
-  --bucket B --table T       any bucket and table (AWS, or --endpoint-url)
+  --bucket B [--table T]     a bucket of the running local stack (`up`, found by its state
+                             file) when it has B; else any bucket and table on AWS (or
+                             --endpoint-url)
   --endpoint-url URL         an emulator (LocalStack, moto): names from template.yaml
-  (nothing)                  the local stack of `python -m pipeline up` (moto on :4000)
+  (nothing)                  the running local stack of `up` (else moto on --moto-port)
 
 Exit status: 0 when the table matched or was repaired, 1 when some repairs failed, 2 on
-errors (bad arguments, unreachable services), 130 when stopped (Ctrl-C, SIGTERM): the
-checkpoint is saved, and the same command resumes.
+errors (bad arguments, unreachable services), 3 when --dry-run found drift (0: none), 130
+when stopped (Ctrl-C, SIGTERM): the checkpoint is saved, and the same command resumes.
+
+--json names the drifted keys (the first 100 per kind, with a count of the others);
+--list prints them in the human report too.
 """
 
 from __future__ import annotations
@@ -25,17 +30,19 @@ from types import FrameType
 from typing import Any, TextIO
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from pipeline.checkpoints import DEFAULT_PATH, CheckpointError
 from pipeline.inventory import InventoryError
 from pipeline.listing import StoreError
 from pipeline.local.provision import ResourceError
+from pipeline.local.state import LocalStack, read_local_stack
 from pipeline.reconcile import Summary
 from pipeline.reconcile_app import Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_DRIFT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -50,9 +57,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--dry-run",
         action="store_true",
-        help="report drift only: read nothing again, write nothing",
+        help="report drift only: read nothing again, write nothing; exit 3 if there is drift",
     )
     sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    sub.add_argument(
+        "--list",
+        action="store_true",
+        help="name the drifted keys (the first 100 per kind) in the report",
+    )
     sub.add_argument(
         "--restart", action="store_true", help="ignore a saved checkpoint and start from the top"
     )
@@ -102,6 +114,51 @@ def _stack_outputs(region: str | None, endpoint: str | None, stack_name: str) ->
     return outputs
 
 
+NO_TARGET = (
+    "no local stack is running (start one with `s3-file-tracker up`) and no AWS credentials "
+    "were found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or name a stack "
+    "with --stack-name)"
+)
+
+
+def local_target(local: LocalStack, bucket: str, table: str, checkpoint_path: str) -> Target:
+    """A target on the running local stack: its endpoints, region and credentials."""
+    return Target(
+        bucket=bucket,
+        table=table,
+        region=local.region,
+        endpoint_url=local.endpoint("s3"),
+        checkpoint_path=checkpoint_path,
+        credentials=dict(local.credentials) or None,
+        endpoints=dict(local.endpoints),
+    )
+
+
+def _has_bucket(local: LocalStack, bucket: str) -> bool:
+    """Whether the running local stack holds `bucket`."""
+    factory: Any = boto3.client
+    s3 = factory(
+        "s3", region_name=local.region, endpoint_url=local.endpoint("s3"), **local.credentials
+    )
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:
+        return False
+    return True
+
+
+def _require_aws_credentials() -> None:
+    if boto3.Session().get_credentials() is None:
+        raise ResourceError(NO_TARGET)
+
+
+def _running_local_stack(args: argparse.Namespace) -> LocalStack | None:
+    """The local stack `up` runs, unless an endpoint or a deployed stack is named."""
+    if args.endpoint_url or args.stack_name:
+        return None
+    return read_local_stack()
+
+
 def resolve_target(args: argparse.Namespace) -> Target:
     """The bucket, table and endpoint the arguments name."""
     # the local stack's modules (moto, PyYAML) only when a command runs: `--help` works without
@@ -111,6 +168,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     region = region or DEFAULT_REGION
     path = args.checkpoint_path
+    local = _running_local_stack(args)
     if args.stack_name:
         outputs = _stack_outputs(region, args.endpoint_url, args.stack_name)
         return Target(
@@ -123,9 +181,23 @@ def resolve_target(args: argparse.Namespace) -> Target:
             or f"/file-tracker/{args.stack_name}/reconcile/",
         )
     if args.bucket or args.table:
+        if local is not None and _has_bucket(local, args.bucket or local.bucket):
+            bucket, table = args.bucket or local.bucket, args.table or local.table
+            return local_target(local, bucket, table, path or DEFAULT_PATH)
         if not (args.bucket and args.table):
+            if local is not None:
+                raise ResourceError(
+                    f"the running local stack has no bucket {args.bucket!r}; for a bucket on "
+                    "AWS, pass --table too"
+                )
+            if not args.endpoint_url:
+                _require_aws_credentials()
             raise ResourceError("--bucket and --table go together")
+        if not args.endpoint_url:
+            _require_aws_credentials()
         return Target(args.bucket, args.table, region, args.endpoint_url, path or DEFAULT_PATH)
+    if local is not None:
+        return local_target(local, local.bucket, local.table, path or DEFAULT_PATH)
     config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
     if args.endpoint_url:
         return Target(config.bucket, config.table, region, args.endpoint_url, path or DEFAULT_PATH)
@@ -198,7 +270,7 @@ class _Stop:
             signal.signal(signum, handler)
 
 
-def _human(summary: Summary, target: Target, prefix: str) -> str:
+def _human(summary: Summary, target: Target, prefix: str, *, listed: bool = False) -> str:
     verb = "would repair" if summary.dry_run else "repaired"
     lines = [
         f"reconcile s3://{target.bucket}/{prefix}  <->  table {target.table}"
@@ -211,6 +283,11 @@ def _human(summary: Summary, target: Target, prefix: str) -> str:
     ]
     for key, why in summary.failures.items():
         lines.append(f"  failed: {key[:120]!r}: {why}")
+    if listed:
+        for kind, named in summary.drifted_keys().items():
+            lines += [f"  {kind}: {key!r}" for key in named["keys"]]
+            if named["more"]:
+                lines.append(f"  {kind}: ... and {named['more']:,} more")
     if not summary.complete:
         lines.append("  stopped before the end: run the same command again to resume")
     return "\n".join(lines)
@@ -243,14 +320,28 @@ def main(args: argparse.Namespace) -> int:
         progress.close()
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except NoCredentialsError:
+        progress.close()
+        print(f"error: {NO_TARGET}", file=sys.stderr)
+        return EXIT_ERROR
+    except (BotoCoreError, ClientError) as error:  # unreachable endpoint, denied, no bucket
+        progress.close()
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return EXIT_ERROR
     progress.close()
     if args.json:
         print(json.dumps(summary.report(), ensure_ascii=False))
     else:
-        print(_human(summary, target, args.prefix))
+        print(_human(summary, target, args.prefix, listed=args.list))
+    return _status(summary)
+
+
+def _status(summary: Summary) -> int:
     if not summary.complete:
         return EXIT_STOPPED
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    if summary.failed:
+        return EXIT_FAILED
+    return EXIT_DRIFT if summary.dry_run and summary.drift else EXIT_OK
 
 
 # --------------------------------------------------------------------------------- adopt
@@ -286,25 +377,50 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     )
     sub.add_argument("--queue-name", help="emulators: the ingest queue (default: template's)")
     sub.add_argument("--no-reconcile", action="store_true", help="skip step 3 (the backfill)")
+    sub.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what adopting would change (EventBridge, rule, rows to backfill), change "
+        "nothing; exit 3 if it would change something, 0 if the bucket is already adopted",
+    )
     sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     sub.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return sub
 
 
-def enable_eventbridge(s3: Any, bucket: str) -> bool:
-    """Turn on the bucket's EventBridge notifications, keeping the rest; False if already on."""
+def enable_eventbridge(s3: Any, bucket: str, *, dry_run: bool = False) -> bool:
+    """Turn on the bucket's EventBridge notifications, keeping the rest; False if already on.
+
+    `dry_run`: only say whether it would be turned on.
+    """
     config = s3.get_bucket_notification_configuration(Bucket=bucket)
     config.pop("ResponseMetadata", None)
     if "EventBridgeConfiguration" in config:
         return False
+    if dry_run:
+        return True
     config["EventBridgeConfiguration"] = {}
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
     return True
 
 
+def rule_name(bucket: str) -> str:
+    """The EventBridge rule of an adopted bucket on an emulator."""
+    return f"adopted-{bucket}"[:64]
+
+
+def rule_exists(events: Any, bucket: str) -> bool:
+    """Whether the adopted bucket's rule exists (emulators only)."""
+    try:
+        events.describe_rule(Name=rule_name(bucket))
+    except events.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
 def route_to_queue(events: Any, sqs: Any, bucket: str, queue_name: str) -> str:
     """The EventBridge rule the template creates for an adopted bucket (emulators only)."""
-    name = f"adopted-{bucket}"[:64]
+    name = rule_name(bucket)
     pattern = {
         "source": ["aws.s3"],
         "detail-type": ["Object Created", "Object Deleted"],
@@ -317,38 +433,48 @@ def route_to_queue(events: Any, sqs: Any, bucket: str, queue_name: str) -> str:
     return name
 
 
-def adopt_main(args: argparse.Namespace) -> int:
-    """Run the `adopt` subcommand; returns the exit status (as `reconcile`)."""
-    # the local stack's modules (moto, PyYAML) only when a command runs: `--help` works without
+def _adopt_target(args: argparse.Namespace) -> tuple[Target, str | None]:
+    """Where to adopt: the target, and the queue to route to (None on a deployed stack)."""
     from pipeline.local.stack import FAKE_CREDENTIALS
     from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
 
-    args.prefix, args.checkpoint_path = "", None
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     region = region or DEFAULT_REGION
-    try:
-        if args.stack_name:
-            target = resolve_target(args)
-            if target.bucket != args.bucket:
-                raise ResourceError(
-                    f"stack {args.stack_name!r} tracks {target.bucket!r}: deploy it with "
-                    f"ExistingBucketName={args.bucket} first"
-                )
-        else:
-            config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
-            local = args.endpoint_url is None
-            target = Target(
-                bucket=args.bucket,
-                table=args.table or config.table,
-                region=region,
-                endpoint_url=args.endpoint_url or LOCAL_ENDPOINT.format(port=args.moto_port),
-                credentials={
-                    "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                    "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                }
-                if local
-                else None,
+    if args.stack_name:
+        target = resolve_target(args)
+        if target.bucket != args.bucket:
+            raise ResourceError(
+                f"stack {args.stack_name!r} tracks {target.bucket!r}: deploy it with "
+                f"ExistingBucketName={args.bucket} first"
             )
+        return target, None
+    local = _running_local_stack(args)
+    if local is not None:  # the stack `up` runs
+        target = local_target(local, args.bucket, args.table or local.table, DEFAULT_PATH)
+        return target, args.queue_name or local.queue_name
+    config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
+    local_moto = args.endpoint_url is None
+    target = Target(
+        bucket=args.bucket,
+        table=args.table or config.table,
+        region=region,
+        endpoint_url=args.endpoint_url or LOCAL_ENDPOINT.format(port=args.moto_port),
+        credentials={
+            "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        }
+        if local_moto
+        else None,
+    )
+    return target, args.queue_name or config.queue_name
+
+
+def adopt_main(args: argparse.Namespace) -> int:
+    """Run the `adopt` subcommand; returns the exit status (as `reconcile`; with --dry-run,
+    3 when adopting would change something)."""
+    args.prefix, args.checkpoint_path = "", None
+    try:
+        target, queue = _adopt_target(args)
     except ResourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -356,31 +482,41 @@ def adopt_main(args: argparse.Namespace) -> int:
 
     clients = make_clients(target)
     factory: Any = boto3.client
-    extra: dict[str, Any] = {"region_name": target.region, "endpoint_url": target.endpoint_url}
-    extra.update(target.credentials or {})
-    if enable_eventbridge(clients.s3, target.bucket):
-        print(f"EventBridge notifications turned on for s3://{target.bucket}", file=sys.stderr)
+    would = "would be " if args.dry_run else ""
+    changes = 0
+    if enable_eventbridge(clients.s3, target.bucket, dry_run=args.dry_run):
+        changes += 1
+        print(
+            f"EventBridge notifications {would}turned on for s3://{target.bucket}", file=sys.stderr
+        )
     else:
         print(f"EventBridge notifications already on for s3://{target.bucket}", file=sys.stderr)
-    if not args.stack_name:
-        config = read_stack_config(
-            (args.template or TEMPLATE_PATH), region=target.region or DEFAULT_REGION
-        )
-        queue = args.queue_name or config.queue_name
-        rule = route_to_queue(
-            factory("events", **extra), factory("sqs", **extra), target.bucket, queue
-        )
-        print(f"EventBridge rule {rule} -> queue {queue}", file=sys.stderr)
+    if queue is not None:
+        events, sqs = factory("events", **target.client_kwargs("events")), None
+        if args.dry_run:
+            if not rule_exists(events, target.bucket):
+                changes += 1
+                print(
+                    f"EventBridge rule {rule_name(target.bucket)} -> queue {queue} would be "
+                    "created",
+                    file=sys.stderr,
+                )
+        else:
+            sqs = factory("sqs", **target.client_kwargs("sqs"))
+            rule = route_to_queue(events, sqs, target.bucket, queue)
+            print(f"EventBridge rule {rule} -> queue {queue}", file=sys.stderr)
     if args.no_reconcile:
-        return EXIT_OK
-    args.dry_run = args.restart = False
-    args.inventory = None
-    args.concurrency = 16
+        return EXIT_DRIFT if args.dry_run and changes else EXIT_OK
     progress = Progress(sys.stderr)
     with _Stop() as stop:
-        summary = run(target, clients=clients, should_stop=stop.event.is_set, progress=progress)
+        summary = run(
+            target,
+            clients=clients,
+            dry_run=args.dry_run,
+            should_stop=stop.event.is_set,
+            progress=progress,
+        )
     progress.close()
     print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))
-    if not summary.complete:
-        return EXIT_STOPPED
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    status = _status(summary)
+    return EXIT_DRIFT if status == EXIT_OK and args.dry_run and changes else status

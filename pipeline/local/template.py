@@ -17,8 +17,18 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_PATH = REPO_ROOT / "template.yaml"
-OPENAPI_PATH = REPO_ROOT / "openapi.json"
+PACKAGED_DIR = Path(__file__).resolve().parent / "data"
+"""Where a wheel carries template.yaml and openapi.json (copied at build time: setup.py)."""
+
+
+def shipped_file(name: str) -> Path:
+    """A top-level project file: the checkout's own, else the copy an installed wheel ships."""
+    checkout = REPO_ROOT / name
+    return checkout if checkout.exists() else PACKAGED_DIR / name
+
+
+TEMPLATE_PATH = shipped_file("template.yaml")
+OPENAPI_PATH = shipped_file("openapi.json")
 
 DEFAULT_REGION = "ap-south-1"
 LOCAL_ACCOUNT_ID = "123456789012"

@@ -26,7 +26,16 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ["pyproject.toml", "README.md", "pipeline", "handlers"]
+SOURCES = [
+    "pyproject.toml",
+    "setup.py",
+    "MANIFEST.in",
+    "README.md",
+    "template.yaml",
+    "openapi.json",
+    "pipeline",
+    "handlers",
+]
 
 
 def _fresh_venv(root: Path) -> Path:
@@ -107,6 +116,37 @@ def test_pip_install_then_the_console_command(tmp_path: Path, editable: bool) ->
     assert Path(cli_file).is_relative_to(expected_root)
     assert Path(handler_file).is_relative_to(expected_root)
     assert leaked == "None None"
+    # and the template and the API description are found from another folder: the wheel
+    # ships build-time copies of the top-level files (setup.py), an editable install reads them
+    found = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from pipeline.local.template import TEMPLATE_PATH, OPENAPI_PATH, read_stack_config;"
+            "print(TEMPLATE_PATH); print(OPENAPI_PATH); print(read_stack_config().table)",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    template, openapi, table = found.stdout.splitlines()
+    assert Path(template).is_relative_to(expected_root) and table == "files"
+    assert Path(template).read_bytes() == (REPO / "template.yaml").read_bytes()
+    assert Path(openapi).read_bytes() == (REPO / "openapi.json").read_bytes()
+    if not editable:  # the whole local stack, from a folder with no project file in it
+        demo = subprocess.run(
+            [str(command), "demo"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert demo.returncode == 0 and "demo OK" in demo.stdout, demo.stdout + demo.stderr
 
 
 def _project_version() -> str:

@@ -143,17 +143,26 @@ def test_backfill_dry_run_repair_with_exact_counts(stack: Stack) -> None:
     damage(stack, keys, deleted=500, ghosts=200, wrong=100)
     before = table_items(stack)
 
-    # Then --dry-run reports exactly that and changes nothing
+    # Then --dry-run reports exactly that, exits 3 (drift), and changes nothing
     status, report = reconcile_cli(stack, "--dry-run")
-    assert status == 0 and report["dry_run"] is True
+    assert status == 3 and report["dry_run"] is True
     assert counts(report) == (OBJECTS, 500, 200, 100, 0, 0, 0)
     assert table_items(stack) == before
+    # and names the drifted keys: the first 100 of each kind, in key order, and how many more
+    named = report["drifted_keys"]
+    assert named["missing"] == {"keys": sorted(keys[:500])[:100], "more": 400}
+    assert named["stale"] == {"keys": sorted(keys[500:600])[:100], "more": 0}
+    assert len(named["extra"]["keys"]) == 100 and named["extra"]["more"] == 100
+    assert all(key.startswith("ghost/") for key in named["extra"]["keys"])
 
     # And reconcile repairs exactly that: the table's live rows are the bucket
     status, report = reconcile_cli(stack)
     assert status == 0 and report["complete"] is True
     assert counts(report) == (OBJECTS, 500, 200, 100, 800, 0, 0)
     assert live_state(stack) == bucket_state(stack)
+    # and a dry run now finds nothing: exit 0
+    status, report = reconcile_cli(stack, "--dry-run")
+    assert status == 0 and report["missing"] == report["extra"] == report["stale"] == 0
 
 
 def test_repairs_while_uploads_overwrites_and_deletes_continue(stack: Stack) -> None:

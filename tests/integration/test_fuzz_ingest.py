@@ -1,10 +1,14 @@
-"""Property test of the ingest Lambda handler on a real moto server.
+"""Property tests of the ingest Lambda handler on a real moto server.
 
 Hypothesis builds SQS batches that mix valid S3 notifications (creates and deletes of random
 keys with Unicode and control characters, some for the same key, out of order, duplicated,
 SNS-wrapped) with junk bodies of known kinds. The test knows from the generated structure,
 not from the parser, which messages are junk; it checks that the handler never raises,
 reports exactly the junk messages, and leaves exactly the expected rows in the table.
+
+A second test puts one poison message (any JSON value in any field of any supported shape, or
+any SDK error out of HeadObject) between two good ones on a versioned bucket, with the version
+resolver on: the handler never raises and both neighbours are written, every time.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.poison import poisoned_bodies, shapes
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope, sqs_record
+from tests.support.sdk_errors import BOTOCORE_ERRORS, OTHER_ERRORS, TRANSIENT_FAMILIES, sdk_error
 
 pytestmark = pytest.mark.integration
 
@@ -346,3 +353,176 @@ def test_handler_reports_exactly_the_junk_and_applies_every_valid_record(
         assert row["event_name"]["S"] == (
             "ObjectRemoved:Delete" if op.delete else "ObjectCreated:Put"
         )
+
+
+# --- one poison message between two good ones -------------------------------------------
+
+POISON_BUCKETS = st.one_of(
+    st.just("<the bucket>"),
+    st.sampled_from(["not a/valid bucket", "x" * 300, "UPPER_case", "a", "b" * 64]),
+    st.text(max_size=80),
+)
+SDK_ERRORS = st.sampled_from(BOTOCORE_ERRORS + OTHER_ERRORS + (RuntimeError, KeyError))
+FAILING_ATTEMPTS = 2
+"""An injected error fails this many HeadObject calls for its key, then S3 answers."""
+
+
+@pytest.fixture(scope="module")
+def versioned_bucket(moto_server: Any) -> tuple[Any, str]:
+    """A versioned bucket on the moto server, and an S3 client for it."""
+    s3 = boto3.client(
+        "s3",
+        region_name="ap-south-1",
+        endpoint_url=moto_server.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"poison-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "ap-south-1"})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return s3, name
+
+
+def _version_delete_of_a_restored_object(s3: Any, bucket: str, key: str) -> tuple[str, int]:
+    """Put two versions of `key`, delete the newest by id: the body S3 sends, and the size
+    of the version that is current again (only HeadObject can tell it)."""
+    s3.put_object(Bucket=bucket, Key=key, Body=b"abc")
+    newest = s3.put_object(Bucket=bucket, Key=key, Body=b"abcdef")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=newest)
+    record = s3_record(
+        key, event="ObjectRemoved:Delete", bucket=bucket, version_id=newest, sequencer="0B"
+    )
+    return notification(record), 3
+
+
+class Injector:
+    """Raises an armed error from HeadObject for keys under a prefix, `FAILING_ATTEMPTS` times.
+
+    Registered once on the handler's session before its S3 client exists (a client copies
+    the session's event hooks when it is created).
+    """
+
+    def __init__(self) -> None:
+        self.prefix: str | None = None
+        self.error: type[BaseException] = RuntimeError
+        self.calls = 0
+
+    @classmethod
+    def on(cls, handler: ModuleType) -> Injector:
+        session = handler._session  # a reloaded handler module has a new one
+        injector: Injector | None = getattr(session, "_test_injector", None)
+        if injector is None:
+            injector = session._test_injector = cls()
+            session.events.register("before-parameter-build.s3.HeadObject", injector)
+        return injector
+
+    def arm(self, prefix: str | None, error: type[BaseException] = RuntimeError) -> None:
+        self.prefix, self.error, self.calls = prefix, error, 0
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        key = str(params.get("Key", ""))
+        if self.prefix and key.startswith(self.prefix) and self.calls < FAILING_ATTEMPTS:
+            self.calls += 1
+            raise sdk_error(self.error)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(data=st.data())
+def test_a_poison_message_between_two_good_ones_fails_alone(
+    handler: ModuleType, dynamodb: Any, table_name: str, versioned_bucket: Any, data: Any
+) -> None:
+    # Given one poison message: any field of any shape replaced by any JSON value (the bucket
+    # too: names the SDK refuses), or an SDK error of any family raised by HeadObject
+    s3, bucket = versioned_bucket
+    prefix = f"px-{uuid.uuid4().hex[:12]}/"
+    error: type[BaseException] | None = None
+    if data.draw(st.booleans(), label="sdk error"):
+        error = data.draw(SDK_ERRORS, label="error")
+        poison, _ = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}poison")
+    else:
+        poison_bucket = data.draw(POISON_BUCKETS, label="bucket").replace("<the bucket>", bucket)
+        poison = data.draw(
+            poisoned_bodies(f"{prefix}poison", poison_bucket, "3HL4kqtJlcpXroDTDmJ"),
+            label="poison",
+        )
+    # When it runs between two good ones / Then it fails alone
+    check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, error)
+
+
+def test_every_sdk_error_out_of_head_object_fails_only_its_own_message(
+    handler: ModuleType, dynamodb: Any, table_name: str, versioned_bucket: Any
+) -> None:
+    # Given, in turn, every error class of botocore's family, of the HTTP layer, and bugs
+    s3, bucket = versioned_bucket
+    for error in (*BOTOCORE_ERRORS, *OTHER_ERRORS, RuntimeError, KeyError):
+        prefix = f"sdk-{uuid.uuid4().hex[:12]}/"
+        poison, _ = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}poison")
+        # When HeadObject raises it for the poison's key / Then only that message fails
+        check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, error)
+
+
+@pytest.mark.parametrize("shape", ["s3-version-delete", "eventbridge-version-delete"])
+@pytest.mark.parametrize("bucket", ["not a/valid bucket", "x" * 300])
+def test_a_version_delete_naming_a_bucket_the_sdk_refuses_fails_alone(
+    handler: ModuleType,
+    dynamodb: Any,
+    table_name: str,
+    versioned_bucket: Any,
+    shape: str,
+    bucket: str,
+) -> None:
+    # Given a version delete naming a bucket botocore refuses to send (ParamValidationError):
+    # it used to raise out of the handler and fail the whole batch
+    prefix = f"pv-{uuid.uuid4().hex[:12]}/"
+    poison = json.dumps(shapes(f"{prefix}poison", bucket, "3HL4kqtJlcpXroDTDmJ")[shape])
+    # When it runs between two good ones / Then it fails alone
+    response = check_sandwich(handler, dynamodb, table_name, versioned_bucket, prefix, poison, None)
+    assert len(response["batchItemFailures"]) == 1
+
+
+def check_sandwich(
+    handler: ModuleType,
+    dynamodb: Any,
+    table_name: str,
+    versioned_bucket: Any,
+    prefix: str,
+    poison: str,
+    error: type[BaseException] | None,
+) -> dict[str, Any]:
+    """Run `poison` between two good messages (a create, and a version delete that only
+    HeadObject can resolve) through the real handler; `error`: raised by HeadObject for the
+    poison's key. The handler must not raise and both neighbours must be written."""
+    s3, bucket = versioned_bucket
+    left = notification(s3_record(f"{prefix}left", bucket=bucket, size=11))
+    right, restored_size = _version_delete_of_a_restored_object(s3, bucket, f"{prefix}right")
+    records = [sqs_record(left), sqs_record(poison), sqs_record(right)]
+    injector = Injector.on(handler)
+    if error is not None:
+        injector.arm(f"{prefix}poison", error)
+    try:
+        response = handler.lambda_handler({"Records": records}, FakeLambdaContext())
+    finally:
+        calls = injector.calls
+        injector.arm(None)
+
+    # only the poison message may be reported
+    reported = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    assert reported <= {records[1]["messageId"]}, error
+    # and both neighbours were written
+    rows = scan_prefix(dynamodb, table_name, prefix)
+    assert rows[f"{prefix}left"]["size"] == {"N": "11"}
+    assert "deleted" not in rows[f"{prefix}right"]
+    assert rows[f"{prefix}right"]["size"] == {"N": str(restored_size)}
+    if error is not None:  # transient errors were retried; the others failed the key
+        transient = issubclass(error, TRANSIENT_FAMILIES)
+        assert calls == (FAILING_ATTEMPTS if transient else 1), error
+        assert (records[1]["messageId"] in reported) is not transient, error
+    return dict(response)

@@ -1,4 +1,5 @@
-"""Smoke run of the reconcile benchmark (tiny sizes), so that it cannot rot; no speed asserted."""
+"""Smoke run of the reconcile benchmark (tiny sizes), so that it cannot rot; no speed asserted:
+at this size the speed target is reported as not judged (too small), and the exit is 0."""
 
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_reconcile_benchmark_runs_both_sources(tmp_path: Path) -> None:
     out = tmp_path / "reconcile.json"
     done = subprocess.run(
-        [sys.executable, "-m", "load", "reconcile", "--keys", "3000", "--json", str(out)],
+        [sys.executable, "-m", "load", "reconcile", "--keys", "3000", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
-    assert done.returncode in (0, 1), done.stderr  # 1: a speed target missed at this size
+    assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
+    assert all(t["met"] is None and "too small" in t["note"] for t in report["targets"])
+    assert "run too small for this target to mean anything" in done.stderr
     results = {r["mode"]: r for r in report["results"]}
     assert set(results) == {"fake", "sink"}
     for result in results.values():

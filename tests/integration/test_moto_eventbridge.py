@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -40,7 +41,9 @@ def test_events_are_aws_shaped_ordered_and_parse(aws_env: str) -> None:
     put, copied, deleted = sorted(documents, key=lambda d: d["detail"]["object"]["sequencer"])
 
     assert put["detail-type"] == "Object Created" and put["source"] == "aws.s3"
-    assert put["time"].endswith("Z") and put["detail"]["reason"] == "PutObject"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", put["time"])  # AWS: whole seconds
+    assert re.fullmatch(r"[0-9a-f]{16}", put["detail"]["object"]["sequencer"])  # AWS's sample form
+    assert put["detail"]["reason"] == "PutObject"
     assert put["detail"]["object"] == {
         "key": "a b+c.txt",
         "size": 5,
@@ -54,3 +57,9 @@ def test_events_are_aws_shaped_ordered_and_parse(aws_env: str) -> None:
     assert "size" not in deleted["detail"]["object"]
     (event,) = parse_body(bodies[documents.index(deleted)]).events
     assert event.action is Action.DELETE and event.filename == "a b+c.txt"
+
+    # and the rows they make hold the forms S3 notifications' rows hold
+    (created,) = parse_body(bodies[documents.index(put)]).events
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", created.event_time)
+    assert created.event_time.startswith(put["time"][:-1])
+    assert created.sequencer == put["detail"]["object"]["sequencer"].upper()

@@ -16,6 +16,7 @@ import pytest
 from pipeline.eventbridge import EventBridgeError, parse_event
 from pipeline.events import NotificationError, parse_body
 from pipeline.model import Action, FileEvent
+from tests.support.s3events import notification, s3_record
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 
@@ -38,10 +39,10 @@ def test_object_created_sample() -> None:
             bucket="DOC-EXAMPLE-BUCKET1",
             action=Action.PUT,
             event_name="ObjectCreated:Put",
-            event_time="2021-11-12T00:00:00Z",
+            event_time="2021-11-12T00:00:00.000Z",  # stored like S3 notifications: ms
             size=5,
             etag="b1946ac92492d2347c6235b4d2611184",
-            sequencer="617f08299329d189",
+            sequencer="617F08299329D189",  # uppercase, like S3 notifications
             version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
         ),
     )
@@ -53,7 +54,7 @@ def test_object_deleted_sample_is_a_delete_marker() -> None:
     assert event.action is Action.DELETE
     assert event.event_name == "ObjectRemoved:DeleteMarkerCreated"
     assert (event.size, event.etag) == (None, None)  # the empty MD5 of a marker is not kept
-    assert event.sequencer == "617f0837b476e463"
+    assert event.sequencer == "617F0837B476E463"
     assert event.version_id == "1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF"
 
 
@@ -142,3 +143,20 @@ def test_unknown_deletion_type_is_rejected() -> None:
     document["detail"]["deletion-type"] = "Vaporised"
     with pytest.raises(EventBridgeError, match="deletion-type"):
         parse_event(document)
+
+
+def test_rows_from_both_shapes_store_the_same_time_and_sequencer_forms() -> None:
+    # Given the same put as S3's notification and as EventBridge's event (AWS's samples: ms
+    # and uppercase sequencer in the first, whole seconds and lowercase in the second)
+    s3 = notification(
+        s3_record("k", sequencer="617F08299329D189", event_time="2021-11-12T00:00:00.000Z")
+    )
+    bridge = load("object_created")
+
+    # When parsed
+    (from_s3,) = parse_body(s3).events
+    (from_bridge,) = parse_body(body(bridge)).events
+
+    # Then both rows carry the same forms
+    assert from_s3.event_time == from_bridge.event_time == "2021-11-12T00:00:00.000Z"
+    assert from_s3.sequencer == from_bridge.sequencer == "617F08299329D189"

@@ -8,12 +8,14 @@ import json
 from typing import Any
 from urllib.parse import quote_plus
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.events import Notification, NotificationError, parse_body
 from pipeline.fields import MAX_OBJECT_SIZE
 from pipeline.model import Action
+from tests.support.poison import mutate, poisoned_bodies, shapes
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 
 MAX_KEY_BYTES = 1_024
@@ -147,34 +149,6 @@ def valid_records(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     return record, key
 
 
-def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for name, child in node.items():
-            found += _paths(child, (*path, name))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            found += _paths(child, (*path, index))
-    return found
-
-
-def _mutate(draw: st.DrawFn, document: Any) -> Any:
-    """Replace or delete 1-4 random parts of `document` (the root included)."""
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(_paths(document)))
-        if not path:
-            document = draw(json_values)
-            continue
-        parent = document
-        for step in path[:-1]:
-            parent = parent[step]
-        if draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(json_values)
-    return document
-
-
 @st.composite
 def mutated_notifications(draw: st.DrawFn) -> str:
     """A valid notification or TestEvent, maybe SNS-wrapped, with random parts replaced or
@@ -185,8 +159,8 @@ def mutated_notifications(draw: st.DrawFn) -> str:
     else:
         body = TEST_EVENT
     if draw(st.booleans()):  # mutate the envelope
-        return json.dumps(_mutate(draw, json.loads(sns_envelope(body))))
-    body = json.dumps(_mutate(draw, json.loads(body)))
+        return json.dumps(mutate(draw, json.loads(sns_envelope(body))))
+    body = json.dumps(mutate(draw, json.loads(body)))
     return sns_envelope(body) if draw(st.booleans()) else body
 
 
@@ -246,3 +220,30 @@ def test_ignored_records_are_counted_and_test_events_recognised(
     assert [event.filename for event in parsed.events] == [key for _, key in records]
     # and a TestEvent is never confused with records
     assert parse_body(copy.copy(TEST_EVENT)).test_event is True
+
+
+@FUZZ
+@given(
+    poisoned_bodies("photos/a b+c.jpg", "serverless-event4", "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+)
+def test_any_json_value_in_any_field_of_any_shape_is_rejected_cleanly(body: str) -> None:
+    # Given an S3 notification, its SNS envelope, or an EventBridge event, with some of its
+    # fields (any depth) replaced by any JSON value or removed
+    # When parsed / Then it is accepted well-formed or rejected with a NotificationError
+    parsed = parse_or_reject(body)
+    if parsed is not None:
+        check_well_formed(parsed)
+
+
+@pytest.mark.parametrize("field", ["reason", "deletion-type"])
+@pytest.mark.parametrize("value", [["DeleteObject"], {"a": 1}, 7, True, ""])
+def test_an_object_deleted_event_with_a_reason_of_another_type_is_rejected(
+    field: str, value: Any
+) -> None:
+    # Given AWS's "Object Deleted" sample whose reason or deletion-type is not a string
+    document = shapes("k", "b", "v1")["eventbridge-marker"]
+    document["detail"][field] = value
+
+    # When parsed / Then a NotificationError names the field (it used to be a TypeError)
+    with pytest.raises(NotificationError, match=f"detail.{field} must be a non-empty string"):
+        parse_body(json.dumps(document))

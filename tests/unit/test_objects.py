@@ -6,7 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 
 from pipeline.objects import (
     LazyObjectReader,
@@ -16,6 +21,7 @@ from pipeline.objects import (
     head_from_error,
 )
 from pipeline.settings import Settings
+from tests.support.sdk_errors import BOTOCORE_ERRORS, OTHER_ERRORS, TRANSIENT_FAMILIES, sdk_error
 
 
 def head_error(status: int, headers: dict[str, str] | None = None, code: str = "") -> ClientError:
@@ -117,3 +123,18 @@ def test_the_s3_endpoint_follows_the_sdks_variables(
     # Given the SDK's endpoint variables / Then the HeadObject client uses S3's
     settings = Settings.from_env({"TABLE_NAME": "files", **env})
     assert settings.s3_endpoint_url == expected
+
+
+@pytest.mark.parametrize("cls", BOTOCORE_ERRORS + OTHER_ERRORS, ids=lambda cls: cls.__name__)
+def test_every_sdk_error_becomes_a_lookup_error(cls: type[BaseException]) -> None:
+    # Given HeadObject raising any error of botocore's family (ParamValidationError for a
+    # bucket name the SDK refuses, endpoint errors...) or of the HTTP layer
+    error = sdk_error(cls)
+
+    # When asked / Then an ObjectLookupError, transient only for connection errors and timeouts
+    with pytest.raises(ObjectLookupError) as raised:
+        head(error)
+    assert raised.value.transient is isinstance(error, TRANSIENT_FAMILIES)
+    if isinstance(error, ParamValidationError):
+        assert not raised.value.transient
+        assert "not a/valid" not in raised.value.reason  # the type, never the content

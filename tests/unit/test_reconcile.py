@@ -142,6 +142,14 @@ def test_repairs_missing_extra_and_stale_with_exact_counts() -> None:
         "dry_run": False,
         "resumed_after": None,
         "failures": {},
+        "drifted_keys": {
+            "missing": {
+                "keys": [f"k{i:05d}" for i in range(10)] + [f"new{i}" for i in range(4)],
+                "more": 0,
+            },
+            "extra": {"keys": [f"ghost{i}" for i in range(5)], "more": 0},
+            "stale": {"keys": [f"k{i:05d}" for i in range(50, 53)], "more": 0},
+        },
     }
     # And hidden rows are tombstones (never listed again), backfilled rows are marked
     assert table.items["ghost0"]["deleted"] is True and "shard" not in table.items["ghost0"]

@@ -209,7 +209,7 @@ def update_statement(
 
 @functools.lru_cache(maxsize=256)
 def restamp_statement(table: str, compared: tuple[tuple[str, bool], ...]) -> str:
-    """`UPDATE ... SET "changed"=? WHERE "filename"=? AND <the row's version>`: a new feed
+    """`UPDATE ... SET "changed"=? WHERE <key>=? AND <the row's version>`: a new feed
     position for a row only while it still holds the version written. Parameters: the new
     position, the key, then the value of each `compared` attribute that is present."""
     same = " AND ".join(
@@ -254,7 +254,8 @@ def write_statement(table: str, write: ConditionalWrite) -> dict[str, Any]:
 
 
 MAX_RESTAMPS = 5
-"""Re-stamps of one row in a row before its write is reported failed (SQS retries later)."""
+"""Re-stamps of one row in a row, each answered late, before the writer gives up on proving
+its position (logged: the change may be missing from the feed; raise FEED_SETTLE_MS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +495,13 @@ class DynamoFileStore:
                 break
             pending = list(again)
             again.clear()
+        for entry in again:
+            logger.warning(
+                "Feed position of a row not confirmed after %d re-stamps answered late: "
+                "the change may be missing from GET /changes (FEED_SETTLE_MS too short?)",
+                MAX_RESTAMPS,
+                extra={"object_key": entry.key[:256]},
+            )
         return restamped
 
     async def write_rows(

@@ -460,6 +460,7 @@ class DynamoFileStore:
         pending = list(entries)
         restamped: set[str] = set()
         again: list[_Statement] = []
+        unconfirmed: list[_Statement] = []
 
         async def call(chunk: list[_Statement]) -> list[_Statement]:
             sent_ms = stamper.now_ms()
@@ -495,7 +496,9 @@ class DynamoFileStore:
                 break
             pending = list(again)
             again.clear()
-        for entry in again:
+        else:
+            unconfirmed = pending
+        for entry in unconfirmed:
             logger.warning(
                 "Feed position of a row not confirmed after %d re-stamps answered late: "
                 "the change may be missing from GET /changes (FEED_SETTLE_MS too short?)",

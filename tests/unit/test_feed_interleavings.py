@@ -308,3 +308,15 @@ async def test_churn_of_creates_overwrites_and_deletes_with_faults(seed: int) ->
     assert {k: r.get("deleted", False) for k, r in consumer.state.items()} == {
         k: r.get("deleted", False) for k, r in table.final_rows().items()
     }
+
+
+@simulated
+async def test_a_position_never_confirmed_is_logged(caplog: Any) -> None:
+    # Given a table whose every answer for one key comes 4 s (> W/2) late
+    clock, table, _ = _world()
+    table.answer_delays["never.txt"] = [4.0] * 10
+    # When the writer writes it
+    (result,) = await clock.run(_write(table, clock, _event("never.txt")))
+    # Then it stamped the row again 5 times, then said it could not confirm the position
+    assert result.restamps == 5
+    assert "not confirmed after 5 re-stamps" in caplog.text

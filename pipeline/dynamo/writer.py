@@ -270,6 +270,7 @@ class _Statement:
     tail: str = ""
 
     def stamped(self, sent_ms: int) -> dict[str, Any]:
+        """The statement with its position stamped at `sent_ms` (as it is without one)."""
         if self.stamp_at < 0:
             return self.statement
         parameters = list(self.statement["Parameters"])
@@ -374,7 +375,7 @@ class DynamoFileStore:
             outcomes[key] = WriteOutcome.FAILED  # until DynamoDB says otherwise
             try:
                 statement = write_statement(self._table, write)
-                stamp_at = _changed_index(write) if self._stamper is not None else -1
+                stamp_at = _changed_index(write) if CHANGED in write.row else -1
             except (TypeError, ValueError) as error:  # e.g. a stored value of another type
                 stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
                 continue
@@ -439,8 +440,11 @@ class DynamoFileStore:
             suspects = [
                 entry
                 for entry in statements
-                if entry.key in late
-                or (entry.key in unanswered and outcomes[entry.key] is WriteOutcome.CONFLICT)
+                if entry.stamp_at >= 0
+                and (
+                    entry.key in late
+                    or (entry.key in unanswered and outcomes[entry.key] is WriteOutcome.CONFLICT)
+                )
             ]
             if suspects:
                 for key in await self._restamp(suspects, deadline, stats):
@@ -529,6 +533,8 @@ class DynamoFileStore:
                 sent_ms = self._stamper.now_ms()
                 for request in chunk:
                     item = request["PutRequest"]["Item"]
+                    if CHANGED not in item:  # not a file's row
+                        continue
                     tail = position_tail(item[CHANGED]["S"])
                     item[CHANGED] = {"S": f"{sent_ms:0{MS_DIGITS}d}{tail}"}
             response = await self._client.batch_write_item(RequestItems={self._table: chunk})

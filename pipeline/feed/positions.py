@@ -120,8 +120,11 @@ class Stamper:
         expected: Mapping[str, Any] | None,
         sent_ms: int,
     ) -> dict[str, Any]:
-        """`row` with its feed attributes: position at `sent_ms`, shard and kind."""
-        bucket, key = str(row[BUCKET]), str(row[OBJECT_KEY])
+        """`row` with its feed attributes: position at `sent_ms`, shard and kind. A row that
+        is not a file's (no bucket or key: a system item) is returned as it is."""
+        bucket, key = row.get(BUCKET), row.get(OBJECT_KEY)
+        if not isinstance(bucket, str) or not isinstance(key, str):
+            return dict(row)
         stamped = dict(row)
         stamped[CHANGED] = position(sent_ms, bucket, key)
         stamped[FEED_SHARD] = feed_shard(bucket, key, self.shards)

@@ -399,3 +399,9 @@ def test_any_since_is_answered_without_a_500(since: str, status: int) -> None:
     got, payload = _get(_app(MemoryIndex(), T0), since=since)
     assert got == status, payload
     _check(got, payload)
+
+
+def test_rows_that_are_not_files_are_not_stamped() -> None:
+    stamper = Stamper(5_000, lambda: T0 / 1000)
+    system = {"pk": "#totals/b", "count": 3}
+    assert stamper.stamp(system, None, 1) == system

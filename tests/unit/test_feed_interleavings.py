@@ -22,7 +22,8 @@ import pytest
 from pipeline.dynamo.writer import DynamoFileStore
 from pipeline.feed.positions import Stamper
 from pipeline.ingest import ingest
-from pipeline.retry import Backoff, Deadline
+from pipeline.model import ConditionalWrite, WriteOutcome
+from pipeline.retry import Backoff, Deadline, OpStats
 from tests.support.feed_sim import TABLE, Consumer, LaggyIndex, LandingTable, SimClock
 from tests.support.s3events import notification, s3_record, sqs_record
 
@@ -320,3 +321,21 @@ async def test_a_position_never_confirmed_is_logged(caplog: Any) -> None:
     # Then it stamped the row again 5 times, then said it could not confirm the position
     assert result.restamps == 5
     assert "not confirmed after 5 re-stamps" in caplog.text
+
+
+@simulated
+async def test_a_row_that_is_not_a_files_is_written_without_a_position() -> None:
+    # Given a system item (no bucket: e.g. an aggregate) among a file's rows
+    clock, table, _ = _world()
+    store = _store(table, clock)
+    system = {"filename": "#totals", "count": 3}
+    file_row = {"filename": "a", "bucket": BUCKET, "event_time": "t", "size": 1}
+    writes = [ConditionalWrite(system, None), ConditionalWrite(file_row, None)]
+    # When both are written through the stamping writer
+    (outcomes,) = await clock.run(
+        store.write_conditional(writes, Deadline(5, clock.time), OpStats())
+    )
+    # Then both are written, and only the file's row carries a position
+    assert set(outcomes.values()) == {WriteOutcome.WRITTEN}
+    rows = table.final_rows()
+    assert "changed" not in rows["#totals"] and "changed" in rows["a"]

@@ -4,16 +4,25 @@ VENV   := .venv
 TOOLS  := .venv-tools
 PY     := $(VENV)/bin/python
 
-.PHONY: demo up test lint iac-check clean
+UV     := $(VENV)/bin/uv
 
-$(VENV)/.installed: requirements/dev.lock
+.PHONY: demo up test test-fast lint iac-check clean
+
+# The installer: uv (pinned and hash-checked in requirements/bootstrap.lock), installed with pip
+# into the project's venv; it then installs the other locks, hash-checked, showing progress.
+$(VENV)/.uv: requirements/bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar on --require-hashes \
+		-r requirements/bootstrap.lock
 	touch $@
 
-$(TOOLS)/.installed: requirements/tools.lock
+$(VENV)/.installed: requirements/dev.lock $(VENV)/.uv
+	$(UV) pip install --python $(PY) --require-hashes -r requirements/dev.lock
+	touch $@
+
+$(TOOLS)/.installed: requirements/tools.lock $(VENV)/.uv
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/tools.lock
+	$(UV) pip install --python $(TOOLS)/bin/python --require-hashes -r requirements/tools.lock
 	touch $@
 
 ## demo: start the local stack, upload sample files, list them, delete one, stop.
@@ -24,9 +33,14 @@ demo: $(VENV)/.installed
 up: $(VENV)/.installed
 	$(PY) -m pipeline up
 
-## test: the whole test suite (unit, integration on moto server, end-to-end on the local stack).
+## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
+## local stack); pytest prints each file's progress as it goes.
 test: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m pytest
+
+## test-fast: the unit tier only (no servers, seconds).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -40,7 +54,7 @@ iac-check: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m pytest -q tests/unit/test_template.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache
 
 # ---------------------------------------------------------------------------------------------
 # Lambda artifact, called by `sam build` (template.yaml: Metadata BuildMethod: makefile) with

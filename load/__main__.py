@@ -5,13 +5,15 @@ python -m load upload --objects 10000
 python -m load read --items 10000 --limits 100,1000
 python -m load listing --sizes 10000,100000,1000000
 python -m load reconcile --keys 100000,1000000
+python -m load idle --seconds 60
+python -m load api --rows 100000 --walk-files 2500 --clients 40 --requests 16
 """
 
 from __future__ import annotations
 
 import sys
 
-from load import listing, read, reconcile, upload, writer
+from load import api, idle, listing, read, reconcile, upload, writer
 from load.cli import run_commands
 
 COMMANDS = {
@@ -20,6 +22,8 @@ COMMANDS = {
     "read": read,
     "reconcile": reconcile,
     "listing": listing,
+    "idle": idle,
+    "api": api,
 }
 
 

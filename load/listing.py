@@ -155,9 +155,10 @@ SCENARIOS: list[tuple[str, dict[str, str], bool]] = [
 
 def run(args: argparse.Namespace) -> int:
     """Build each table size, walk every scenario, report and check the targets."""
-    if args.moto:
+    if args.local:
         write_json(
-            args.out, {"benchmark": "listing-moto", "machine": machine(), **local_engine(args.moto)}
+            args.out,
+            {"benchmark": "listing-local", "machine": machine(), **local_engine(args.local)},
         )
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -242,55 +243,57 @@ def print_summary(document: dict[str, Any]) -> None:
 
 
 def local_engine(items: int, pages: int = 10) -> dict[str, Any]:
-    """Page latency on the embedded moto server, with the fast index Query and with moto's own.
+    """Page latency on the local stack's DynamoDB engine (AWS's DynamoDB Local).
 
     Seeds `items` rows over HTTP, then times `pages` pages of a walk (limit 100 and 1000)
-    through `DynamoFileReader`, first with `pipeline.local.moto_index` installed, then with
-    moto's `Table.query` restored (fewer pages: it is slow), in the same run.
+    through `DynamoFileReader`, as the read API pages.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import boto3
-    from moto.dynamodb.models.table import Table
 
     from pipeline.dynamo.reader import DynamoFileReader
     from pipeline.dynamo.schema import create_files_table
     from pipeline.listing import read_page
-    from pipeline.local import moto_index
-    from pipeline.local.moto_server import MotoServer
+    from pipeline.local.dynamodb_local import DynamoDBLocal
     from pipeline.model import shard_of
 
-    results: dict[str, Any] = {"items": items}
-    with MotoServer() as server:
+    results: dict[str, Any] = {"items": items, "engine": "DynamoDB Local"}
+    with DynamoDBLocal() as engine:
         client = boto3.client(
             "dynamodb",
             region_name="us-east-1",
-            endpoint_url=server.endpoint_url,
+            endpoint_url=engine.endpoint_url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
         create_files_table(client, "files")
-        batch: list[dict[str, Any]] = []
-        for i in range(items):
-            name = f"p{i % 32:02d}/object {i:08d}.bin"
-            item = {"filename": {"S": name}, "shard": {"N": str(shard_of(name))}}
-            item["size"] = {"N": str(i)}
-            batch.append({"PutRequest": {"Item": item}})
-            if len(batch) == 25 or i == items - 1:
-                client.batch_write_item(RequestItems={"files": batch})
-                batch = []
+
+        def write(start: int) -> None:
+            batch = []
+            for i in range(start, min(start + 25, items)):
+                name = f"p{i % 32:02d}/object {i:08d}.bin"
+                item = {"filename": {"S": name}, "shard": {"N": str(shard_of(name))}}
+                item["size"] = {"N": str(i)}
+                batch.append({"PutRequest": {"Item": item}})
+            requests: dict[str, Any] = {"files": batch}
+            while requests:
+                requests = client.batch_write_item(RequestItems=requests)["UnprocessedItems"]
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(0, items, 25)))
         reader = DynamoFileReader(client, "files")
-        for label, count in (("fast index Query", pages), ("moto's own Query", max(2, pages // 5))):
-            if label != "fast index Query":
-                Table.query = moto_index._ORIGINAL_QUERY  # type: ignore[method-assign]
-            for limit in (100, 1_000):
-                latencies = []
-                cursor = None
-                for _ in range(count):
-                    t0 = time.perf_counter()
-                    page = read_page(reader, limit, cursor=cursor)
-                    latencies.append(time.perf_counter() - t0)
-                    cursor = page.cursor
-                results[f"{label}, limit {limit}, p50 ms"] = (percentile(latencies, 50) or 0) * 1e3
-        Table.query = moto_index._query  # type: ignore[method-assign]
+        for limit in (100, 1_000):
+            latencies = []
+            cursor = None
+            for _ in range(pages):
+                t0 = time.perf_counter()
+                page = read_page(reader, limit, cursor=cursor)
+                latencies.append(time.perf_counter() - t0)
+                cursor = page.cursor
+            results[f"DynamoDB Local, limit {limit}, p50 ms"] = (
+                percentile(latencies, 50) or 0
+            ) * 1e3
     for key, value in results.items():
         console.print(f"{key}: {fmt(value, 1) if isinstance(value, float) else value}")
     return results
@@ -307,12 +310,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pages per table for the interleaved p50 comparison",
     )
     parser.add_argument(
-        "--moto",
+        "--local",
+        "--moto",  # its former name, when the local stack's DynamoDB was moto's
+        dest="local",
         type=int,
         default=0,
         metavar="ITEMS",
-        help="instead: page latency on the embedded moto server with ITEMS rows, fast index "
-        "Query vs moto's own",
+        help="instead: page latency on the local stack's DynamoDB engine (DynamoDB Local) "
+        "with ITEMS rows",
     )
     add_output_arguments(parser, "listing", plot=None)
 

@@ -6,8 +6,9 @@ following next_token to the end, sequential, as a client would) and a boto3 Scan
 over the same table with PageSize=L. Reports pages/s, items/s and page latency p50/p99 for
 both, and checks that each walk returned every seeded item exactly once.
 
-Target: the local stack (embedded moto, started here) or a deployed stack (`--stack-name`:
-its ApiUrl and TableName outputs; `--items 0` to walk what is there without seeding).
+Target: the local stack (embedded moto and DynamoDB Local, started here) or a deployed stack
+(`--stack-name`: its ApiUrl and TableName outputs; `--items 0` to walk what is there without
+seeding).
 """
 
 from __future__ import annotations
@@ -159,12 +160,12 @@ def run(args: argparse.Namespace) -> int:
             resource = boto3.resource(
                 "dynamodb",
                 region_name=stack.region,
-                endpoint_url=stack.endpoint_url,
+                endpoint_url=stack.dynamodb_endpoint,
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             )
             seed(resource.Table(stack.table_name), args.items, run_id)
-            target = {"kind": "local (embedded moto)", "table": stack.table_name}
+            target = {"kind": "local (embedded moto and DynamoDB Local)", "table": stack.table_name}
             results = _walks(
                 dynamodb, stack.table_name, stack.api_url, limits, args.repeat, stack.signer
             )

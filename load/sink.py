@@ -22,7 +22,7 @@ PutItem/TransactWriteItems evaluate `attribute_not_exists(#k)` and `#a < :v` / `
 terms joined by OR; PartiQL `INSERT` refuses an existing key (DuplicateItem) and `UPDATE` a
 missing one (ConditionalCheckFailed), but the UPDATE's non-key condition is not evaluated
 (the benchmark's keys are fresh or overwritten by newer events, so its statements hold; the
-local engine's faithful PartiQL is `pipeline/local/moto_partiql.py`).
+local stack runs them on AWS's DynamoDB Local).
 
 Control endpoints (JSON): `POST /_sink/config` `{"latency_ms": 10, "unprocessed_rate": 0.05}`,
 `GET /_sink/stats`, `POST /_sink/reset`.

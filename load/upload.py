@@ -1,10 +1,10 @@
 """Bulk upload: put N objects into the bucket concurrently, wait until every key is tracked.
 
-Against the local stack (default: embedded moto on 127.0.0.1, started here) or a deployed
-stack (`--stack-name`, whose outputs name the bucket and table). Reports the upload rate,
-the end-to-end throughput (objects tracked per second, from the first PUT to the last row),
-the tracking lag (row written - S3 eventTime) p50/p95/p99/max and the completeness of the
-table (missing and extra keys under this run's prefix; both must be 0).
+Against the local stack (default: embedded moto and DynamoDB Local on 127.0.0.1, started
+here) or a deployed stack (`--stack-name`, whose outputs name the bucket and table). Reports
+the upload rate, the end-to-end throughput (objects tracked per second, from the first PUT to
+the last row), the tracking lag (row written - S3 eventTime) p50/p95/p99/max and the
+completeness of the table (missing and extra keys under this run's prefix; both must be 0).
 
 Row-written times: on the local stack, the ingest handler is wrapped and each key's time is
 taken when the invocation that wrote it returns (an upper bound, exact to one invocation).
@@ -258,7 +258,7 @@ def _run_local(
             )
         }
         target = {
-            "kind": "local (embedded moto)",
+            "kind": "local (embedded moto and DynamoDB Local)",
             "pollers": stack.pollers,
             "batch_size": config.batch_size,
             "batching_window_s": config.batching_window_s,

@@ -80,6 +80,9 @@ CURSOR_MESSAGE = "cursor is invalid: pass the next_cursor of the previous page u
 BUCKET_MESSAGE = "bucket must be an S3 bucket name (3-63 characters)"
 CURSOR_AND_SINCE_MESSAGE = "pass either cursor or since, not both"
 NO_BUCKET_MESSAGE = "bucket is required: this stack has no default bucket"
+REPEATED_MESSAGE = (
+    "query parameter {name} was given {count} times: the API accepts one value per name"
+)
 _MESSAGES = {
     "limit": LIMIT_MESSAGE,
     "next_token": TOKEN_MESSAGE,
@@ -233,6 +236,18 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request parameters"
 
 
+def _repeated_parameter(multi: dict[str, list[str]] | None) -> str | None:
+    """The message for the first query parameter given more than once, if any.
+
+    API Gateway passes every value (`multiValueQueryStringParameters`); the API takes one value
+    per name and says so instead of picking one.
+    """
+    for name, values in sorted((multi or {}).items()):
+        if len(values) > 1 and name in _MESSAGES:
+            return REPEATED_MESSAGE.format(name=name, count=len(values))
+    return None
+
+
 def _cors(settings: Settings) -> CORSConfig | None:
     """CORS from `CORS_ALLOW_ORIGIN`: one origin, `*`, or a comma-separated list."""
     if not settings.cors_origin:
@@ -352,6 +367,9 @@ def build_app(
     ) -> Response[FilePage]:
         if app.current_event.path.endswith("/"):
             raise FileNotFound  # GET /files/ (API Gateway ignores the slash): the empty name
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
         raw_limit = app.current_event.query_string_parameters.get("limit")
         if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
             raise BadRequest(LIMIT_MESSAGE)  # pydantic also takes "+5", " 5", "05", "1_0"
@@ -439,6 +457,9 @@ def build_app(
             ),
         ] = None,
     ) -> Response[ChangePageBody]:
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
         raw_limit = app.current_event.query_string_parameters.get("limit")
         if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
             raise BadRequest(LIMIT_MESSAGE)
@@ -484,7 +505,8 @@ def build_app(
 
     @app.exception_handler(RequestValidationError)
     def _invalid_parameters(exc: RequestValidationError) -> Response:
-        return bad_request(_validation_message(exc))
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        return bad_request(repeated or _validation_message(exc))
 
     @app.exception_handler(BadRequest)
     def _bad_request(exc: BadRequest) -> Response:

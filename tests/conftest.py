@@ -1,4 +1,5 @@
-"""Shared fixtures: one moto server per test session, a fresh table per test."""
+"""Shared fixtures: one moto server and one DynamoDB Local per test session, a fresh table per
+test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import boto3
 import pytest
 
 from pipeline.dynamo.schema import create_files_table
+from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
 
 REGION = "ap-south-1"
@@ -26,15 +28,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
-    """A real moto server over HTTP on 127.0.0.1 (port chosen by the OS)."""
+    """A real moto server over HTTP on 127.0.0.1 (port chosen by the OS), in its own process:
+    S3, SQS, SSM, EventBridge."""
     with MotoServer() as server:
         yield server
 
 
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """AWS's DynamoDB Local, in memory, on 127.0.0.1 (a free port): DynamoDB."""
+    with DynamoDBLocal() as engine:
+        yield engine
+
+
 @pytest.fixture
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point every SDK client of the test at the moto server; returns its endpoint URL."""
+def aws_env(
+    moto_server: MotoServer, dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Point every SDK client of the test at moto, and its DynamoDB clients at DynamoDB Local
+    (AWS_ENDPOINT_URL_DYNAMODB); returns moto's endpoint URL."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local.endpoint_url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -45,8 +59,8 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def dynamodb(aws_env: str):  # type: ignore[no-untyped-def]
-    """A boto3 DynamoDB client on the moto server."""
-    return boto3.client("dynamodb", region_name=REGION, endpoint_url=aws_env)
+    """A boto3 DynamoDB client on DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB)."""
+    return boto3.client("dynamodb", region_name=REGION)
 
 
 @pytest.fixture

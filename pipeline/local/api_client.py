@@ -89,11 +89,16 @@ class ApiResponse:
 
 
 def get(
-    url: str, timeout_s: float = 30, signer: Signer | None = None, *, sign: bool = True
+    url: str,
+    timeout_s: float = 30,
+    signer: Signer | None = None,
+    *,
+    sign: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> ApiResponse:
-    """GET `url`, SigV4-signed (see the module docstring); HTTP errors are returned as
-    responses, not raised."""
-    headers = {"Accept": "application/json"}
+    """GET `url` (with `headers`), SigV4-signed (see the module docstring); HTTP errors are
+    returned as responses, not raised."""
+    headers = {"Accept": "application/json", **(headers or {})}
     signer = signer or (environment_signer(url) if sign else None)
     if sign and signer is not None:
         url, headers = signer.sign("GET", url, headers)

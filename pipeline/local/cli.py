@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
 from pipeline.local import reconcile_cli, watch_cli
+from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable, require_java
 from pipeline.local.ports import PortInUseError, ensure_free
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ LOCAL_EXTRA = "s3-file-tracker[local]"
 """What to install for the local stack when running from a wheel (moto, PyYAML)."""
 
 DEFAULT_MOTO_PORT = 4000
+DEFAULT_DYNAMODB_PORT = 4001
+UP_LONG_POLL_S = 10
+"""`up`'s ReceiveMessage wait: an idle stack then costs a receive per poller every 10 s, not
+every second (Lambda's pollers wait 20 s); Ctrl-C waits for the current poll to end."""
 DEFAULT_API_PORT = 3000
 SAMPLE_FILES = {
     "hello.txt": b"Hello, world!\n",
@@ -138,6 +143,12 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MOTO_PORT,
         help=f"embedded moto port (default {DEFAULT_MOTO_PORT}; 0 = any free port)",
+    )
+    up.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=DEFAULT_DYNAMODB_PORT,
+        help=f"embedded DynamoDB Local port (default {DEFAULT_DYNAMODB_PORT}; 0 = any free port)",
     )
     up.add_argument(
         "--api-port",
@@ -248,12 +259,20 @@ def _banner(stack: Stack) -> str:
 
     config = stack.config
     endpoint = stack.endpoint_url
+    dynamodb = stack.dynamodb_endpoint
     lines = [
         "Local stack is up"
-        + (" (embedded moto)" if stack.embedded else f" (endpoint {endpoint or 'AWS'})"),
+        + (
+            " (embedded moto and DynamoDB Local)"
+            if stack.embedded
+            else f" (endpoint {endpoint or 'AWS'})"
+        ),
         f"  API          {stack.api_url}/files   (OpenAPI: {stack.api_url}/openapi.json)",
     ]
-    if endpoint:
+    if endpoint and dynamodb != endpoint:
+        lines.append(f"  S3/SQS       {endpoint}   (moto)")
+        lines.append(f"  DynamoDB     {dynamodb}   (DynamoDB Local)")
+    elif endpoint:
         lines.append(f"  S3/SQS/DDB   {endpoint}")
     lines += [
         f"  bucket       {stack.bucket}",
@@ -284,6 +303,8 @@ def _banner(stack: Stack) -> str:
         f"  {_curl(stack)} '{stack.api_url}/files?limit=2'",
         f"  {_curl(stack)} {stack.api_url}/files/some-file.txt",
         f"  aws {flag}s3 rm s3://{stack.bucket}/some-file.txt",
+        f"  aws {f'--endpoint-url {dynamodb} ' if dynamodb else ''}dynamodb scan "
+        f"--table-name {stack.table_name}",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
@@ -339,7 +360,10 @@ def _published(stack: Stack) -> AbstractContextManager[Any]:
             table=stack.table_name,
             queue_name=stack.queue_url.rstrip("/").rsplit("/", 1)[-1],
             api_url=stack.api_url,
-            endpoints=dict.fromkeys(SERVICES, stack.endpoint_url),
+            endpoints={
+                **dict.fromkeys(SERVICES, stack.endpoint_url),
+                "dynamodb": stack.dynamodb_endpoint or stack.endpoint_url,
+            },
             credentials={
                 "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -353,6 +377,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     embedded = not (args.endpoint_url or args.stack_name or args.queue_url)
     if embedded:
         ensure_free("127.0.0.1", args.moto_port, "--moto-port")
+        ensure_free("127.0.0.1", args.dynamodb_port, "--dynamodb-port")
+        require_java()  # before "Starting...": without it, the one line says what to install
     ensure_free("127.0.0.1", args.api_port, "--api-port")
     config = _config(args)
     from pipeline.local.stack import Stack
@@ -363,6 +389,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             config,
             pollers=args.pollers,
             moto_port=args.moto_port,
+            dynamodb_port=args.dynamodb_port,
+            wait_time_s=UP_LONG_POLL_S,
             api_port=args.api_port,
             endpoint_url=args.endpoint_url,
             resources=resources,
@@ -397,7 +425,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _Stopper(interrupt=True),
         Stack(config, pollers=args.pollers or 2, verbose=args.verbose) as stack,
     ):
-        print(f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}", flush=True)
+        print(
+            f"Local stack up: API {stack.api_url}, moto {stack.endpoint_url}, "
+            f"DynamoDB Local {stack.dynamodb_endpoint}",
+            flush=True,
+        )
         signer = stack.signer if stack.api_auth_enabled else None
         curl = _curl(stack)
         if signer is not None:
@@ -474,7 +506,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m pipeline") ->
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (TemplateError, ResourceError, ClientError, BotoCoreError, PortInUseError) as error:
+    except (
+        TemplateError,
+        ResourceError,
+        ClientError,
+        BotoCoreError,
+        PortInUseError,
+        DynamoDBLocalUnavailable,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as missing:

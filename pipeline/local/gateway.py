@@ -2,7 +2,8 @@
 
 Each HTTP request becomes the proxy event API Gateway sends (`resource`, `path`,
 `pathParameters` incl. greedy `{name+}`, query strings, headers, `requestContext`), the
-handler is invoked in-process, and its `statusCode`/`headers`/`multiValueHeaders`/`body`
+handler is invoked (the stack's: in a Lambda execution environment of its own, see
+`environments`), and its `statusCode`/`headers`/`multiValueHeaders`/`body`
 (`isBase64Encoded` honoured) are written back. Like API Gateway, `path` and `pathParameters`
 keep the percent-encoding the client sent; query string values are decoded.
 
@@ -10,6 +11,11 @@ Methods whose authorization is `AWS_IAM` (template: the API's `Auth.DefaultAutho
 event's `Auth.Authorizer`) accept only requests SigV4-signed with known credentials
 (`SigV4Verifier`); anything else gets API Gateway's 403 before the handler runs. Every error
 the gateway itself answers is JSON `{"message": ...}`, like API Gateway's.
+
+Strict where API Gateway is: the path is routed as SigV4 signs it (dot segments and empty
+segments removed), so a signature never opens another resource than the one it was made for;
+bodies above 10 MB get a 413 before they are read, chunked bodies are decoded (same limit),
+other transfer codings get a 501; a connection idle for `idle_timeout_s` is closed.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from botocore.utils import normalize_url_path
+
+from pipeline.local.environments import FunctionTimeoutError
 from pipeline.local.lambda_runtime import Handler, LambdaContext
 from pipeline.local.ports import PortInUseError
 from pipeline.local.sigv4 import AuthError, Caller, SigV4Verifier
@@ -40,6 +49,11 @@ MISSING_TOKEN = {"message": "Missing Authentication Token"}
 """API Gateway's answer (403) for a resource or method the API does not define."""
 AWS_IAM = "AWS_IAM"
 NONE = "NONE"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""API Gateway's payload limit (10 MB): a larger body gets a 413 before it is read."""
+TOO_LONG = {"message": "Request Too Long"}
+IDLE_TIMEOUT_S = 60.0
+"""How long a connection may sit without sending a byte of its next request (local choice)."""
 
 
 @dataclass(frozen=True)
@@ -230,15 +244,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        # every read (request line, headers, body) waits at most this long: an idle or
+        # stalled connection is closed instead of holding a thread forever
+        super().setup()
+        self.connection.settimeout(self.server.gateway.idle_timeout_s)
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, response: HttpResponse) -> None:
+    def _send(self, response: HttpResponse, *, close: bool = False) -> None:
+        """Write `response`; `close`: end the connection after it (the body was not read)."""
         self.send_response(response.status)
         for name, value in response.headers:
             if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if close:
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
@@ -296,6 +320,8 @@ class ApiGateway:
     """`AWS_IAM` or `NONE` by (method, resource); routes not listed are `NONE`."""
     verifier: SigV4Verifier | None = None
     """Checks the signature of requests to `AWS_IAM` routes."""
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+    """A connection that sends nothing for this long is closed."""
 
     def __post_init__(self) -> None:
         self._routes = [
@@ -345,15 +371,15 @@ class ApiGateway:
     def serve(self, request: _RequestHandler) -> None:
         """Answer one HTTP request."""
         try:
-            length = int(request.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            request.send_error(HTTPStatus.BAD_REQUEST, "Bad Request")
+            body = _read_body(request)
+        except _Refused as refused:
+            request._send(refused.response, close=True)
             return
-        body = request.rfile.read(length) if length else b""
         split = urlsplit(request.path)
-        path = split.path or "/"
+        # SigV4 (every service but S3) signs the path with dot segments and empty segments
+        # removed; routing that same path is what makes the signature cover what is served:
+        # `/files/x/../a.txt` is `/files/a.txt` for the signature, so it is for the route too
+        path = normalize_url_path(split.path or "/")
         stage_prefix = f"/{self.stage}/"
         if path.startswith(stage_prefix):
             path = path[len(stage_prefix) - 1 :]
@@ -372,7 +398,7 @@ class ApiGateway:
                     try:
                         caller = self.verifier.verify(
                             request.command,
-                            split.path or "/",
+                            path if path == split.path else normalize_url_path(split.path),
                             split.query,
                             list(request.headers.items()),
                             body,
@@ -418,9 +444,69 @@ class ApiGateway:
         )
         try:
             result = self.handler(event, context)
+        except FunctionTimeoutError:
+            return _json_response(504, {"message": "Endpoint request timed out"})
         except Exception:
             logger.exception("%s raised", self.function_name)
             return _json_response(502, {"message": "Internal server error"})
         if context.elapsed_s() > self.function_timeout_s:
             return _json_response(504, {"message": "Endpoint request timed out"})
         return integration_response(result)
+
+
+class _Refused(Exception):
+    """A request answered before its body is read (the connection then closes)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.response = _json_response(status, {"message": message})
+
+
+def _read_body(request: _RequestHandler) -> bytes:
+    """The request body, by Content-Length or chunked; `_Refused` above `MAX_BODY_BYTES` (413,
+    unread), for a bad length (400) or a transfer coding other than chunked (501)."""
+    coding = request.headers.get("Transfer-Encoding")
+    if coding is not None:
+        if coding.strip().lower() != "chunked":
+            message = f"Transfer-Encoding {coding} is not supported"
+            raise _Refused(HTTPStatus.NOT_IMPLEMENTED, message)
+        if request.headers.get("Content-Length") is not None:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Content-Length and Transfer-Encoding together")
+        return _read_chunked(request)
+    text = (request.headers.get("Content-Length") or "0").strip()
+    if not text.isdigit() or len(request.headers.get_all("Content-Length") or []) > 1:
+        raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+    length = int(text)
+    if length > MAX_BODY_BYTES:
+        raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LONG["message"])
+    body = request.rfile.read(length) if length else b""
+    if len(body) != length:
+        raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+    return body
+
+
+def _read_chunked(request: _RequestHandler) -> bytes:
+    """Decode a chunked body (RFC 9112 7.1), trailers ignored, at most `MAX_BODY_BYTES`."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        line = request.rfile.readline(1026)
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request") from None
+        if size < 0 or not re.fullmatch(rb"[0-9A-Fa-f]+", size_text):
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+        if size == 0:
+            break
+        total += size
+        if total > MAX_BODY_BYTES:
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LONG["message"])
+        chunk = request.rfile.read(size)
+        if len(chunk) != size or request.rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+        chunks.append(chunk)
+    while request.rfile.readline(8194) not in (b"\r\n", b"\n", b""):
+        pass  # trailer fields
+    return b"".join(chunks)

@@ -44,6 +44,11 @@ class LambdaContext:
         """Milliseconds left before the function timeout, counting down from the invocation."""
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
 
+    def restart(self) -> None:
+        """Start the countdown now: when an execution environment takes the invocation (time
+        spent waiting for one is not the function's)."""
+        self._started = time.monotonic()
+
     def elapsed_s(self) -> float:
         """Seconds since the invocation started."""
         return time.monotonic() - self._started

@@ -1,11 +1,12 @@
 """An SQS event source mapping, as Lambda runs it: poll, batch, invoke, delete what succeeded.
 
 Each poller thread long-polls the queue, gathers up to `batch_size` messages within the
-batching window, invokes the handler in-process with a Lambda-shaped SQS event and a context
-object, and deletes the messages that succeeded. Failed messages are left alone: they reappear
-after the visibility timeout and, after maxReceiveCount receives, the queue's redrive policy
-moves them to the DLQ. With ReportBatchItemFailures the response is read as Lambda reads it
-(`batch_outcome`).
+batching window, invokes the handler (the stack's: in an execution environment of its own,
+see `environments`; a timed-out one fails the whole batch) with a Lambda-shaped SQS event and
+a context object, and deletes the messages that succeeded. Failed messages are left alone:
+they reappear after the visibility timeout and, after maxReceiveCount receives, the queue's
+redrive policy moves them to the DLQ. With ReportBatchItemFailures the response is read as
+Lambda reads it (`batch_outcome`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.local.environments import FunctionTimeoutError
 from pipeline.local.lambda_runtime import Handler, LambdaContext
 
 logger = logging.getLogger(__name__)
@@ -279,7 +281,7 @@ class SqsEventSource:
         except Exception as raised:
             error = raised
         elapsed = context.elapsed_s()
-        if elapsed > self.function_timeout_s:
+        if isinstance(error, FunctionTimeoutError) or elapsed > self.function_timeout_s:
             outcome = BatchOutcome(
                 frozenset(ids), f"Task timed out after {self.function_timeout_s:.2f} seconds"
             )

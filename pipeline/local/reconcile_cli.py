@@ -6,7 +6,8 @@ Targets (the first that applies):
                              file) when it has B; else any bucket and table on AWS (or
                              --endpoint-url)
   --endpoint-url URL         an emulator (LocalStack, moto): names from template.yaml
-  (nothing)                  the running local stack of `up` (else moto on --moto-port)
+  (nothing)                  the running local stack of `up` (else moto on --moto-port,
+                             DynamoDB Local on --dynamodb-port)
 
 Exit status: 0 when the table matched or was repaired, 1 when some repairs failed, 2 on
 errors (bad arguments, unreachable services), 3 when --dry-run found drift (0: none), 130
@@ -42,6 +43,8 @@ from pipeline.reconcile_app import Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
+DEFAULT_DYNAMODB_PORT = 4001
+DYNAMODB_ENDPOINT_HELP = "DynamoDB's endpoint when it differs from --endpoint-url"
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_DRIFT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
 
@@ -82,11 +85,19 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     target.add_argument("--bucket", help="the bucket (with --table)")
     target.add_argument("--table", help="the table (with --bucket)")
     target.add_argument("--endpoint-url", help="an AWS-compatible endpoint (LocalStack, moto)")
+    target.add_argument("--dynamodb-endpoint-url", help=DYNAMODB_ENDPOINT_HELP)
     target.add_argument(
         "--moto-port",
         type=int,
         default=DEFAULT_MOTO_PORT,
         help=f"the local stack's moto port when no other target is given ({DEFAULT_MOTO_PORT})",
+    )
+    target.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=DEFAULT_DYNAMODB_PORT,
+        help="the local stack's DynamoDB Local port when no other target is given "
+        f"({DEFAULT_DYNAMODB_PORT})",
     )
     target.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
     target.add_argument(
@@ -147,6 +158,11 @@ def _has_bucket(local: LocalStack, bucket: str) -> bool:
     return True
 
 
+def _dynamodb_endpoint(url: str | None) -> dict[str, str] | None:
+    """`Target.endpoints` naming DynamoDB's own endpoint, when it has one."""
+    return {"dynamodb": url} if url else None
+
+
 def _require_aws_credentials() -> None:
     if boto3.Session().get_credentials() is None:
         raise ResourceError(NO_TARGET)
@@ -176,6 +192,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
             table=outputs["TableName"],
             region=region,
             endpoint_url=args.endpoint_url,
+            endpoints=_dynamodb_endpoint(args.dynamodb_endpoint_url),
             checkpoint_path=path
             or outputs.get("ReconcileCheckpointPath")
             or f"/file-tracker/{args.stack_name}/reconcile/",
@@ -195,18 +212,35 @@ def resolve_target(args: argparse.Namespace) -> Target:
             raise ResourceError("--bucket and --table go together")
         if not args.endpoint_url:
             _require_aws_credentials()
-        return Target(args.bucket, args.table, region, args.endpoint_url, path or DEFAULT_PATH)
+        return Target(
+            args.bucket,
+            args.table,
+            region,
+            args.endpoint_url,
+            path or DEFAULT_PATH,
+            endpoints=_dynamodb_endpoint(args.dynamodb_endpoint_url),
+        )
     if local is not None:
         return local_target(local, local.bucket, local.table, path or DEFAULT_PATH)
     config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
     if args.endpoint_url:
-        return Target(config.bucket, config.table, region, args.endpoint_url, path or DEFAULT_PATH)
+        return Target(
+            config.bucket,
+            config.table,
+            region,
+            args.endpoint_url,
+            path or DEFAULT_PATH,
+            endpoints=_dynamodb_endpoint(args.dynamodb_endpoint_url),
+        )
     return Target(
         config.bucket,
         config.table,
         region,
         LOCAL_ENDPOINT.format(port=args.moto_port),
         path or DEFAULT_PATH,
+        endpoints=_dynamodb_endpoint(
+            args.dynamodb_endpoint_url or LOCAL_ENDPOINT.format(port=args.dynamodb_port)
+        ),
         credentials={
             "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -370,7 +404,9 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument("--table", help="the table (default: the stack's or template.yaml's)")
     sub.add_argument("--stack-name", help="a deployed stack (deployed with ExistingBucketName)")
     sub.add_argument("--endpoint-url", help="an AWS-compatible endpoint (LocalStack, moto)")
+    sub.add_argument("--dynamodb-endpoint-url", help=DYNAMODB_ENDPOINT_HELP)
     sub.add_argument("--moto-port", type=int, default=DEFAULT_MOTO_PORT)
+    sub.add_argument("--dynamodb-port", type=int, default=DEFAULT_DYNAMODB_PORT)
     sub.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
     sub.add_argument(
         "--template", type=Path, help="SAM template (default: the project's template.yaml)"
@@ -459,6 +495,10 @@ def _adopt_target(args: argparse.Namespace) -> tuple[Target, str | None]:
         table=args.table or config.table,
         region=region,
         endpoint_url=args.endpoint_url or LOCAL_ENDPOINT.format(port=args.moto_port),
+        endpoints=_dynamodb_endpoint(
+            args.dynamodb_endpoint_url
+            or (LOCAL_ENDPOINT.format(port=args.dynamodb_port) if local_moto else None)
+        ),
         credentials={
             "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],

@@ -4,6 +4,9 @@ Clients sign with botocore's `SigV4Auth` (`sign_request`); the local API Gateway
 requests the way API Gateway does for `AWS_IAM` methods (`SigV4Verifier`): same canonical
 request, same 5-minute clock window, same 403 messages and `x-amzn-ErrorType` headers.
 
+The request time is `X-Amz-Date`, else the `Date` header (an HTTP-date, signed as the same
+moment in ISO 8601 basic format), as AWS accepts either.
+
 Canonical form (AWS's SigV4 rules for services other than S3, as botocore applies them):
 the path as the client sent it, normalized (dot segments) and URI-encoded once more; the
 query's names and values percent-decoded, then encoded RFC 3986-style and sorted; the headers
@@ -20,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from botocore.auth import SigV4Auth
@@ -199,7 +203,9 @@ class SigV4Verifier:
                 "IncompleteSignatureException",
             )
         access_key, scope_date, scope_region, scope_service, terminator = credential
-        amz_date = (by_name.get("x-amz-date") or [""])[-1]
+        amz_date = (by_name.get("x-amz-date") or [""])[-1] or _from_http_date(
+            (by_name.get("date") or [""])[-1]
+        )
         if not amz_date:
             raise AuthError(
                 "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
@@ -280,6 +286,21 @@ class SigV4Verifier:
                 "InvalidSignatureException",
             )
         return Caller(access_key=access_key, account_id=self.account_id)
+
+
+def _from_http_date(value: str) -> str:
+    """The `Date` header (HTTP-date, RFC 9110; or already ISO 8601 basic) as the ISO 8601 basic
+    timestamp SigV4 signs with; "" when absent, the value unchanged when it is neither (the
+    caller's format check then refuses it)."""
+    if not value or re.fullmatch(r"\d{8}T\d{6}Z", value):
+        return value
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return value
+    if moment.tzinfo is None:
+        return value
+    return _amz(moment.astimezone(UTC))
 
 
 def _at(items: Sequence[str], index: int) -> str:

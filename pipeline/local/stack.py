@@ -1,15 +1,17 @@
 """The local stack: the pipeline on one machine, as template.yaml deploys it on AWS.
 
-    with Stack() as stack:  # embedded moto; names and settings from template.yaml
+    with Stack() as stack:  # embedded engines; names and settings from template.yaml
         s3 = stack.client("s3")
         s3.put_object(Bucket=stack.bucket, Key="hello.txt", Body=b"hi")
         stack.wait_until_idle()
         urllib.request.urlopen(f"{stack.api_url}/files")
 
-Three targets: embedded moto (default), any AWS-compatible endpoint (`endpoint_url=`, e.g.
+Three targets: embedded engines (default: moto for S3, SQS, SSM and EventBridge in a child
+process, AWS's DynamoDB Local for DynamoDB), any AWS-compatible endpoint (`endpoint_url=`, e.g.
 LocalStack), or existing resources on AWS (`resources=`, no endpoint). In every case the SQS
 event source mapping (`SqsEventSource`) and the API Gateway (`ApiGateway`) run in this process
-and invoke the real handlers, cold-started with the function environment of the template.
+and invoke the real handlers as Lambda does: in execution environments (`environments`), each
+its own process with the function environment of the template, one invocation at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from pipeline.local.api_client import Signer
+from pipeline.local.dynamodb_local import DynamoDBLocal
+from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
 from pipeline.local.gateway import ApiGateway
 from pipeline.local.lambda_runtime import (
     Handler,
@@ -53,19 +57,23 @@ VERBOSE_POWERTOOLS = {"POWERTOOLS_METRICS_DISABLED": "false", "POWERTOOLS_TRACE_
 
 
 class Stack:
-    """Run the pipeline locally: storage services, SQS poller and API gateway, in one process.
+    """Run the pipeline locally: storage services, SQS poller and API gateway (the functions
+    in worker processes, see `environments`).
 
     Args:
         config: names and settings; default: read from template.yaml.
         pollers: concurrent SQS pollers (each like one Lambda container); default: the
             template's ScalingConfig.MaximumConcurrency.
-        moto_port, api_port: 0 picks free ports.
+        moto_port, dynamodb_port, api_port: 0 picks free ports.
         endpoint_url: use this AWS-compatible endpoint (e.g. LocalStack) instead of moto.
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
         verbose: let the functions log at the template's level and print their metrics.
-        ingest_handler, api_handler: use these callables instead of cold-starting the
-            template's handlers (tests).
+        ingest_handler, api_handler: call these in-process instead of the template's handlers
+            (tests).
+        in_process: cold-start the template's handlers in this process and call them from the
+            pollers' and the gateway's threads, with no isolation between invocations (tests
+            that patch the handlers' modules); default: execution environments.
     """
 
     def __init__(
@@ -74,6 +82,7 @@ class Stack:
         *,
         pollers: int | None = None,
         moto_port: int = 0,
+        dynamodb_port: int = 0,
         api_port: int = 0,
         host: str = "127.0.0.1",
         endpoint_url: str | None = None,
@@ -83,12 +92,14 @@ class Stack:
         wait_time_s: int = 1,
         ingest_handler: Handler | None = None,
         api_handler: Handler | None = None,
+        in_process: bool = False,
     ) -> None:
         self.config = config or read_stack_config()
         self.pollers = pollers or self.config.max_concurrency
         self.host = host
         self.embedded = endpoint_url is None and resources is None
         self._moto = MotoServer(host=host, port=moto_port) if self.embedded else None
+        self._dynamodb = DynamoDBLocal(host=host, port=dynamodb_port) if self.embedded else None
         self._endpoint_url = endpoint_url
         self._resources = resources
         self._provision = resources is None if provision is None else provision
@@ -96,6 +107,7 @@ class Stack:
         self.wait_time_s = wait_time_s
         self._ingest_handler = ingest_handler
         self._api_handler = api_handler
+        self.in_process = in_process
         self._api_port = api_port
         self._exit = ExitStack()
         self.poller: SqsEventSource | None = None
@@ -108,10 +120,22 @@ class Stack:
 
     @property
     def endpoint_url(self) -> str | None:
-        """The S3/SQS/DynamoDB endpoint (moto's or the one given); None on real AWS."""
+        """The S3/SQS endpoint (moto's or the one given); None on real AWS."""
         if self._moto is not None:
             return self._moto.endpoint_url
         return self._endpoint_url
+
+    @property
+    def moto(self) -> MotoServer | None:
+        """The embedded moto server (`moto.call(f, ...)` runs `f` in its process), if any."""
+        return self._moto
+
+    @property
+    def dynamodb_endpoint(self) -> str | None:
+        """The DynamoDB endpoint (DynamoDB Local's, or `endpoint_url`); None on real AWS."""
+        if self._dynamodb is not None:
+            return self._dynamodb.endpoint_url
+        return self.endpoint_url
 
     @property
     def s3_endpoint(self) -> str | None:
@@ -162,7 +186,8 @@ class Stack:
 
     def client(self, service: str, **config: Any) -> Any:
         """A boto3 client for this stack's endpoint, region and credentials."""
-        kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": self.endpoint_url}
+        endpoint = self.dynamodb_endpoint if service == "dynamodb" else self.endpoint_url
+        kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": endpoint}
         if self.embedded:
             kwargs.update(
                 aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -185,6 +210,8 @@ class Stack:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
             for service in ("S3", "SQS", "DYNAMODB"):
                 env[f"AWS_ENDPOINT_URL_{service}"] = None
+            if self.dynamodb_endpoint != self.endpoint_url:
+                env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
         if self.embedded or (
             self.endpoint_url is not None and "AWS_ACCESS_KEY_ID" not in os.environ
         ):
@@ -209,9 +236,14 @@ class Stack:
         return self
 
     def _start(self) -> None:
+        if self._dynamodb is not None:
+            self._dynamodb.launch()  # the JVM starts while moto does
+            self._exit.callback(self._dynamodb.stop)
         if self._moto is not None:
             self._moto.start()
             self._exit.callback(self._moto.stop)
+        if self._dynamodb is not None:
+            self._dynamodb.wait_until_ready()
         base = self._base_environment()
         touched = set(self.config.ingest.environment) | set(self.config.api.environment)
         touched |= {"TABLE_NAME", *QUIET_POWERTOOLS}
@@ -224,8 +256,11 @@ class Stack:
             )
         if self._resources is None:
             raise RuntimeError("no resources: give `resources=` or let the stack provision them")
-        ingest_handler, ingest_exit = self._load(self.config.ingest, self._ingest_handler)
-        api_handler, _ = self._load(self.config.api, self._api_handler)
+        ingest_handler, ingest_exit = self._load(
+            self.config.ingest, self._ingest_handler, self.pollers
+        )
+        api = self.config.api
+        api_handler, _ = self._load(api, self._api_handler, api.reserved_concurrency)
         self.gateway = ApiGateway(
             handler=api_handler,
             routes=self.config.api_routes,
@@ -259,17 +294,31 @@ class Stack:
         ).start()
         self._exit.callback(self.poller.stop)
 
-    def _load(self, function: FunctionConfig, given: Handler | None) -> tuple[Handler, Any]:
-        """The handler to invoke: the given one, or a cold start of the template's."""
+    def _load(
+        self, function: FunctionConfig, given: Handler | None, size: int | None
+    ) -> tuple[Handler, Any]:
+        """The handler to invoke: the given one; with `in_process`, a cold start of the
+        template's in this process; else the template's in up to `size` execution
+        environments (default `DEFAULT_API_CONCURRENCY`), each its own worker process."""
         if given is not None:
             return given, None
-        handler, module = cold_start(function.handler, self._function_environment(function))
-        if not self.verbose:
-            handler = clearing_metrics(handler, module)
-        return handler, (lambda: close_thread_resources(module))
+        if self.in_process:
+            handler, module = cold_start(function.handler, self._function_environment(function))
+            if not self.verbose:
+                handler = clearing_metrics(handler, module)
+            return handler, (lambda: close_thread_resources(module))
+        pool = FunctionPool(
+            function.handler,
+            {**os.environ, **self._function_environment(function)},
+            size=size or DEFAULT_API_CONCURRENCY,
+            clear_metrics=not self.verbose,
+        )
+        self._exit.callback(pool.close)
+        return pool, None
 
     def stop(self) -> None:
-        """Stop pollers (after their current poll), the gateway and moto; restore os.environ."""
+        """Stop pollers (after their current poll), the gateway and the engines; restore
+        os.environ."""
         self._exit.close()
         self._exit = ExitStack()
 

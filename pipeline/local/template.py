@@ -232,6 +232,8 @@ class FunctionConfig:
     memory_mb: int
     environment: dict[str, str]
     """Environment.Variables (Globals merged), resolved; unresolvable ones dropped."""
+    reserved_concurrency: int | None = None
+    """ReservedConcurrentExecutions, when the template sets it."""
 
 
 @dataclass(frozen=True)
@@ -317,12 +319,14 @@ def _function(template: Mapping[str, Any], resolver: Resolver, logical_id: str) 
         env = resolver.resolve((source.get("Environment") or {}).get("Variables") or {})
         variables.update(env or {})
     environment = {key: str(value) for key, value in variables.items() if value is not None}
+    reserved = resolver.resolve(properties.get("ReservedConcurrentExecutions"))
     return FunctionConfig(
         logical_id=logical_id,
         handler=_required(resolver.resolve(properties.get("Handler")), f"{logical_id}.Handler"),
         timeout_s=int(resolver.resolve(properties.get("Timeout", 3))),
         memory_mb=int(resolver.resolve(properties.get("MemorySize", 128))),
         environment=environment,
+        reserved_concurrency=None if reserved is None else int(reserved),
     )
 
 

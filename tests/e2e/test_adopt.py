@@ -54,6 +54,7 @@ def test_adopt_keeps_other_notifications_backfills_and_then_follows_events(stack
             [
                 *("adopt", "--bucket", legacy, "--table", stack.table_name, "--json"),
                 *("--endpoint-url", str(stack.endpoint_url), "--region", stack.region),
+                *("--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)),
                 *("--queue-name", stack.queue_url.rsplit("/", 1)[-1]),
             ]
         )
@@ -67,16 +68,16 @@ def test_adopt_keeps_other_notifications_backfills_and_then_follows_events(stack
     assert [q["QueueArn"] for q in config["QueueConfigurations"]] == [
         other_arn["Attributes"]["QueueArn"]
     ]
-    live = moto_state.live_state(stack.region, stack.table_name)
-    assert live == moto_state.bucket_state(legacy)
+    live = moto_state.live_state(stack.client("dynamodb"), stack.table_name)
+    assert live == moto_state.bucket_state(stack.moto, legacy)
 
     # And later uploads and deletes arrive through EventBridge and are applied
     s3.put_object(Bucket=legacy, Key="new/one two.txt", Body=b"hello")
     s3.delete_object(Bucket=legacy, Key="old/03 é+.txt")
     s3.put_object(Bucket=legacy, Key="old/04 é+.txt", Body=b"rewritten")
     stack.wait_until_idle(60)
-    live = moto_state.live_state(stack.region, stack.table_name)
-    assert live == moto_state.bucket_state(legacy)
-    item = moto_state.table_items(stack.region, stack.table_name)["new/one two.txt"]
+    live = moto_state.live_state(stack.client("dynamodb"), stack.table_name)
+    assert live == moto_state.bucket_state(stack.moto, legacy)
+    item = moto_state.table_items(stack.client("dynamodb"), stack.table_name)["new/one two.txt"]
     assert item["event_name"] == {"S": "ObjectCreated:Put"}
     assert "seq" in item  # EventBridge events carry sequencers

@@ -70,6 +70,8 @@ def test_up_serves_signed_requests_until_stopped_then_stops_cleanly(stop: signal
             "up",
             "--moto-port",
             "0",
+            "--dynamodb-port",
+            "0",
             "--api-port",
             "0",
             "--pollers",
@@ -138,17 +140,20 @@ def test_demo_succeeds() -> None:
     assert "demo OK" in result.stdout
 
 
-@pytest.mark.parametrize("flag", ["--moto-port", "--api-port"])
+PORT_FLAGS = ("--moto-port", "--dynamodb-port", "--api-port")
+
+
+@pytest.mark.parametrize("flag", PORT_FLAGS)
 def test_up_on_a_taken_port_exits_2_at_once_with_one_line(flag: str) -> None:
     # Given a port another program listens on
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        other = "--api-port" if flag == "--moto-port" else "--moto-port"
+        others = [arg for other in PORT_FLAGS if other != flag for arg in (other, "0")]
         # When `up` is told to use it
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "up", flag, str(port), other, "0"],
+            [sys.executable, "-m", "pipeline", "up", flag, str(port), *others],
             cwd=REPO,
             env=run_env(),
             stdout=subprocess.PIPE,
@@ -156,8 +161,9 @@ def test_up_on_a_taken_port_exits_2_at_once_with_one_line(flag: str) -> None:
             text=True,
         )
         try:
-            # Then it exits with status 2 within 2 seconds (it used to hang, deaf to signals)
-            out, err = process.communicate(timeout=2)
+            # Then it exits with status 2 (it used to hang, deaf to signals) before starting
+            # anything: its one line of output is the error, not "Starting the local stack"
+            out, err = process.communicate(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -166,3 +172,29 @@ def test_up_on_a_taken_port_exits_2_at_once_with_one_line(flag: str) -> None:
     assert out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"port {port}" in err and flag in err and "in use" in err
+
+
+PORT_ARGS = {"up": ["--moto-port", "0", "--dynamodb-port", "0", "--api-port", "0"]}
+
+
+@pytest.mark.parametrize("command", ["up", "demo"])
+def test_without_java_up_and_demo_say_in_one_line_what_to_install(
+    command: str, tmp_path: Path
+) -> None:
+    # Given a PATH without java (the interpreter is called by its full path)
+    env = {**run_env(), "PATH": str(tmp_path)}
+    # When the embedded stack is asked for
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", command, *PORT_ARGS.get(command, [])],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it exits 2 with one line naming what to install, and starts nothing
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "java not found" in result.stderr and "openjdk-17-jre-headless" in result.stderr

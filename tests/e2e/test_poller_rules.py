@@ -7,6 +7,7 @@ are deleted, which stay on the queue for a retry.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pipeline.local.environments import FunctionPool
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource, batch_outcome
 from pipeline.local.provision import queue_arn, queue_counts
@@ -90,7 +92,7 @@ def run_once(sqs: Any, queue_url: str, handler: Recorder, **options: Any) -> Sqs
         **options,
     ).start()
     try:
-        assert handler.called.wait(20), "the handler was never invoked"
+        assert handler.called.wait(60), "the handler was never invoked"
     finally:
         source.stop()
     return source
@@ -201,6 +203,34 @@ def test_running_past_the_function_timeout_fails_the_batch(sqs: Any, queue: str)
     assert source.stats.timeouts == 1
 
 
+def test_a_batch_past_the_timeout_in_an_execution_environment_is_killed_and_fails(
+    sqs: Any, queue: str
+) -> None:
+    # Given the function in an execution environment (a worker process) that outlives its
+    # 1-second timeout
+    function = FunctionPool("tests.support.lambda_probe.sleep_long", dict(os.environ), size=1)
+    called = threading.Event()
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return function(event, context)
+        finally:
+            called.set()
+
+    handler.called = called  # type: ignore[attr-defined]
+    send(sqs, queue, 2)
+    try:
+        # When a batch is invoked
+        source = run_once(sqs, queue, handler, function_timeout_s=1)  # type: ignore[arg-type]
+        # Then the invocation was cut at the timeout (not after 25 s), its environment
+        # discarded, and the whole batch failed: both messages stay for a retry
+        assert source.stats.timeouts == 1 and source.stats.failed_invocations == 1
+        assert remaining(sqs, queue) == 2
+        assert function.environments == 0
+    finally:
+        function.close()
+
+
 def test_the_event_and_context_look_like_lambdas(sqs: Any, queue: str) -> None:
     send(sqs, queue, 1)
     handler = Recorder(lambda event: None)
@@ -252,7 +282,7 @@ def test_batches_hold_at_most_batch_size_messages(sqs: Any, queue: str) -> None:
         batching_window_s=1,
     ).start()
     try:
-        assert done.wait(20)
+        assert done.wait(60)
     finally:
         source.stop()
     assert sum(sizes) == 12
@@ -269,7 +299,7 @@ def test_a_window_of_zero_invokes_with_what_one_receive_returns(sqs: Any, queue:
 
 def test_several_pollers_invoke_concurrently(sqs: Any, queue: str) -> None:
     send(sqs, queue, 4)
-    barrier = threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=60)
     threads: set[str] = set()
 
     def meet(event: dict[str, Any], context: Any) -> None:

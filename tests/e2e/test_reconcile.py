@@ -53,15 +53,15 @@ def body_of(i: int, version: int = 0) -> bytes:
 
 
 def bucket_state(stack: Stack) -> dict[str, tuple[int, str]]:
-    return moto_state.bucket_state(stack.bucket)
+    return moto_state.bucket_state(stack.moto, stack.bucket)
 
 
 def table_items(stack: Stack) -> dict[str, dict[str, Any]]:
-    return moto_state.table_items(stack.region, stack.table_name)
+    return moto_state.table_items(stack.client("dynamodb"), stack.table_name)
 
 
 def live_state(stack: Stack) -> dict[str, tuple[int, str]]:
-    return moto_state.live_state(stack.region, stack.table_name)
+    return moto_state.live_state(stack.client("dynamodb"), stack.table_name)
 
 
 def target(stack: Stack) -> Target:
@@ -75,11 +75,13 @@ def target(stack: Stack) -> Target:
             "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         },
+        endpoints={"dynamodb": str(stack.dynamodb_endpoint)},
     )
 
 
 def reconcile_cli(stack: Stack, *flags: str) -> tuple[int, dict[str, Any]]:
     args = ["reconcile", "--json", "--endpoint-url", str(stack.endpoint_url)]
+    args += ["--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)]
     args += ["--bucket", stack.bucket, "--table", stack.table_name, "--region", stack.region]
     args += ["--checkpoint-path", f"/file-tracker/{stack.table_name}/reconcile/", *flags]
     out = io.StringIO()
@@ -127,7 +129,9 @@ def damage(stack: Stack, keys: list[str], *, deleted: int, ghosts: int, wrong: i
 
 def test_backfill_dry_run_repair_with_exact_counts(stack: Stack) -> None:
     # Given 5,000 objects put while the bucket's notifications are off
-    moto_state.seed_objects(stack.bucket, [(key_of(i), body_of(i)) for i in range(OBJECTS)])
+    moto_state.seed_objects(
+        stack.moto, stack.bucket, [(key_of(i), body_of(i)) for i in range(OBJECTS)]
+    )
     assert live_state(stack) == {} and len(bucket_state(stack)) == OBJECTS
     etag = hashlib.md5(body_of(0)).hexdigest()
     assert bucket_state(stack)[key_of(0)] == (len(body_of(0)), etag)

@@ -87,7 +87,8 @@ def faulty_stack() -> Iterator[tuple[Stack, FaultyClients]]:
         patch.setattr(pipeline.runtime, "open_dynamodb_client", clients)
         patch.setenv("INGEST_BASE_BACKOFF_MS", "1")
         patch.setenv("INGEST_MAX_BACKOFF_MS", "50")
-        with Stack(config) as stack:
+        # in-process: the faulty clients are patched into this process's modules
+        with Stack(config, in_process=True) as stack:
             stack.wait_until_idle(30)  # the s3:TestEvent
             yield stack, clients
 
@@ -284,14 +285,14 @@ def test_concurrent_invocations_cannot_let_an_older_event_win(
     try:
         while not gates:
             threading.Event().wait(0.01)
-        assert gates[0].reached.wait(10), "the create's write never reached the gate"
+        assert gates[0].reached.wait(60), "the create's write never reached the gate"
         # When the delete's invocation runs to the end, and then the create's write lands
         assert handler.lambda_handler({"Records": [delete]}, FakeLambdaContext()) == {
             "batchItemFailures": []
         }
     finally:
         gates[0].release.set()
-        first.join(20)
+        first.join(60)
         runtime.close()
     # Then neither invocation reported a failure, and the key stays deleted (newest wins)
     assert responses == [{"batchItemFailures": []}]

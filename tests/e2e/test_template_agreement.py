@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
 from pipeline.local.provision import provision
 from pipeline.local.template import TEMPLATE_PATH, StackConfig, load_template, read_stack_config
@@ -83,7 +84,9 @@ def test_parameters_override_the_defaults() -> None:
     )
 
 
-def test_bucket_versioning_is_the_template_parameter(moto_server: MotoServer) -> None:
+def test_bucket_versioning_is_the_template_parameter(
+    moto_server: MotoServer, dynamodb_local: DynamoDBLocal
+) -> None:
     # Given the template with BucketVersioning=Enabled
     config = read_stack_config(parameters={"BucketVersioning": "Enabled"})
     config = config.with_suffix(uuid.uuid4().hex[:8])
@@ -92,7 +95,7 @@ def test_bucket_versioning_is_the_template_parameter(moto_server: MotoServer) ->
         boto3.client(  # type: ignore[call-overload]
             name,
             region_name=config.region,
-            endpoint_url=moto_server.endpoint_url,
+            endpoint_url=(dynamodb_local if name == "dynamodb" else moto_server).endpoint_url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
@@ -104,7 +107,9 @@ def test_bucket_versioning_is_the_template_parameter(moto_server: MotoServer) ->
     assert s3.get_bucket_versioning(Bucket=config.bucket)["Status"] == "Enabled"
 
 
-def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) -> None:
+def test_provisioned_resources_agree_with_the_template(
+    moto_server: MotoServer, dynamodb_local: DynamoDBLocal
+) -> None:
     config: StackConfig = read_stack_config().with_suffix(uuid.uuid4().hex[:8])
     clients = {
         "region_name": config.region,
@@ -112,7 +117,8 @@ def test_provisioned_resources_agree_with_the_template(moto_server: MotoServer) 
         "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing",
     }
-    s3, sqs, dynamodb = (boto3.client(name, **clients) for name in ("s3", "sqs", "dynamodb"))  # type: ignore[call-overload]
+    s3, sqs = (boto3.client(name, **clients) for name in ("s3", "sqs"))  # type: ignore[call-overload]
+    dynamodb = boto3.client("dynamodb", **{**clients, "endpoint_url": dynamodb_local.endpoint_url})
     resources = provision(s3, sqs, dynamodb, config)
 
     attributes = sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["All"])[

@@ -1,7 +1,8 @@
 """Versioned buckets and lifecycle expirations on the local stack, with real S3 operations.
 
 The stack is template.yaml's with BucketVersioning=Enabled; moto notifies like AWS
-(`pipeline.local.moto_s3_events`), lifecycle expirations are performed by its `expire`. Every
+(`pipeline.local.moto_s3_events`), lifecycle expirations are performed by its `expire`
+(in moto's process). Every
 notification S3 sends is also captured; after the live run, all of them are sent again, each
 twice, shuffled. After each phase every key's row must equal HeadObject (no versionId), and
 GET /files must list exactly the bucket's objects.
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.local import moto_s3_events
 from pipeline.local.api_client import file_url, get
-from pipeline.local.moto_s3_events import expire
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
 from tests.support.reliability import api_state, bucket_state, table_rows
@@ -31,6 +32,13 @@ POLLERS = 3
 """Concurrent invocations, as Lambda runs them (writes are race-free: conditional)."""
 NAMES = ["plain.txt", "with space/ä+b.bin", "emoji 🎉 %20.txt"]
 """Each case runs on one key per name (form-URL-encoding and UTF-8 in every case)."""
+
+
+def expire(stack: Stack, bucket: str, key: str, version_id: str | None = None) -> str | None:
+    """S3 lifecycle expires `key` (or its version), in moto's process."""
+    if stack.moto is None:
+        raise RuntimeError("lifecycle expirations need the embedded moto server")
+    return stack.moto.call(moto_s3_events.expire, bucket, key, version_id=version_id)
 
 
 def _stack(versioning: str) -> Stack:
@@ -108,7 +116,7 @@ def test_every_versioned_case_and_lifecycle_ends_equal_to_head_object(versioned:
         return str(s3.put_object(Bucket=bucket, Key=key, Body=body)["VersionId"])
 
     # Given every case of issue 10 on a versioned bucket, performed with real S3 calls
-    with capture_notifications(bucket) as captured:
+    with capture_notifications(stack.moto, bucket) as captured:
         for n, name in enumerate(NAMES):
             # a noncurrent version deleted: unchanged
             old = put(f"noncurrent/{name}", b"old")
@@ -148,14 +156,14 @@ def test_every_versioned_case_and_lifecycle_ends_equal_to_head_object(versioned:
             # lifecycle: the current version expires (a marker), a noncurrent version
             # expires (unchanged), an expired object delete marker is removed (gone)
             put(f"lc-current/{name}", b"expires")
-            expire(bucket, f"lc-current/{name}")
+            expire(stack, bucket, f"lc-current/{name}")
             lc_old = put(f"lc-noncurrent/{name}", b"old")
             put(f"lc-noncurrent/{name}", b"stays")
-            expire(bucket, f"lc-noncurrent/{name}", version_id=lc_old)
+            expire(stack, bucket, f"lc-noncurrent/{name}", version_id=lc_old)
             lc_only = put(f"lc-marker/{name}", b"x")
             lc_marker = s3.delete_object(Bucket=bucket, Key=f"lc-marker/{name}")["VersionId"]
             s3.delete_object(Bucket=bucket, Key=f"lc-marker/{name}", VersionId=lc_only)
-            expire(bucket, f"lc-marker/{name}", version_id=lc_marker)
+            expire(stack, bucket, f"lc-marker/{name}", version_id=lc_marker)
             # copy and multipart: created with their version ids
             s3.copy_object(
                 Bucket=bucket,
@@ -207,7 +215,7 @@ def test_shuffled_duplicates_alone_reach_the_same_state(versioned: Stack) -> Non
     s3 = stack.client("s3")
     bucket = stack.bucket
     keys = {f"shuffled/{i}" for i in range(6)}
-    with capture_notifications(bucket, deliver=False) as captured:
+    with capture_notifications(stack.moto, bucket, deliver=False) as captured:
         for i, key in enumerate(sorted(keys)):
             first = s3.put_object(Bucket=bucket, Key=key, Body=b"1" * (i + 1))["VersionId"]
             s3.put_object(Bucket=bucket, Key=key, Body=b"22")
@@ -218,7 +226,7 @@ def test_shuffled_duplicates_alone_reach_the_same_state(versioned: Stack) -> Non
                 if i % 2:
                     s3.delete_object(Bucket=bucket, Key=key, VersionId=marker)
             else:
-                expire(bucket, key)
+                expire(stack, bucket, key)
 
     # When they arrive only now, each twice, in random order
     resend_shuffled(stack, captured, seed=3)
@@ -238,8 +246,8 @@ def test_lifecycle_expiration_on_an_unversioned_bucket_removes_the_file() -> Non
         stack.wait_until_idle(30)
 
         # When lifecycle expires one of them
-        with capture_notifications(stack.bucket) as captured:
-            expire(stack.bucket, "expiring.txt")
+        with capture_notifications(stack.moto, stack.bucket) as captured:
+            expire(stack, stack.bucket, "expiring.txt")
             stack.wait_until_idle(30)
 
         # Then S3 sent LifecycleExpiration:Delete (no ObjectRemoved) and the file is gone

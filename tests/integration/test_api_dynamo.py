@@ -1,4 +1,4 @@
-"""The read API on a real moto server over HTTP: full walks, tokens, names, failures."""
+"""The read API on DynamoDB Local over HTTP: full walks, tokens, names, failures."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from pipeline.api import TOKEN_MESSAGE, build_app
 from pipeline.dynamo.reader import DynamoFileReader, make_client
 from pipeline.dynamo.schema import create_files_table
-from pipeline.local.moto_server import MotoServer
+from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.model import shard_of
 from pipeline.settings import Settings
 from tests.support.api import api_context, body, file_event, rest_event
@@ -63,11 +63,11 @@ def tombstone(filename: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def client(moto_server: MotoServer) -> Any:
+def client(dynamodb_local: DynamoDBLocal) -> Any:
     return boto3.client(
         "dynamodb",
         region_name=REGION,
-        endpoint_url=moto_server.endpoint_url,
+        endpoint_url=dynamodb_local.endpoint_url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )

@@ -1,4 +1,4 @@
-"""Property tests of the ingest Lambda handler on a real moto server.
+"""Property tests of the ingest Lambda handler on moto (S3, SQS) and DynamoDB Local.
 
 Hypothesis builds SQS batches that mix valid S3 notifications (creates and deletes of random
 keys with Unicode and control characters, some for the same key, out of order, duplicated,

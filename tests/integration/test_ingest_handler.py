@@ -1,4 +1,4 @@
-"""The ingest Lambda handler against a real moto server over HTTP."""
+"""The ingest Lambda handler against moto (S3, SQS) and DynamoDB Local over HTTP."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_two_warm_invocations_in_a_row_succeed(
 
 
 def faulty_runtime(module: ModuleType, **faults: Any) -> tuple[LoopRuntime[Any], list[Any]]:
-    """A runtime whose store talks to moto through StrictFaultyClient."""
+    """A runtime whose store talks to DynamoDB Local through StrictFaultyClient."""
     wrappers: list[StrictFaultyClient] = []
 
     async def open_store(stack: AsyncExitStack) -> DynamoFileStore:

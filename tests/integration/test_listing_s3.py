@@ -2,7 +2,7 @@
 
 S3 holds the live keys; the table holds the same keys plus tombstones (some under the same
 prefixes). Most walks run the API over the in-memory index (`FakeFileReader`, DynamoDB Query
-rules); one set runs it over the moto server's DynamoDB table and index.
+rules); one set runs it over DynamoDB Local's table and index.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
+import boto3.dynamodb.types
 import pytest
 
 from pipeline.api import build_app
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.schema import create_files_table
+from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
 from pipeline.model import Action, FileEvent
 from pipeline.settings import Settings
@@ -52,11 +54,11 @@ def row(name: str, deleted: bool = False) -> dict[str, Any]:
     return event.row(now=1_800_000_000, tombstone_ttl_s=86_400)
 
 
-def clients(moto_server: MotoServer, service: str) -> Any:
+def clients(server: MotoServer | DynamoDBLocal, service: str) -> Any:
     return boto3.client(  # type: ignore[call-overload]
         service,
         region_name=REGION,
-        endpoint_url=moto_server.endpoint_url,
+        endpoint_url=server.endpoint_url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
@@ -151,11 +153,11 @@ def test_a_full_walk_at_limit_one_equals_s3(s3_reference: Any, fake: FakeFileRea
 
 
 @pytest.fixture(scope="module")
-def table(moto_server: MotoServer) -> Iterator[tuple[Any, str]]:
-    client = clients(moto_server, "dynamodb")
+def table(dynamodb_local: DynamoDBLocal) -> Iterator[tuple[Any, str]]:
+    client = clients(dynamodb_local, "dynamodb")
     name = f"files-listing-{uuid.uuid4().hex[:8]}"
     create_files_table(client, name)
-    serializer = boto3.dynamodb.types.TypeSerializer()  # type: ignore[attr-defined]
+    serializer = boto3.dynamodb.types.TypeSerializer()
     items = [row(k) for k in LIVE] + [row(t, deleted=True) for t in TOMBSTONES]
     for start in range(0, len(items), 25):
         requests = [
@@ -176,7 +178,7 @@ def table(moto_server: MotoServer) -> Iterator[tuple[Any, str]]:
         ("é/", None, None, (7,)),
     ],
 )
-def test_walks_over_the_moto_index_equal_s3(
+def test_walks_over_dynamodb_local_equal_s3(
     s3_reference: Any,
     table: tuple[Any, str],
     prefix: str,

@@ -164,3 +164,20 @@ def test_read_smoke(tmp_path: Path) -> None:
     assert walks[("api", 50)]["pages"] >= 6  # 300 items at 50 a page, followed by next_token
     assert all(r["items"] == 300 and r["complete"] for r in document["results"])
     assert document["targets"][0]["target"].startswith("GET /files")
+
+
+def test_api_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "api.json"
+    result = _run_load(
+        "api", "--rows", "60", "--walk-files", "5", "--clients", "3", "--requests", "4",
+        "--compare-in-process", "--out", str(out), timeout=300,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: a speed target missed
+    document = json.loads(out.read_text())
+    results = document["results"]
+    assert results["pages"]["items"] == 60 and results["pages"]["complete"]
+    assert results["walk"]["pages"] == 5 and results["walk"]["complete"]
+    assert results["clients"]["requests"] == 12 and results["clients"]["complete"]
+    assert results["clients"]["wrong_answers"] == 0 and results["clients"]["errors"] == 0
+    assert "clients_in_process" in results
+    assert [t["target"] for t in document["targets"]][2] == "wrong answers"

@@ -15,7 +15,9 @@ import boto3
 import pytest
 
 from pipeline.local import moto_s3_events
-from pipeline.local.moto_s3_events import EMPTY_MD5, LifecycleError, expire
+from pipeline.local.moto_s3_events import EMPTY_MD5, LifecycleError
+from pipeline.local.moto_server import MotoServer
+from tests.support.moto_state import patched
 
 REGION = "ap-south-1"
 EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]
@@ -76,12 +78,8 @@ def summary(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return record["eventName"], obj
 
 
-def test_the_patch_is_installed_by_the_server(aws_env: str) -> None:
-    from moto.s3 import models, notifications
-
-    assert moto_s3_events._APPLIED
-    assert notifications.send_event is moto_s3_events._send_event
-    assert models.S3Backend.delete_object is moto_s3_events._delete_object
+def test_the_patch_is_installed_by_the_server(moto_server: MotoServer) -> None:
+    assert patched(moto_server)["s3_events"]
 
 
 def test_versioned_bucket_events_carry_version_ids_like_aws(clients: tuple[Any, Any]) -> None:
@@ -201,7 +199,12 @@ def test_unversioned_bucket_events_have_no_version_and_deletes_no_size(
     assert all("sequencer" in r["s3"]["object"] for r in records)
 
 
-def test_lifecycle_expirations_send_lifecycle_events(clients: tuple[Any, Any]) -> None:
+def test_lifecycle_expirations_send_lifecycle_events(
+    clients: tuple[Any, Any], moto_server: MotoServer
+) -> None:
+    def expire(bucket: str, key: str, version_id: str | None = None) -> str | None:
+        return moto_server.call(moto_s3_events.expire, bucket, key, version_id=version_id)
+
     # Given a versioned bucket with a key of two versions, and an unversioned bucket
     bucket = Bucket(*clients, versioned=True)
     v1 = bucket.put("k", b"one")
@@ -230,7 +233,12 @@ def test_lifecycle_expirations_send_lifecycle_events(clients: tuple[Any, Any]) -
     assert [m["VersionId"] for m in versions["DeleteMarkers"] if m["IsLatest"]] == [marker]
 
 
-def test_lifecycle_refuses_what_s3_lifecycle_never_does(clients: tuple[Any, Any]) -> None:
+def test_lifecycle_refuses_what_s3_lifecycle_never_does(
+    clients: tuple[Any, Any], moto_server: MotoServer
+) -> None:
+    def expire(bucket: str, key: str, version_id: str | None = None) -> str | None:
+        return moto_server.call(moto_s3_events.expire, bucket, key, version_id=version_id)
+
     # Given a versioned key with one version and a marker on top
     bucket = Bucket(*clients, versioned=True)
     v1 = bucket.put("k")

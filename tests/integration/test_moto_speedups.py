@@ -9,7 +9,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.local import moto_speedups
+from pipeline.local.moto_server import MotoServer
+from tests.support.moto_state import patched
 
 
 @pytest.fixture
@@ -26,11 +27,8 @@ def counts(sqs: Any, url: str) -> tuple[int, int, int]:
     )
 
 
-def test_speedups_are_installed_by_the_server(sqs: Any) -> None:
-    from moto.sqs import models
-
-    assert moto_speedups._APPLIED
-    assert models.Queue.delete_message is moto_speedups._delete_message
+def test_speedups_are_installed_by_the_server(moto_server: MotoServer) -> None:
+    assert patched(moto_server)["speedups"]
 
 
 def test_visible_in_flight_and_delayed_messages_are_counted_and_received_as_sqs_does(

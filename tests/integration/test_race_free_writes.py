@@ -1,9 +1,8 @@
-"""Race-free conditional writes on moto over HTTP (with pipeline.local.moto_partiql installed).
+"""Race-free conditional writes over HTTP on AWS's DynamoDB Local (the local stack's engine).
 
-The same forced interleavings as tests/unit/test_conditional_writes.py, against the local
-engine the stack runs: stock moto 5.2 ignores PartiQL WHERE conditions and overwrites on
-INSERT, so these pass only because the local engine is faithful (its own tests:
-tests/integration/test_moto_partiql.py).
+The same forced interleavings as tests/unit/test_conditional_writes.py, against the engine
+the stack runs; the PartiQL semantics they rely on are pinned by
+tests/integration/test_partiql_semantics.py.
 """
 
 from __future__ import annotations
@@ -119,7 +118,9 @@ def test_rows_written_before_seq_existed_keep_working(
         assert result.skipped == 1
 
 
-def test_write_conditional_compare_and_swap_on_moto(dynamodb: Any, table_name: str) -> None:
+def test_write_conditional_compare_and_swap_on_dynamodb_local(
+    dynamodb: Any, table_name: str
+) -> None:
     row = {"filename": "k.txt", "bucket": "b", "size": 1, "event_time": "t", SEQ: LOWEST_SEQ}
 
     async def scenario(client: Any) -> list[Any]:

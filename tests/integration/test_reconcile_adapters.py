@@ -1,4 +1,5 @@
-"""Reconcile's S3 and DynamoDB adapters on a moto server, and repairs racing the real ingest.
+"""Reconcile's S3 and DynamoDB adapters on moto (S3) and DynamoDB Local, and repairs racing
+the real ingest.
 
 The races are forced: `Repairer.before_write` invokes the ingest Lambda handler (the real one,
 cold-started on this test's table) between reconcile's checks and its conditional writes.

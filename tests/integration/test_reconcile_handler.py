@@ -1,5 +1,6 @@
-"""The scheduled reconcile Lambda on a moto server: a run cut off by the deadline hands over
-to a new invocation, which resumes from the checkpoint; metrics are published once, at the end."""
+"""The scheduled reconcile Lambda on moto and DynamoDB Local: a run cut off by the deadline
+hands over to a new invocation, which resumes from the checkpoint; metrics are published once,
+at the end."""
 
 from __future__ import annotations
 

@@ -1,31 +1,32 @@
-"""Direct access to the embedded moto server's state, for seeding and checking big e2e tests.
+"""Direct access to the embedded engines' state, for seeding and checking big e2e tests.
 
-Over HTTP, putting 5,000 objects or scanning 5,000 items takes tens of seconds on a loaded
-machine; the test's subject (reconcile, ingest) still goes through HTTP, only the test's own
-setup and final checks read and write moto's backends in-process.
+Over HTTP, putting 5,000 objects takes tens of seconds on a loaded machine; the test's subject
+(reconcile, ingest) still goes through HTTP, only the test's own setup and final checks read
+and write moto's backends, in moto's process (`MotoServer.call`). The table is read from
+DynamoDB Local with a plain Scan.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moto.backends import get_backend
-from moto.core import DEFAULT_ACCOUNT_ID
+from pipeline.local.moto_server import MotoServer
 
 
 def _s3() -> Any:
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+
     return get_backend("s3")[DEFAULT_ACCOUNT_ID]["aws"]
 
 
-def seed_objects(bucket: str, items: list[tuple[str, bytes]]) -> None:
-    """Put objects without sending their notifications (as if notifications were off)."""
+def _seed_objects(bucket: str, items: list[tuple[str, bytes]]) -> None:
     backend = _s3()
     for key, body in items:
         backend.put_object(bucket, key, body, disable_notification=True)
 
 
-def bucket_state(bucket: str) -> dict[str, tuple[int, str]]:
-    """key -> (size, ETag without quotes) of the bucket's current objects."""
+def _bucket_state(bucket: str) -> dict[str, tuple[int, str]]:
     keys = _s3().get_bucket(bucket).keys
     return {
         name: (int(obj.size), str(obj.etag).strip('"'))
@@ -34,18 +35,53 @@ def bucket_state(bucket: str) -> dict[str, tuple[int, str]]:
     }
 
 
-def table_items(region: str, table: str) -> dict[str, dict[str, Any]]:
-    """filename -> item (DynamoDB JSON) of every item of the table."""
-    found = get_backend("dynamodb")[DEFAULT_ACCOUNT_ID][region].get_table(table)
+def _patched() -> dict[str, bool]:
+    from moto.s3 import models as s3_models
+    from moto.s3 import notifications
+    from moto.sqs import models as sqs_models
+
+    from pipeline.local import moto_s3_events, moto_speedups
+
     return {
-        item.hash_key.value: item.to_json()["Attributes"] for item in list(found.items.values())
+        "s3_events": moto_s3_events._APPLIED
+        and notifications.send_event is moto_s3_events._send_event
+        and s3_models.S3Backend.delete_object is moto_s3_events._delete_object,
+        "speedups": moto_speedups._APPLIED
+        and sqs_models.Queue.delete_message is moto_speedups._delete_message,
     }
 
 
-def live_state(region: str, table: str) -> dict[str, tuple[int, str]]:
+def patched(moto: MotoServer) -> dict[str, bool]:
+    """Which of the project's patches moto's process runs with."""
+    return moto.call(_patched)
+
+
+def seed_objects(moto: MotoServer | None, bucket: str, items: list[tuple[str, bytes]]) -> None:
+    """Put objects without sending their notifications (as if notifications were off)."""
+    _server(moto).call(_seed_objects, bucket, items)
+
+
+def bucket_state(moto: MotoServer | None, bucket: str) -> dict[str, tuple[int, str]]:
+    """key -> (size, ETag without quotes) of the bucket's current objects."""
+    return _server(moto).call(_bucket_state, bucket)
+
+
+def table_items(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
+    """filename -> item (DynamoDB JSON) of every item of the table (consistent Scan)."""
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return {item["filename"]["S"]: item for page in pages for item in page["Items"]}
+
+
+def live_state(dynamodb: Any, table: str) -> dict[str, tuple[int, str]]:
     """filename -> (size, etag) of the table's live rows."""
     return {
         key: (int(item["size"]["N"]), item.get("etag", {}).get("S", ""))
-        for key, item in table_items(region, table).items()
+        for key, item in table_items(dynamodb, table).items()
         if "deleted" not in item
     }
+
+
+def _server(moto: MotoServer | None) -> MotoServer:
+    if moto is None:
+        raise RuntimeError("this check needs the embedded moto server")
+    return moto

@@ -42,6 +42,7 @@ SETTLE_MS = 2_000
 POLLERS = 3
 WRITERS = 4
 RESTARTS = 20
+PHASES = 4
 
 
 @pytest.fixture(scope="module")
@@ -162,22 +163,19 @@ def _run(stack: Stack, operations: int, seed: int) -> SavedConsumer:
     consumer = threading.Thread(target=_follow, args=(stack, saved, since, done, seed))
     consumer.start()
     try:
-        with capture_notifications(stack.bucket) as captured:
-            stop_resending = threading.Event()
-
-            def duplicate_while_writing() -> None:
-                sent = 0
-                while not stop_resending.wait(0.5):
-                    fresh = captured[sent:]
-                    sent += len(fresh)
-                    _resend(stack, fresh, seed + sent)  # each again, shuffled, mid-run
-
-            resender = threading.Thread(target=duplicate_while_writing)
-            resender.start()
-            _churn(stack, operations, seed)
-            stop_resending.set()
-            resender.join()
-            _resend(stack, list(captured), seed)  # and everything once more at the end
+        # the churn in 4 phases: each phase's notifications are delivered again, shuffled,
+        # while the next phase writes (moto hands captured bodies over when a block ends)
+        everything: list[str] = []
+        previous: list[str] = []
+        for phase in range(PHASES):
+            with capture_notifications(stack.moto, stack.bucket) as captured:
+                resender = threading.Thread(target=_resend, args=(stack, previous, seed + phase))
+                resender.start()
+                _churn(stack, operations // PHASES, seed * 10 + phase)
+                resender.join()
+            previous = list(captured)
+            everything.extend(previous)
+        _resend(stack, everything, seed)  # and everything once more at the end
         stack.wait_until_idle(300)
     finally:
         done.set()

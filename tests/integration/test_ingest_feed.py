@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pipeline.dynamo.feed import DynamoChangeIndex
-from pipeline.feed.positions import is_position, time_position
+from pipeline.feed.positions import is_position, position, position_ms, time_position
 from pipeline.feed.reader import read_changes
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.s3events import notification, s3_record, sqs_event
@@ -124,3 +124,48 @@ def test_rows_carry_position_and_kind_and_the_feed_reads_them_back(
         prefix="a",
     )
     assert [r["filename"] for r in only_a.rows] == ["a"]
+
+
+class _Steps:
+    """A clock that moves 4 s forward on every reading: every answer comes 'late' (W = 5 s)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        self.now += 4.0
+        return self.now
+
+
+def test_the_re_stamp_statement_runs_on_the_real_engine(dynamodb: Any, table_name: str) -> None:
+    # Given the writer on the real engine, with a clock that makes every answer late
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from pipeline.dynamo.writer import DynamoFileStore
+    from pipeline.feed.positions import Stamper
+    from pipeline.model import ConditionalWrite, WriteOutcome
+    from pipeline.retry import Deadline, OpStats
+    from pipeline.runtime import open_dynamodb_client
+    from pipeline.settings import Settings
+
+    clock = _Steps()
+    row = {"filename": "restamped", "bucket": BUCKET, "event_time": "t", "size": 1}
+
+    async def write() -> tuple[Any, OpStats]:
+        async with AsyncExitStack() as stack:
+            client = await open_dynamodb_client(stack, Settings.from_env())
+            store = DynamoFileStore(client, table_name, stamper=Stamper(5_000, clock))
+            stats = OpStats()
+            outcome = await store.write_conditional(
+                [ConditionalWrite(row, None)], Deadline(30), stats
+            )
+            return outcome, stats
+
+    outcome, stats = asyncio.run(write())
+    # Then DynamoDB ran the conditional UPDATE ... SET "changed" each time: 5 re-stamps
+    assert outcome == {"restamped": WriteOutcome.WRITTEN} and stats.restamps == 5
+    assert not stats.failures
+    item = dynamodb.get_item(TableName=table_name, Key={"filename": {"S": "restamped"}})["Item"]
+    assert item["changed"]["S"] > position(0, BUCKET, "restamped")
+    assert position_ms(item["changed"]["S"]) >= int((clock.now - 8) * 1000)

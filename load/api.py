@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         table = boto3.resource(
             "dynamodb",
             region_name=stack.region,
-            endpoint_url=stack.endpoint_url,
+            endpoint_url=stack.dynamodb_endpoint,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         ).Table(stack.table_name)

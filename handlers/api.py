@@ -26,9 +26,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 client = make_client(settings)
 reader = DynamoFileReader(client, settings.table_name)
 feed = feed_for(DynamoChangeIndex(client, settings.table_name), settings)
-app = build_app(
-    reader, settings, metrics=metrics, feed=feed, default_bucket=settings.reconcile_bucket
-)
+app = build_app(reader, settings, metrics=metrics, feed=feed)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

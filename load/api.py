@@ -196,9 +196,9 @@ def run(args: argparse.Namespace) -> int:
         ).Table(stack.table_name)
         console.print(f"seeding {args.rows:,} + {args.walk_files:,} + {args.clients * 3} rows")
         t0 = time.perf_counter()
-        seed(table, args.rows, page_run, prefixes=32)
-        seed(table, args.walk_files, walk_run, prefixes=1)
-        seed(table, args.clients * 3, client_run, prefixes=args.clients)
+        seed(table, args.rows, page_run, stack.bucket, prefixes=32)
+        seed(table, args.walk_files, walk_run, stack.bucket, prefixes=1)
+        seed(table, args.clients * 3, client_run, stack.bucket, prefixes=args.clients)
         console.print(f"seeded in {time.perf_counter() - t0:.0f} s")
         signer, url = stack.signer, stack.api_url
         console.print(f"pages at limit 1000 over {args.rows:,} rows")

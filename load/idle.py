@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from load.report import console, machine, target, write_json
+from load.report import add_output_arguments, console, finish, machine, target
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -81,22 +81,19 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{name}: {share:.2f} % of one core")
     console.print(f"total over {elapsed:.0f} s idle: {total:.2f} % of one core")
     goal = target("idle CPU, % of one core", total, "<=", 2.0)
-    write_json(
-        args.out,
-        {
-            "benchmark": "idle",
-            "machine": machine(),
-            "seconds": elapsed,
-            "per_process_pct": per_process,
-            "total_pct": total,
-            "targets": [goal],
-        },
-    )
-    return 0 if goal["met"] else 1
+    document = {
+        "benchmark": "idle",
+        "machine": machine(),
+        "seconds": elapsed,
+        "per_process_pct": per_process,
+        "total_pct": total,
+        "targets": [goal],
+    }
+    return finish(args, document)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `idle` command's options."""
     parser.add_argument("--seconds", type=float, default=60, help="idle time measured (60)")
     parser.add_argument("--settle", type=float, default=5, help="wait after the banner (5)")
-    parser.add_argument("--out", default="load/results/idle.json", help="JSON results")
+    add_output_arguments(parser, "idle", plot=None)

@@ -43,8 +43,8 @@ MIN_ITEMS = 5_000
 MAX_PAGES = 100_000
 
 
-def seed(table: Any, count: int, run: str, prefixes: int = 32) -> None:
-    """Write `count` rows shaped like the ingest's under `load-read/<run>/`."""
+def seed(table: Any, count: int, run: str, bucket: str, prefixes: int = 32) -> None:
+    """Write `count` rows of `bucket` shaped like the ingest's under `load-read/<run>/`."""
     from pipeline.model import Action, FileEvent
 
     now = time.time()
@@ -52,7 +52,7 @@ def seed(table: Any, count: int, run: str, prefixes: int = 32) -> None:
         for i in range(count):
             event = FileEvent(
                 filename=f"load-read/{run}/p{i % prefixes:03d}/object {i:07d}.bin",
-                bucket="load",
+                bucket=bucket,
                 action=Action.PUT,
                 event_name="ObjectCreated:Put",
                 event_time="2026-11-24T10:00:00.000Z",
@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         dynamodb = session.client("dynamodb")
         table_name, api_url = outputs["TableName"], outputs["ApiUrl"]
         if args.items:
-            seed(session.resource("dynamodb").Table(table_name), args.items, run_id)
+            bucket = outputs["BucketName"]  # the API's default bucket
+            seed(session.resource("dynamodb").Table(table_name), args.items, run_id, bucket)
         target = {"kind": "deployed", "stack": args.stack_name, "table": table_name}
         credentials = session.get_credentials()
         if credentials is None:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             )
-            seed(resource.Table(stack.table_name), args.items, run_id)
+            seed(resource.Table(stack.table_name), args.items, run_id, stack.bucket)
             target = {"kind": "local (embedded moto and DynamoDB Local)", "table": stack.table_name}
             results = _walks(
                 dynamodb, stack.table_name, stack.api_url, limits, args.repeat, stack.signer

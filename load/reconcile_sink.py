@@ -27,7 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from pipeline.model import INDEX_SHARDS, shard_of
+from pipeline.model import INDEX_SHARDS, item_key, name_shard_of, shard_of
+
+BUCKET = "bench"
+"""The bucket the benchmark reconciles (load/reconcile.py's target)."""
 
 LAST_MODIFIED = "2026-01-01T00:00:00.000Z"
 
@@ -56,13 +59,14 @@ class Data:
         i = int(key[4:])
         size = i % 1000 + (1 if i % 1000 == 7 else 0)  # 0.1 % stale
         return {
+            "pk": {"S": item_key(BUCKET, key)},
             "filename": {"S": key},
-            "bucket": {"S": "bench"},
+            "bucket": {"S": BUCKET},
             "size": {"N": str(size)},
             "etag": {"S": etag_of(i)},
             "event_time": {"S": LAST_MODIFIED},
             "event_name": {"S": "ObjectCreated:Put"},
-            "shard": {"N": str(shard_of(key))},
+            "name_shard": {"S": name_shard_of(BUCKET, key)},
         }
 
 
@@ -149,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _query(self, request: dict[str, Any]) -> dict[str, Any]:
         values = request["ExpressionAttributeValues"]
-        keys = self.data.shards[int(values[":shard"]["N"])]
+        keys = self.data.shards[int(values[":shard"]["S"].rsplit("/", 1)[1])]
         start = bisect.bisect_left(keys, values[":low"]["S"]) if ":low" in values else 0
         stop = bisect.bisect_right(keys, values[":high"]["S"]) if ":high" in values else len(keys)
         if "ExclusiveStartKey" in request:
@@ -162,8 +166,9 @@ class Handler(BaseHTTPRequestHandler):
         if end < stop:
             last = keys[end - 1]
             response["LastEvaluatedKey"] = {
+                "pk": {"S": item_key(BUCKET, last)},
                 "filename": {"S": last},
-                "shard": {"N": values[":shard"]["N"]},
+                "name_shard": {"S": values[":shard"]["S"]},
             }
         return response
 

@@ -51,7 +51,9 @@ from typing import Any
 
 from aiohttp import web
 
-KEY = "filename"
+from pipeline.model import PARTITION_KEY
+
+KEY = PARTITION_KEY
 JSON_TYPE = "application/x-amz-json-1.0"
 TARGET_PREFIX = "DynamoDB_20120810."
 MAX_BATCH_WRITE = 25

@@ -199,7 +199,7 @@ class Baselines:
 
     def batch_writer(self, event: dict[str, Any], _: Any = None) -> None:
         """(b) boto3's batch_writer: buffers 25, sends sequentially, resends unprocessed."""
-        with self.table.batch_writer(overwrite_by_pkeys=["filename"]) as batch:
+        with self.table.batch_writer(overwrite_by_pkeys=["pk"]) as batch:
             for row in _rows(event):
                 batch.put_item(Item=row)
 
@@ -292,7 +292,7 @@ class PerRecordWriters:
             "TableName": TABLE,
             "Item": to_item(row),
             "ConditionExpression": self.CONDITION,
-            "ExpressionAttributeNames": {"#k": "filename", "#q": "seq"},
+            "ExpressionAttributeNames": {"#k": "pk", "#q": "seq"},
             "ExpressionAttributeValues": {":q": {"S": row["seq"]}},
         }
 

@@ -53,7 +53,7 @@ from pipeline.listing import (
     read_page,
     start_cursor,
 )
-from pipeline.model import MAX_KEY_BYTES
+from pipeline.model import BUCKET_RULE, MAX_BUCKET_CHARS, MAX_KEY_BYTES, bucket_problem
 from pipeline.settings import Settings
 from pipeline.tokens import (
     MAX_PREFIX_CHARS,
@@ -68,7 +68,8 @@ logger = logging.getLogger(__name__)
 API_TITLE = "S3 File Tracker API"
 API_VERSION = "1.0.0"
 API_DESCRIPTION = (
-    "Lists the files of the tracked S3 bucket, page by page, and returns one file's record. "
+    "Lists the files of a tracked S3 bucket, page by page, and returns one file's record. "
+    "One table tracks the stack's own bucket and any adopted ones: `bucket` chooses one. "
     "Every error is a JSON object with a single `message`."
 )
 LIMIT_MESSAGE = f"limit must be an integer between 1 and {MAX_LIMIT}"
@@ -77,13 +78,17 @@ PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} charact
 DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
 CURSOR_MESSAGE = "cursor is invalid: pass the next_cursor of the previous page unchanged"
-BUCKET_MESSAGE = "bucket must be an S3 bucket name (3-63 characters)"
 CURSOR_AND_SINCE_MESSAGE = "pass either cursor or since, not both"
-NO_BUCKET_MESSAGE = "bucket is required: this stack has no default bucket"
+BUCKET_MESSAGE = f"bucket must be an S3 bucket name: {BUCKET_RULE}"
+BUCKET_DESCRIPTION = (
+    "The tracked bucket to read (see `GET /files`'s description for the default). "
+    "An untracked bucket is a 404."
+)
 REPEATED_MESSAGE = (
     "query parameter {name} was given {count} times: the API accepts one value per name"
 )
 _MESSAGES = {
+    "bucket": BUCKET_MESSAGE,
     "limit": LIMIT_MESSAGE,
     "next_token": TOKEN_MESSAGE,
     "prefix": PREFIX_MESSAGE,
@@ -91,9 +96,7 @@ _MESSAGES = {
     "start_after": START_AFTER_MESSAGE,
     "cursor": CURSOR_MESSAGE,
     "since": SINCE_MESSAGE,
-    "bucket": BUCKET_MESSAGE,
 }
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
 _TAIL_PARAMETER = re.compile(r"<(\w+)>$")
 _SCHEMAS = "#/components/schemas/"
@@ -161,6 +164,10 @@ class FileNotFound(Exception):
     """No live file has the requested name."""
 
 
+class UnknownBucket(Exception):
+    """The `bucket` parameter names a bucket this API does not track (the message says so)."""
+
+
 class MetricsSink(Protocol):
     """Where counters go (Powertools `Metrics` fits)."""
 
@@ -182,7 +189,11 @@ LIST_RESPONSES: dict[int, OpenAPIResponse] = {
         "description": "A page of files",
         "content": {"application/json": {"model": FilePage}},
     },
-    400: _error_doc("Invalid limit, prefix, delimiter, start_after or next_token"),
+    400: _error_doc(
+        "Invalid bucket, limit, prefix, delimiter, start_after or next_token "
+        "(or no bucket given while several are tracked)"
+    ),
+    404: _error_doc("The bucket is not tracked"),
     **_SERVER_ERRORS,
 }
 CHANGES_RESPONSES: dict[int, OpenAPIResponse] = {
@@ -190,13 +201,18 @@ CHANGES_RESPONSES: dict[int, OpenAPIResponse] = {
         "description": "A page of changes (possibly empty) and the cursor to continue from",
         "content": {"application/json": {"model": ChangePageBody}},
     },
-    400: _error_doc("Invalid limit, prefix, bucket, since or cursor"),
+    400: _error_doc(
+        "Invalid limit, prefix, bucket, since or cursor "
+        "(or no bucket given while several are tracked)"
+    ),
+    404: _error_doc("The bucket is not tracked"),
     410: _error_doc("The cursor (or since) is older than the feed's retention"),
     **_SERVER_ERRORS,
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "The file", "content": {"application/json": {"model": FileRecord}}},
-    404: _error_doc("No such file (or it was deleted)"),
+    400: _error_doc("Invalid bucket (or no bucket given while several are tracked)"),
+    404: _error_doc("No such file (or it was deleted), or the bucket is not tracked"),
     **_SERVER_ERRORS,
 }
 
@@ -284,17 +300,44 @@ def filename_from_path(segment: str) -> str | None:
 
 
 def build_app(
-    reader: FileReader,
+    index: FileReader,
     settings: Settings,
     *,
     metrics: MetricsSink | None = None,
     max_rounds: int = MAX_ROUNDS,
     feed: ChangeFeed | None = None,
-    default_bucket: str | None = None,
 ) -> APIGatewayRestResolver:
-    """The read API over `reader` and the change `feed`, configured by `settings` (token key,
-    CORS); `default_bucket` is the feed's bucket when a request names none."""
+    """The read API over `index` and the change `feed`, configured by `settings` (token key,
+    CORS, default bucket)."""
     codec = TokenCodec.for_table(settings.table_name, settings.page_token_secret)
+    known: set[str] = {settings.tracked_bucket} if settings.tracked_bucket else set()
+
+    def choose_bucket(bucket: str | None) -> str:
+        """The bucket a request reads: the one named (if tracked), else the default."""
+        if not bucket:
+            if settings.tracked_bucket:
+                return settings.tracked_bucket
+            tracked = index.tracked_buckets()
+            if len(tracked) == 1:
+                return tracked[0]
+            if not tracked:
+                raise UnknownBucket("No bucket is tracked yet: nothing to list")
+            names = ", ".join(tracked[:5]) + (", ..." if len(tracked) > 5 else "")
+            raise BadRequest(
+                f"bucket is required: this API tracks {len(tracked)} buckets ({names})"
+            )
+        problem = bucket_problem(bucket)
+        if problem is not None:
+            raise BadRequest(BUCKET_MESSAGE)
+        if bucket not in known:
+            if not index.is_tracked(bucket):
+                raise UnknownBucket(
+                    f"Bucket {bucket!r} is not tracked by this API "
+                    "(the bucket parameter must name a tracked bucket)"
+                )
+            known.add(bucket)  # buckets are never untracked: no need to ask again
+        return bucket
+
     app = FileTrackerResolver(
         enable_validation=True,
         # a response that breaks the document is our bug: 500 (via `_unexpected`), not 4xx
@@ -319,15 +362,20 @@ def build_app(
             "ascending UTF-8 bytes of the name. At most `limit` entries per page; a page holds "
             "fewer only at the end of the listing, when the next entry would take the response "
             "past 5 MB, or when a delimiter walk used its rounds of index queries. Pass the "
-            "returned `next_token` (with the same `prefix` and `delimiter`) to get the next "
-            "page; it is null exactly on the last page. The listing is eventually consistent "
-            "(a write shows up within about a second); `GET /files/{filename}` is not."
+            "returned `next_token` (with the same `bucket`, `prefix` and `delimiter`) to get the "
+            "next page; it is null exactly on the last page. The listing is eventually "
+            "consistent (a write shows up within about a second); `GET /files/{filename}` is "
+            "not. `bucket` defaults to the stack's own bucket (or the only tracked one)."
         ),
         operation_id="listFiles",
         tags=["files"],
         responses=LIST_RESPONSES,
     )
     def list_files(
+        bucket: Annotated[
+            str | None,
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
+        ] = None,
         limit: Annotated[
             int,
             Query(ge=1, le=MAX_LIMIT, description=f"Entries per page, 1-{MAX_LIMIT}."),
@@ -383,16 +431,25 @@ def build_app(
             if value is not None and not _is_text(value):
                 raise BadRequest(_MESSAGES[name])
         prefix, delimiter, start_after = prefix or None, delimiter or None, start_after or None
-        resume = codec.decode(next_token, prefix, delimiter) if next_token is not None else None
+        chosen = choose_bucket(bucket)
+        resume = (
+            codec.decode(next_token, prefix, delimiter, bucket=chosen)
+            if next_token is not None
+            else None
+        )
         page = read_page(
-            reader,
+            index.for_bucket(chosen),
             limit,
             prefix=prefix,
             delimiter=delimiter,
             cursor=start_cursor(start_after, resume),
             max_rounds=max_rounds,
         )
-        token = codec.encode(page.cursor, prefix, delimiter) if page.cursor is not None else None
+        token = (
+            codec.encode(page.cursor, prefix, delimiter, bucket=chosen)
+            if page.cursor is not None
+            else None
+        )
         count("PagesServed")
         count("ItemsReturned", len(page.items))
         count("IndexQueries", page.stats.calls)
@@ -450,11 +507,7 @@ def build_app(
         ] = None,
         bucket: Annotated[
             str | None,
-            Query(
-                min_length=3,
-                max_length=63,
-                description="The bucket whose changes to follow (default: the stack's own).",
-            ),
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
         ] = None,
     ) -> Response[ChangePageBody]:
         repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
@@ -467,15 +520,11 @@ def build_app(
             raise BadRequest(PREFIX_MESSAGE)
         if cursor is not None and since is not None:
             raise BadRequest(CURSOR_AND_SINCE_MESSAGE)
-        bucket = bucket or default_bucket
-        if bucket is None:
-            raise BadRequest(NO_BUCKET_MESSAGE)
-        if not _BUCKET_NAME.fullmatch(bucket):
-            raise BadRequest(BUCKET_MESSAGE)
         if feed is None:
             raise NotFoundError
+        chosen = choose_bucket(bucket)
         body, page = feed.page(
-            bucket=bucket, limit=limit, prefix=prefix or None, cursor=cursor, since=since
+            bucket=chosen, limit=limit, prefix=prefix or None, cursor=cursor, since=since
         )
         count("ChangePagesServed")
         count("ChangesReturned", len(body["items"]))
@@ -494,9 +543,16 @@ def build_app(
         tags=["files"],
         responses=GET_RESPONSES,
     )
-    def get_file(filename: str) -> Response[FileRecord]:
+    def get_file(
+        filename: str,
+        bucket: Annotated[
+            str | None,
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
+        ] = None,
+    ) -> Response[FileRecord]:
+        chosen = choose_bucket(bucket)
         name = filename_from_path(filename)
-        row = reader.get(name) if name is not None else None
+        row = index.for_bucket(chosen).get(name) if name is not None else None
         view = public_view(row) if row is not None else None
         if view is None:
             raise FileNotFound
@@ -533,6 +589,10 @@ def build_app(
     def _no_file(exc: FileNotFound) -> Response:
         return _message(HTTPStatus.NOT_FOUND, "File not found")
 
+    @app.exception_handler(UnknownBucket)
+    def _unknown_bucket(exc: UnknownBucket) -> Response:
+        return _message(HTTPStatus.NOT_FOUND, str(exc))
+
     @app.exception_handler(NotFoundError)
     def _no_route(exc: NotFoundError) -> Response:
         return _message(HTTPStatus.NOT_FOUND, "Not found")
@@ -560,14 +620,15 @@ def build_app(
 
 
 class _NoReader:
-    """A reader for building the app without a table (OpenAPI generation)."""
+    """An index for building the app without a table (OpenAPI generation)."""
 
-    shards = 1
-
-    def query(self, queries: Any) -> Any:
+    def for_bucket(self, bucket: str) -> Any:
         raise NotImplementedError
 
-    def get(self, filename: str) -> dict[str, Any] | None:
+    def tracked_buckets(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_tracked(self, bucket: str) -> bool:
         raise NotImplementedError
 
 

@@ -38,6 +38,7 @@ from pipeline.model import (
     ConditionalWrite,
     FileEvent,
     WriteOutcome,
+    bucket_problem,
     compare_versions,
     is_newer,
     parse_time,
@@ -119,12 +120,13 @@ def _newer_in_batch(candidate: FileEvent, current: FileEvent) -> bool:
 
 
 def collapse(events: Iterable[tuple[str, FileEvent]]) -> dict[str, _Latest]:
-    """Newest event per key, with every message id that carried an event for that key."""
+    """Newest event per row (`FileEvent.key`: bucket and key), with every message id that
+    carried an event for that row: the same key in two buckets is two rows."""
     latest: dict[str, _Latest] = {}
     for message_id, event in events:
-        entry = latest.get(event.filename)
+        entry = latest.get(event.key)
         if entry is None:
-            latest[event.filename] = _Latest(event, {message_id})
+            latest[event.key] = _Latest(event, {message_id})
             continue
         entry.message_ids.add(message_id)
         if _newer_in_batch(event, entry.event):
@@ -173,6 +175,18 @@ async def ingest(
             reason = str(error) if isinstance(error, NotificationError) else _bug(error)
             logger.warning(
                 "Rejected message: %s", reason, extra={"message_id": message_id, "reason": reason}
+            )
+            failed.add(message_id)
+            result.failed += 1
+            continue
+        problem = next(
+            (p for e in notification.events if (p := bucket_problem(e.bucket)) is not None), None
+        )
+        if problem is not None:  # a row's key is "<bucket>/<key>": the bucket must be a name
+            logger.warning(
+                "Rejected message: %s",
+                problem,
+                extra={"message_id": message_id, "reason": problem},
             )
             failed.add(message_id)
             result.failed += 1
@@ -234,7 +248,12 @@ async def ingest(
                     "Could not apply %s: %s",
                     entry.event.action.value,
                     reason,
-                    extra={"message_id": message_id, "object_key": key[:256], "reason": reason},
+                    extra={
+                        "message_id": message_id,
+                        "bucket": entry.event.bucket,
+                        "object_key": entry.event.filename[:256],
+                        "reason": reason,
+                    },
                 )
             failed.add(message_id)
     result.retries, result.calls, result.conflicts = stats.retries, stats.calls, stats.conflicts
@@ -254,7 +273,7 @@ async def _apply_group_conditional(
     now: float,
 ) -> None:
     """Read, decide, write conditionally; keys whose write conflicted go round again."""
-    pending = {entry.event.filename: entry.event for entry in group}
+    pending = {entry.event.key: entry.event for entry in group}
     for _ in range(MAX_ROUNDS):
         stored = await store.read_versions(list(pending), deadline, stats)
         writes = []
@@ -298,14 +317,14 @@ async def _apply_group(
 ) -> None:
     """Opt-in batch mode: read the stored versions of up to 100 keys, then write those events
     that are newer with unconditional BatchWriteItem (not race-free)."""
-    keys = [entry.event.filename for entry in group]
+    keys = [entry.event.key for entry in group]
     stored = await store.read_versions(keys, deadline, stats)
     rows = []
     for entry in group:
         event = entry.event
-        if event.filename in stats.failures:  # its version could not be read: retry later
+        if event.key in stats.failures:  # its version could not be read: retry later
             continue
-        if not is_newer(event, stored.get(event.filename)):
+        if not is_newer(event, stored.get(event.key)):
             result.skipped += 1
             continue
         rows.append(event.row(now=now, tombstone_ttl_s=tombstone_ttl_s))

@@ -1,9 +1,11 @@
 """Listing files like S3's ListObjectsV2: sorted, by prefix and delimiter, O(page) per request.
 
-The table's live rows carry `shard` (`pipeline.model.shard_of`), so the sparse, write-sharded
-index `by_name` (partition `shard`, sort `filename`) holds exactly the live files, sorted by
-name within each shard. A page queries the shards in parallel for a key range, merges their
-sorted runs (a k-way merge) and stops after `limit` entries (files plus common prefixes).
+The table's live rows carry `name_shard` (`pipeline.model.name_shard_of`: `<bucket>/<n>`), so
+the sparse, write-sharded index `by_name` (partition `name_shard`, sort `filename`) holds
+exactly the live files, sorted by name within each bucket's shard. A reader (`IndexReader`)
+reads one bucket: its shards only, so other buckets' rows are never read. A page queries the
+shards in parallel for a key range, merges their sorted runs (a k-way merge) and stops after
+`limit` entries (files plus common prefixes).
 
 `IndexReader` is the port; `pipeline.dynamo.reader.DynamoFileReader` implements it with
 Query and GetItem, tests use `tests.support.api.FakeFileReader`.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline.fields import MAX_OBJECT_SIZE
-from pipeline.model import INTERNAL_ATTRIBUTES, PARTITION_KEY
+from pipeline.model import FILENAME, INTERNAL_ATTRIBUTES
 
 MAX_LIMIT = 1_000
 DEFAULT_LIMIT = 100
@@ -90,7 +92,23 @@ class IndexReader(Protocol):
         ...
 
 
-FileReader = IndexReader
+class FileIndex(Protocol):
+    """The read API's port: the table's buckets and a reader of each."""
+
+    def for_bucket(self, bucket: str) -> IndexReader:
+        """The reader of `bucket`'s rows."""
+        ...
+
+    def tracked_buckets(self) -> list[str]:
+        """Buckets registered in the table, in name order."""
+        ...
+
+    def is_tracked(self, bucket: str) -> bool:
+        """Whether `bucket` is registered in the table."""
+        ...
+
+
+FileReader = FileIndex
 """The read API's port (name kept for the handlers and tests)."""
 
 
@@ -156,7 +174,7 @@ def public_view(row: dict[str, Any]) -> dict[str, Any] | None:
     hand-written row, a poison message from older code) is left out rather than answered
     with a 500: the response then says less, never something false.
     """
-    filename = row.get(PARTITION_KEY)
+    filename = row.get(FILENAME)
     if not isinstance(filename, str) or not filename:
         return None
     view: dict[str, Any] = {}
@@ -169,7 +187,7 @@ def public_view(row: dict[str, Any]) -> dict[str, Any] | None:
         elif name in _STRING_FIELDS and not isinstance(value, str):
             continue
         view[name] = value
-    view[PARTITION_KEY] = filename
+    view[FILENAME] = filename
     return view
 
 
@@ -264,7 +282,7 @@ class ShardMerger:
             self.stats.rows_read += len(result.rows)
             last: str | None = None
             for row in result.rows:
-                name = row.get(PARTITION_KEY)
+                name = row.get(FILENAME)
                 if isinstance(name, str) and (shard.low is None or name >= shard.low):
                     shard.buffer.append(row)
                     last = name
@@ -278,7 +296,7 @@ class ShardMerger:
         best: _Shard | None = None
         for shard in self._shards:
             if shard.buffer and (
-                best is None or shard.buffer[0][PARTITION_KEY] < best.buffer[0][PARTITION_KEY]
+                best is None or shard.buffer[0][FILENAME] < best.buffer[0][FILENAME]
             ):
                 best = shard
         return best
@@ -304,7 +322,7 @@ class ShardMerger:
         """Skip every name `<= cursor`: buffered ones are dropped, queries resume after it."""
         after = key_after(cursor)
         for shard in self._shards:
-            while shard.buffer and shard.buffer[0][PARTITION_KEY] <= cursor:
+            while shard.buffer and shard.buffer[0][FILENAME] <= cursor:
                 shard.buffer.popleft()
                 self.consumed += 1
             if not shard.buffer and not shard.done:
@@ -377,7 +395,7 @@ def read_page(
             return Page(items, prefixes, None, stats)
         if len(items) + len(prefixes) == limit:
             return Page(items, prefixes, last, stats)
-        name = row[PARTITION_KEY]
+        name = row[FILENAME]
         rolled = common_prefix(name, prefix, delimiter)
         if rolled is not None:
             size = entry_bytes(rolled)

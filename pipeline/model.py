@@ -1,11 +1,12 @@
 """The record model: what one S3 event says about one object, and how it is stored.
 
-Table schema (`files`, partition key `filename`, String):
+Table schema (`files`, partition key `pk`, String; one table holds any number of buckets):
 
 | attribute    | type | present                                                        |
 |--------------|------|----------------------------------------------------------------|
+| `pk`         | S    | always: `item_key(bucket, filename)` = `<bucket>/<key>`        |
 | `filename`   | S    | always: the decoded object key                                 |
-| `bucket`     | S    | always                                                         |
+| `bucket`     | S    | always: the bucket the key belongs to                          |
 | `size`       | N    | creates                                                        |
 | `etag`       | S    | creates, when S3 sent one                                      |
 | `event_time` | S    | always: the event's time, ISO 8601 UTC with milliseconds       |
@@ -15,10 +16,16 @@ Table schema (`files`, partition key `filename`, String):
 | `version_id` | S    | when the bucket is versioned                                   |
 | `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |
 | `expires_at` | N    | tombstones only: epoch seconds, the table's TTL attribute      |
-| `shard`      | N    | live rows only: the listing index's shard (`shard_of`)         |
+| `name_shard` | S    | live rows only: the listing index's partition (`name_shard`)   |
 | `changed`    | S    | rows written since the change feed: the write's feed position  |
 | `feed_shard` | S    | with `changed`: the feed index's shard, `{bucket}/{n}`         |
 | `kind`       | S    | with `changed`: `created`, `overwritten` or `deleted`          |
+
+A row's identity is (bucket, key): the same key in two buckets is two rows. Bucket names
+cannot contain "/", so `pk` splits back unambiguously at its first "/". Items whose `pk`
+starts with "#" are system items, never files (bucket names start with a lowercase letter
+or digit): `#bucket/<name>` registers a tracked bucket (`bucket_record`); every reader or
+scan of rows skips them (`is_system_key`).
 
 `seq` is the sequencer in a fixed-width form (uppercase, right-padded with '0' to
 `SEQ_WIDTH` characters: S3's ordering rule), so that DynamoDB itself compares two of them
@@ -39,7 +46,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-PARTITION_KEY = "filename"
+PARTITION_KEY = "pk"
+"""The table's partition key: `item_key(bucket, filename)`."""
+FILENAME = "filename"
+"""The object key (the listing index's sort key)."""
+BUCKET = "bucket"
+SYSTEM_PREFIX = "#"
+"""`pk` of system items (bucket registry, totals): never a file's row."""
+BUCKET_RECORD_PREFIX = "#bucket/"
+REGISTRY_SHARD = "#bucket"
+"""`name_shard` of the registry items: the index lists the tracked buckets in one Query."""
 DELETED = "deleted"
 EXPIRES_AT = "expires_at"
 TTL_ATTRIBUTE = EXPIRES_AT
@@ -48,19 +64,23 @@ MAX_KEY_BYTES = 2_048
 MAX_ITEM_BYTES = 400 * 1_024
 """DynamoDB's limit on one item."""
 
-# The sorted listing index (a sparse, write-sharded GSI): live rows carry `shard`, tombstones
-# do not, so the index holds exactly the files the API lists, sorted by `filename` per shard.
+# The sorted listing index (a sparse, write-sharded GSI): live rows carry `name_shard`
+# (`<bucket>/<n>`), tombstones do not, so the index holds exactly the files the API lists,
+# sorted by `filename` per bucket and shard: a page of one bucket queries its shards only.
 INDEX_NAME = "by_name"
-SHARD_ATTRIBUTE = "shard"
+SHARD_ATTRIBUTE = "name_shard"
 INDEX_SHARDS = 8
-"""Shards of the listing index (chosen by measurement: docs/performance.md)."""
+"""Shards of the listing index per bucket (chosen by measurement: docs/performance.md)."""
+MAX_BUCKET_CHARS = 63
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+BUCKET_RULE = (
+    "3-63 characters: lowercase letters, digits, dots and hyphens, "
+    "starting and ending with a letter or digit"
+)
 
 # The change feed's index (pipeline/feed/): every row a writer stamps carries `changed` (its
 # position in the feed) and `feed_shard`; `by_change` sorts each shard by `changed`.
 FEED_INDEX_NAME = "by_change"
-OBJECT_KEY = "filename"
-BUCKET = "bucket"
-"""The attribute holding the object's key (whatever the table's partition key is)."""
 CHANGED = "changed"
 FEED_SHARD = "feed_shard"
 KIND = "kind"
@@ -77,7 +97,8 @@ VERSION_ATTRIBUTES = (PARTITION_KEY, SEQ, "sequencer", "event_time", DELETED)
 """What a conditional write compares (compare-and-swap) and what ingest reads to decide."""
 ROW_ATTRIBUTES = (
     PARTITION_KEY,
-    "bucket",
+    FILENAME,
+    BUCKET,
     "size",
     "etag",
     "event_time",
@@ -95,7 +116,7 @@ ROW_ATTRIBUTES = (
 """Every attribute of the row model: a write sets those in the row and removes the others."""
 
 INTERNAL_ATTRIBUTES = frozenset(
-    {DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ, CHANGED, FEED_SHARD, KIND}
+    {PARTITION_KEY, DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ, CHANGED, FEED_SHARD, KIND}
 )
 """Attributes the API never shows."""
 
@@ -133,8 +154,57 @@ def stored_seq(stored: dict[str, Any]) -> str | None:
 
 
 def shard_of(filename: str) -> int:
-    """The listing-index shard of a key: stable across processes and Python versions."""
+    """The listing-index shard number of a key: stable across processes and Python versions."""
     return zlib.crc32(filename.encode("utf-8", "surrogatepass")) % INDEX_SHARDS
+
+
+def bucket_problem(bucket: object) -> str | None:
+    """Why `bucket` cannot be a tracked bucket's name (S3's naming rules), or None."""
+    if not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket):
+        return f"bucket must be an S3 bucket name: {BUCKET_RULE}"
+    if ".." in bucket:
+        return "bucket must not contain two adjacent dots"
+    return None
+
+
+def item_key(bucket: str, filename: str) -> str:
+    """The partition key (`pk`) of the row of `filename` in `bucket`: `<bucket>/<filename>`."""
+    return f"{bucket}/{filename}"
+
+
+def split_item_key(pk: str) -> tuple[str, str]:
+    """(bucket, filename) of a row's `pk`; ValueError for a system item or a foreign value."""
+    if pk.startswith(SYSTEM_PREFIX) or "/" not in pk:
+        raise ValueError(f"not a file's partition key: {pk[:100]!r}")
+    bucket, filename = pk.split("/", 1)
+    return bucket, filename
+
+
+def is_system_key(pk: object) -> bool:
+    """Whether a `pk` names a system item (`#...`), not a file: readers and scans skip them."""
+    return isinstance(pk, str) and pk.startswith(SYSTEM_PREFIX)
+
+
+def name_shard(bucket: str, shard: int) -> str:
+    """The listing index's partition key value of `bucket`'s shard `shard`."""
+    return f"{bucket}/{shard}"
+
+
+def name_shard_of(bucket: str, filename: str) -> str:
+    """The listing index partition of a live row: `<bucket>/<shard_of(filename)>`."""
+    return name_shard(bucket, shard_of(filename))
+
+
+def bucket_record(bucket: str, **attributes: str) -> dict[str, str]:
+    """The registry item of a tracked bucket (plain values): listed by the index under
+    `REGISTRY_SHARD`, sorted by name, never mistaken for a file (`pk` starts with "#")."""
+    return {
+        PARTITION_KEY: BUCKET_RECORD_PREFIX + bucket,
+        BUCKET: bucket,
+        SHARD_ATTRIBUTE: REGISTRY_SHARD,
+        FILENAME: bucket,
+        **attributes,
+    }
 
 
 class WriteOutcome(StrEnum):
@@ -182,6 +252,11 @@ class FileEvent:
     version_id: str | None = None
 
     @property
+    def key(self) -> str:
+        """The row's identity in the table: `item_key(bucket, filename)`."""
+        return item_key(self.bucket, self.filename)
+
+    @property
     def seq(self) -> str | None:
         """The normalized sequencer (`normalize_sequencer`), or None without one."""
         return normalize_sequencer(self.sequencer) if self.sequencer else None
@@ -189,8 +264,9 @@ class FileEvent:
     def row(self, *, now: float, tombstone_ttl_s: int) -> dict[str, Any]:
         """The table item (plain Python values) this event writes."""
         item: dict[str, Any] = {
-            PARTITION_KEY: self.filename,
-            "bucket": self.bucket,
+            PARTITION_KEY: self.key,
+            FILENAME: self.filename,
+            BUCKET: self.bucket,
             "event_time": self.event_time,
             "event_name": self.event_name,
         }
@@ -204,7 +280,7 @@ class FileEvent:
             item[EXPIRES_AT] = int(now) + tombstone_ttl_s
         else:
             item["size"] = self.size if self.size is not None else 0
-            item[SHARD_ATTRIBUTE] = shard_of(self.filename)
+            item[SHARD_ATTRIBUTE] = name_shard_of(self.bucket, self.filename)
             if self.etag:
                 item["etag"] = self.etag
         return item

@@ -45,8 +45,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pipeline.model import (
+    BUCKET,
     DELETED,
     EXPIRES_AT,
+    FILENAME,
     LOWEST_SEQ,
     PARTITION_KEY,
     SEQ,
@@ -54,7 +56,8 @@ from pipeline.model import (
     VERSION_ATTRIBUTES,
     ConditionalWrite,
     WriteOutcome,
-    shard_of,
+    item_key,
+    name_shard_of,
 )
 
 BACKFILL_EVENT = "Reconcile:Backfill"
@@ -124,13 +127,15 @@ class ObjectHeads(Protocol):
 
 
 class LiveRows(Protocol):
-    """The table's live rows (no tombstones), in UTF-8 binary order of `filename`."""
+    """One bucket's live rows in the table (no tombstones), in UTF-8 binary order of
+    `filename` (the bucket's shards of the listing index: no other bucket's rows)."""
 
     def iter_live(self, prefix: str, start_after: str | None) -> Iterator[dict[str, Any]]: ...
 
 
 class RowStore(Protocol):
-    """Consistent reads and compare-and-swap writes of whole rows."""
+    """Consistent reads and compare-and-swap writes of one bucket's whole rows, by object key
+    (`filename`): the store builds the rows' `pk`, so it never reaches another bucket's."""
 
     def read_rows(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
@@ -274,12 +279,13 @@ def live_row(
 ) -> dict[str, Any]:
     """The live row describing `obj`, carrying `version` (the row it replaces, or the lowest)."""
     row: dict[str, Any] = {
-        PARTITION_KEY: obj.key,
-        "bucket": bucket,
+        PARTITION_KEY: item_key(bucket, obj.key),
+        FILENAME: obj.key,
+        BUCKET: bucket,
         "size": obj.size,
         "event_name": event_name,
         "event_time": obj.last_modified or LOWEST_EVENT_TIME,
-        SHARD_ATTRIBUTE: shard_of(obj.key),
+        SHARD_ATTRIBUTE: name_shard_of(bucket, obj.key),
     }
     if obj.etag:
         row["etag"] = normalize_etag(obj.etag)
@@ -299,11 +305,15 @@ def backfill_row(obj: S3Object, bucket: str, lowest: Mapping[str, Any]) -> dict[
     return live_row(obj, bucket, lowest, BACKFILL_EVENT)
 
 
-def hidden_row(row: Mapping[str, Any], *, now: float, tombstone_ttl_s: int) -> dict[str, Any]:
-    """A tombstone replacing live `row` (its object is gone), with the row's own version."""
+def hidden_row(
+    row: Mapping[str, Any], bucket: str, *, now: float, tombstone_ttl_s: int
+) -> dict[str, Any]:
+    """A tombstone replacing `bucket`'s live `row` (its object is gone), with the row's own
+    version."""
     tombstone: dict[str, Any] = {
-        PARTITION_KEY: row[PARTITION_KEY],
-        "bucket": row.get("bucket", ""),
+        PARTITION_KEY: item_key(bucket, row[FILENAME]),
+        FILENAME: row[FILENAME],
+        BUCKET: bucket,
         "event_name": HIDE_EVENT,
         DELETED: True,
         EXPIRES_AT: int(now) + tombstone_ttl_s,
@@ -332,9 +342,9 @@ def merge_join(
     while obj is not None or row is not None:
         if obj is not None and obj.key < last_obj:
             raise ValueError(f"the bucket listing is out of order at {obj.key[:80]!r}")
-        if row is not None and row[PARTITION_KEY] < last_row:
-            raise ValueError(f"the table's index is out of order at {row[PARTITION_KEY][:80]!r}")
-        row_key = row[PARTITION_KEY] if row is not None else None
+        if row is not None and row[FILENAME] < last_row:
+            raise ValueError(f"the table's index is out of order at {row[FILENAME][:80]!r}")
+        row_key = row[FILENAME] if row is not None else None
         if obj is not None and (row_key is None or obj.key < row_key):
             last_obj = obj.key
             yield obj.key, obj, None
@@ -420,7 +430,7 @@ class Repairer:
             self.before_write(writes)
         outcomes = self.store.write_conditional(writes)
         for write in writes:
-            key = write.row[PARTITION_KEY]
+            key = write.row[FILENAME]
             outcome = outcomes.get(key, WriteOutcome.FAILED)
             if outcome == WriteOutcome.WRITTEN:
                 summary.repaired += 1
@@ -439,7 +449,10 @@ class Repairer:
                 return None
             assert row is not None
             return ConditionalWrite(
-                hidden_row(row, now=self.clock(), tombstone_ttl_s=self.tombstone_ttl_s), row
+                hidden_row(
+                    row, self.bucket, now=self.clock(), tombstone_ttl_s=self.tombstone_ttl_s
+                ),
+                row,
             )
         if live and row is not None and matches(head, row):
             return None

@@ -22,6 +22,7 @@ from pipeline.checkpoints import DEFAULT_PATH, SsmCheckpoints
 from pipeline.dynamo import reconcile_store
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.reconcile_store import DynamoRowStore
+from pipeline.dynamo.registry import register_bucket
 from pipeline.feed.positions import Stamper
 from pipeline.inventory import InventoryObjects
 from pipeline.model import INDEX_SHARDS, ConditionalWrite
@@ -111,14 +112,16 @@ def run(
     source: ObjectSource = bucket
     if inventory:
         source = InventoryObjects(clients.s3, inventory, bucket=target.bucket)
-    rows = IndexRows(DynamoFileReader(clients.dynamodb, target.table))
+    rows = IndexRows(DynamoFileReader(clients.dynamodb, target.table, target.bucket))
     repairer = None
     if not dry_run:
+        register_bucket(clients.dynamodb, target.table, target.bucket, by="reconcile")
         repairer = Repairer(
             bucket=target.bucket,
             store=DynamoRowStore(
                 clients.dynamodb,
                 target.table,
+                target.bucket,
                 concurrency=concurrency,
                 stamper=Stamper(feed_settle_ms),
             ),

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pipeline.model import bucket_problem
+
 
 class SettingsError(ValueError):
     """The environment does not describe a usable configuration."""
@@ -51,6 +53,13 @@ def _write_mode(env: Mapping[str, str]) -> WriteMode:
         raise SettingsError(f"INGEST_WRITE_MODE must be one of {allowed}, got {raw!r}") from None
 
 
+def _bucket(env: Mapping[str, str], name: str) -> str | None:
+    value = _optional(env, name)
+    if value is not None and (problem := bucket_problem(value)) is not None:
+        raise SettingsError(f"{name}: {problem}, got {value[:100]!r}")
+    return value
+
+
 def _checkpoint_path(env: Mapping[str, str]) -> str:
     path = _optional(env, "RECONCILE_CHECKPOINT_PATH") or "/file-tracker/reconcile/"
     if not path.startswith("/") or len(path) > 900:
@@ -70,6 +79,9 @@ class Settings:
     """
 
     table_name: str
+    tracked_bucket: str | None = None
+    """The stack's own bucket (`TRACKED_BUCKET`): the API's default `bucket`, always tracked.
+    Other buckets are tracked once registered in the table (`adopt`, `reconcile`)."""
     region: str | None = None
     endpoint_url: str | None = None
     """DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL)."""
@@ -101,7 +113,7 @@ class Settings:
     cors_origin: str | None = None
     # Reconcile (pipeline/reconcile.py)
     reconcile_bucket: str | None = None
-    """The bucket reconcile compares the table with (`RECONCILE_BUCKET`)."""
+    """The bucket reconcile compares the table with (`RECONCILE_BUCKET`, else `TRACKED_BUCKET`)."""
     reconcile_checkpoint_path: str = "/file-tracker/reconcile/"
     """SSM Parameter Store path of reconcile's checkpoints (`RECONCILE_CHECKPOINT_PATH`)."""
     reconcile_concurrency: int = 16
@@ -123,8 +135,10 @@ class Settings:
         if not 3 <= len(table_name) <= 255:
             raise SettingsError(f"TABLE_NAME must be 3-255 characters, got {table_name!r}")
         tombstone_ttl_days = _int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650)
+        tracked_bucket = _bucket(env, "TRACKED_BUCKET")
         return cls(
             table_name=table_name,
+            tracked_bucket=tracked_bucket,
             region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             endpoint_url=_optional(env, "AWS_ENDPOINT_URL_DYNAMODB")
             or _optional(env, "AWS_ENDPOINT_URL"),
@@ -140,7 +154,7 @@ class Settings:
             feed_retention_days=_int(env, "FEED_RETENTION_DAYS", 7, 1, tombstone_ttl_days),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
             cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),
-            reconcile_bucket=_optional(env, "RECONCILE_BUCKET"),
+            reconcile_bucket=_bucket(env, "RECONCILE_BUCKET") or tracked_bucket,
             reconcile_checkpoint_path=_checkpoint_path(env),
             reconcile_concurrency=_int(env, "RECONCILE_CONCURRENCY", 16, 1, 128),
             metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",

@@ -4,7 +4,8 @@ A token is `<payload>.<tag>`, both url-safe base64 without padding. The payload 
 
 | bytes | content                                                              |
 |-------|----------------------------------------------------------------------|
-| 1     | format version (2)                                                   |
+| 1     | format version (3)                                                   |
+| 4     | first 4 bytes of SHA-256 of the listing's `bucket` (UTF-8)           |
 | 4     | first 4 bytes of SHA-256 of the listing's `prefix` (UTF-8)           |
 | 4     | first 4 bytes of SHA-256 of the listing's `delimiter` (UTF-8)        |
 | rest  | the cursor: the listing resumes strictly after it (raw UTF-8)         |
@@ -12,7 +13,7 @@ A token is `<payload>.<tag>`, both url-safe base64 without padding. The payload 
 The tag is the first 16 bytes of HMAC-SHA256 over `<payload>` (the base64 text), keyed per
 table. The cursor is a listed key (at most 1,024 bytes) or the greatest key under a common
 prefix (also at most 1,024 bytes), so every token is at most `MAX_ISSUED_TOKEN_CHARS`
-(1,402) characters whatever the key's characters: raw UTF-8 does not grow the way JSON
+(1,406) characters whatever the key's characters: raw UTF-8 does not grow the way JSON
 escapes (`\\u0001`: 6 bytes per control character) did.
 
 The key comes from `PAGE_TOKEN_SECRET` when it is set: tokens are then signed and cannot be
@@ -34,18 +35,18 @@ from dataclasses import dataclass
 
 from pipeline.model import MAX_KEY_BYTES
 
-TOKEN_VERSION = 2
+TOKEN_VERSION = 3
 MAX_TOKEN_CHARS = 4_096
 """Longest token accepted."""
 MAX_PREFIX_CHARS = 1_024
 """Longest `prefix` (and `delimiter`, `start_after`) accepted, in characters."""
 TAG_BYTES = 16
 DIGEST_BYTES = 4
-_HEADER = 1 + 2 * DIGEST_BYTES
+_HEADER = 1 + 3 * DIGEST_BYTES
 MAX_CURSOR_BYTES = 1_024
 """Cursors the listing issues are at most this long (S3 keys and index sort keys)."""
 MAX_ISSUED_TOKEN_CHARS = math.ceil((_HEADER + MAX_CURSOR_BYTES) * 4 / 3) + 1 + 22
-"""Longest token the API issues: 1,402 characters."""
+"""Longest token the API issues: 1,406 characters."""
 _KEY_CONTEXT = b"s3-file-tracker/page-token/v1\x00"
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -55,7 +56,8 @@ class InvalidTokenError(ValueError):
 
 
 class TokenPrefixMismatchError(InvalidTokenError):
-    """The token is genuine but was issued for a listing with another prefix or delimiter."""
+    """The token is genuine but was issued for a listing with another bucket, prefix or
+    delimiter."""
 
 
 def _b64encode(data: bytes) -> str:
@@ -81,13 +83,12 @@ def _digest(text: str | None) -> bytes:
 class TokenCodec:
     """Issues and checks page tokens for one table.
 
-    `name` and `scopes` only word the errors: the token's own name, and what the two digests
-    bind it to (a listing's prefix and delimiter; a change cursor's prefix and bucket).
+    `name` only words the errors: the token's own name (`next_token`; a change cursor's
+    `cursor`).
     """
 
     key: bytes
     name: str = "next_token"
-    scopes: tuple[str, str] = ("prefix", "delimiter")
 
     @classmethod
     def for_table(
@@ -97,7 +98,6 @@ class TokenCodec:
         *,
         purpose: str = "",
         name: str = "next_token",
-        scopes: tuple[str, str] = ("prefix", "delimiter"),
     ) -> TokenCodec:
         """The codec of `table_name`: signed with `secret` when given, else checksummed.
 
@@ -108,23 +108,44 @@ class TokenCodec:
             key = hmac.new(secret.encode("utf-8"), context, hashlib.sha256).digest()
         else:
             key = hashlib.sha256(context).digest()
-        return cls(key, name, scopes)
+        return cls(key, name)
 
     def _tag(self, payload: str) -> bytes:
         return hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES]
 
-    def encode(self, cursor: str, prefix: str | None, delimiter: str | None = None) -> str:
-        """The token that resumes a listing (`prefix`, `delimiter`) strictly after `cursor`."""
+    def encode(
+        self,
+        cursor: str,
+        prefix: str | None,
+        delimiter: str | None = None,
+        *,
+        bucket: str | None = None,
+    ) -> str:
+        """The token that resumes a listing (`bucket`, `prefix`, `delimiter`) strictly after
+        `cursor`."""
         if not cursor:
             raise ValueError("cursor must be a non-empty string")
-        raw = bytes([TOKEN_VERSION]) + _digest(prefix) + _digest(delimiter) + cursor.encode()
+        raw = (
+            bytes([TOKEN_VERSION])
+            + _digest(bucket)
+            + _digest(prefix)
+            + _digest(delimiter)
+            + cursor.encode()
+        )
         payload = _b64encode(raw)
         return f"{payload}.{_b64encode(self._tag(payload))}"
 
-    def decode(self, token: str, prefix: str | None, delimiter: str | None = None) -> str:
+    def decode(
+        self,
+        token: str,
+        prefix: str | None,
+        delimiter: str | None = None,
+        *,
+        bucket: str | None = None,
+    ) -> str:
         """The cursor to resume after; raise `InvalidTokenError` unless the token is genuine.
 
-        A genuine token issued for another prefix or delimiter raises
+        A genuine token issued for another bucket, prefix or delimiter raises
         `TokenPrefixMismatchError` (its message says which).
         """
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
@@ -144,12 +165,10 @@ class TokenCodec:
             raise InvalidTokenError("bad cursor") from None
         if len(raw) - _HEADER > MAX_KEY_BYTES:
             raise InvalidTokenError("bad cursor")
-        if raw[1 : 1 + DIGEST_BYTES] != _digest(prefix):
-            raise TokenPrefixMismatchError(
-                f"{self.name} was issued for a different {self.scopes[0]}"
-            )
-        if raw[1 + DIGEST_BYTES : _HEADER] != _digest(delimiter):
-            raise TokenPrefixMismatchError(
-                f"{self.name} was issued for a different {self.scopes[1]}"
-            )
+        if raw[1 : 1 + DIGEST_BYTES] != _digest(bucket):
+            raise TokenPrefixMismatchError(f"{self.name} was issued for a different bucket")
+        if raw[1 + DIGEST_BYTES : 1 + 2 * DIGEST_BYTES] != _digest(prefix):
+            raise TokenPrefixMismatchError(f"{self.name} was issued for a different prefix")
+        if raw[1 + 2 * DIGEST_BYTES : _HEADER] != _digest(delimiter):
+            raise TokenPrefixMismatchError(f"{self.name} was issued for a different delimiter")
         return cursor

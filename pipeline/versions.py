@@ -115,7 +115,7 @@ class VersionResolver:
             async with gate:
                 head = await self._head(event, deadline, reserve, resolution)
             if head is not None:
-                resolution.events[event.filename] = apply_head(event, head)
+                resolution.events[event.key] = apply_head(event, head)
 
         await asyncio.gather(*(one(event) for event in pending))
         return resolution
@@ -143,7 +143,7 @@ class VersionResolver:
                 reason = f"HeadObject lookup raised {type(error).__name__}"
                 break
             await self._sleep(delay)
-        resolution.failures[event.filename] = reason
+        resolution.failures[event.key] = reason
         logger.warning(
             "HeadObject failed for a version delete",
             extra={"object_key": event.filename[:256], "reason": reason, "attempts": attempt},

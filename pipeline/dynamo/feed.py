@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.dynamo.reader import _call, from_item
 from pipeline.feed.reader import ShardPage, ShardRange
-from pipeline.model import CHANGED, FEED_INDEX_NAME, FEED_SHARD, OBJECT_KEY
+from pipeline.model import CHANGED, FEED_INDEX_NAME, FEED_SHARD, FILENAME
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -42,7 +42,7 @@ class DynamoChangeIndex:
         }
         extra: dict[str, Any] = {}
         if query.prefix:
-            names["#key"] = OBJECT_KEY
+            names["#key"] = FILENAME
             values[":prefix"] = {"S": query.prefix}
             extra["FilterExpression"] = "begins_with(#key, :prefix)"
         response = _call(

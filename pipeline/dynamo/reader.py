@@ -29,7 +29,18 @@ from pipeline.listing import (
     StoreUnavailableError,
     iter_live,
 )
-from pipeline.model import DELETED, INDEX_NAME, INDEX_SHARDS, PARTITION_KEY, SHARD_ATTRIBUTE
+from pipeline.model import (
+    BUCKET_RECORD_PREFIX,
+    DELETED,
+    FILENAME,
+    INDEX_NAME,
+    INDEX_SHARDS,
+    PARTITION_KEY,
+    REGISTRY_SHARD,
+    SHARD_ATTRIBUTE,
+    item_key,
+    name_shard,
+)
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -111,8 +122,8 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _key_condition(query: ShardQuery) -> tuple[str, dict[str, Any]]:
-    values: dict[str, Any] = {":shard": {"N": str(query.shard)}}
+def _key_condition(bucket: str, query: ShardQuery) -> tuple[str, dict[str, Any]]:
+    values: dict[str, Any] = {":shard": {"S": name_shard(bucket, query.shard)}}
     condition = "#shard = :shard"
     if query.low is not None and query.high is not None:
         condition += " AND #name BETWEEN :low AND :high"
@@ -127,27 +138,98 @@ def _key_condition(query: ShardQuery) -> tuple[str, dict[str, Any]]:
     return condition, values
 
 
+class _Pool:
+    """The shard queries' thread pool, shared by every bucket's reader and built on first use."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+
+    def map(self, function: Callable[[Any], T], values: Sequence[Any]) -> list[T]:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._workers, thread_name_prefix="query"
+            )
+        return list(self._executor.map(function, values))
+
+
 class DynamoFileReader:
-    """`IndexReader` over the files table and its `by_name` index, with an injected client."""
+    """`IndexReader` of one bucket's rows (its shards of the `by_name` index and its GetItems)
+    and `FileIndex` of the table (`for_bucket`, the bucket registry), with an injected client.
+
+    `bucket` None: a reader of the table only (`for_bucket` gives the readers of buckets).
+    """
 
     def __init__(
-        self, client: DynamoDBClient, table_name: str, *, shards: int = INDEX_SHARDS
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        bucket: str | None = None,
+        *,
+        shards: int = INDEX_SHARDS,
+        _pool: _Pool | None = None,
     ) -> None:
         self._client = client
         self._table = table_name
+        self._bucket = bucket
         self._shards = shards
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool = _pool or _Pool(shards)
 
     @property
     def shards(self) -> int:
-        """Number of index shards."""
+        """Number of index shards per bucket."""
         return self._shards
 
+    @property
+    def bucket(self) -> str:
+        """The bucket whose rows this reader reads."""
+        if self._bucket is None:
+            raise ValueError("this reader is not bound to a bucket: use for_bucket(bucket)")
+        return self._bucket
+
+    def for_bucket(self, bucket: str) -> DynamoFileReader:
+        """The reader of `bucket`'s rows (same client and thread pool)."""
+        return DynamoFileReader(
+            self._client, self._table, bucket, shards=self._shards, _pool=self._pool
+        )
+
+    def tracked_buckets(self) -> list[str]:
+        """Buckets registered in the table (`#bucket/<name>` items), in name order."""
+        names: list[str] = []
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX_NAME,
+            "KeyConditionExpression": "#shard = :shard",
+            "ExpressionAttributeNames": {"#shard": SHARD_ATTRIBUTE},
+            "ExpressionAttributeValues": {":shard": {"S": REGISTRY_SHARD}},
+        }
+        while True:
+            response = _call(lambda: self._client.query(**params))
+            for item in response.get("Items", []):
+                name = from_item(item).get(FILENAME)
+                if isinstance(name, str):
+                    names.append(name)
+            if "LastEvaluatedKey" not in response:
+                return names
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def is_tracked(self, bucket: str) -> bool:
+        """Whether `bucket` is registered in the table (one GetItem of `#bucket/<name>`)."""
+        response = _call(
+            lambda: self._client.get_item(
+                TableName=self._table,
+                Key={PARTITION_KEY: {"S": BUCKET_RECORD_PREFIX + bucket}},
+                ProjectionExpression="#k",
+                ExpressionAttributeNames={"#k": PARTITION_KEY},
+            )
+        )
+        return bool(response.get("Item"))
+
     def _query_one(self, query: ShardQuery) -> ShardResult:
-        condition, values = _key_condition(query)
+        condition, values = _key_condition(self.bucket, query)
         names = {"#shard": SHARD_ATTRIBUTE}
         if query.low is not None or query.high is not None:
-            names["#name"] = PARTITION_KEY
+            names["#name"] = FILENAME
         response = _call(
             lambda: self._client.query(
                 TableName=self._table,
@@ -165,21 +247,21 @@ class DynamoFileReader:
         """Run the shard queries of one round in parallel."""
         if len(queries) <= 1:
             return [self._query_one(q) for q in queries]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self._shards, thread_name_prefix="query")
-        return list(self._pool.map(self._query_one, queries))
+        return self._pool.map(self._query_one, queries)
 
     def iter_live(
         self, prefix: str | None = None, start_after: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Live rows in ascending UTF-8 order of `filename`, from the index (all attributes)."""
+        """The bucket's live rows in ascending UTF-8 order of `filename`, from the index."""
         return iter_live(self, prefix, start_after)
 
     def get(self, filename: str) -> dict[str, Any] | None:
-        """GetItem of `filename` (strongly consistent); None when absent or a tombstone."""
+        """GetItem of the bucket's `filename` (strongly consistent); None when absent or a
+        tombstone."""
+        key = item_key(self.bucket, filename)
         response = _call(
             lambda: self._client.get_item(
-                TableName=self._table, Key={PARTITION_KEY: {"S": filename}}, ConsistentRead=True
+                TableName=self._table, Key={PARTITION_KEY: {"S": key}}, ConsistentRead=True
             )
         )
         item = response.get("Item")

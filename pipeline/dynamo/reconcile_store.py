@@ -1,5 +1,8 @@
 """Reconcile's DynamoDB adapter: consistent reads and compare-and-swap writes of whole rows.
 
+One store serves one bucket: it is addressed by object keys and reads and writes only the
+items `item_key(bucket, key)`, so a bucket's reconcile can never touch another bucket's rows.
+
 `DynamoRowStore` reads whole rows with BatchGetItem (ConsistentRead) and writes each repair
 with one PutItem whose condition is the version of the row read (`expected=None`: only if no
 item exists) — a compare-and-swap: any write to the key in between (an event) changes those
@@ -27,11 +30,14 @@ from pipeline.dynamo.reader import from_item
 from pipeline.dynamo.writer import to_item
 from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
+    BUCKET,
     CHANGED,
+    FILENAME,
     PARTITION_KEY,
     VERSION_ATTRIBUTES,
     ConditionalWrite,
     WriteOutcome,
+    item_key,
 )
 
 if TYPE_CHECKING:
@@ -83,12 +89,13 @@ def condition_for(expected: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class DynamoRowStore:
-    """`RowStore` over the files table, with an injected boto3 client."""
+    """`RowStore` of one bucket's rows in the files table, with an injected boto3 client."""
 
     def __init__(
         self,
         client: DynamoDBClient,
         table_name: str,
+        bucket: str,
         *,
         concurrency: int = 16,
         stamper: Stamper | None = None,
@@ -96,16 +103,18 @@ class DynamoRowStore:
         self._stamper = stamper
         self._client = client
         self._table = table_name
+        self.bucket = bucket
         self._concurrency = concurrency
         self._pool: ThreadPoolExecutor | None = None
         self.calls = 0
 
     def read_rows(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Whole rows of `keys` that exist, read consistently."""
+        """Whole rows of the bucket's object `keys` that exist, read consistently."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(keys), GET_CHUNK):
             pending: list[dict[str, Any]] = [
-                {PARTITION_KEY: {"S": key}} for key in keys[start : start + GET_CHUNK]
+                {PARTITION_KEY: {"S": item_key(self.bucket, key)}}
+                for key in keys[start : start + GET_CHUNK]
             ]
             attempt = 0
             while pending:
@@ -115,7 +124,7 @@ class DynamoRowStore:
                 )
                 for item in response.get("Responses", {}).get(self._table, []):
                     row = from_item(item)
-                    found[row[PARTITION_KEY]] = row
+                    found[row[FILENAME]] = row
                 unprocessed: Any = response.get("UnprocessedKeys", {}).get(self._table, {})
                 pending = list(unprocessed.get("Keys", []))
                 if pending:
@@ -125,6 +134,10 @@ class DynamoRowStore:
 
     def _put(self, write: ConditionalWrite) -> WriteOutcome:
         row = write.row
+        if row.get(BUCKET) != self.bucket or row.get(PARTITION_KEY) != item_key(
+            self.bucket, row[FILENAME]
+        ):
+            raise ValueError(f"a repair for another bucket's row: {row.get(PARTITION_KEY)!r:.200}")
         sent_ms = 0
         if self._stamper is not None:
             sent_ms = self._stamper.now_ms()
@@ -173,12 +186,12 @@ class DynamoRowStore:
                 return
 
     def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, WriteOutcome]:
-        """One conditional PutItem per write, `concurrency` at a time."""
+        """One conditional PutItem per write, `concurrency` at a time; outcomes by object key."""
         if not writes:
             return {}
         if len(writes) == 1:
-            return {writes[0].row[PARTITION_KEY]: self._put(writes[0])}
+            return {writes[0].row[FILENAME]: self._put(writes[0])}
         if self._pool is None:  # kept for the run: starting threads per batch costs CPU
             self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="repair")
         outcomes = list(self._pool.map(self._put, writes))
-        return {write.row[PARTITION_KEY]: out for write, out in zip(writes, outcomes, strict=True)}
+        return {write.row[FILENAME]: out for write, out in zip(writes, outcomes, strict=True)}

@@ -9,9 +9,9 @@ from pipeline.model import (
     CHANGED,
     FEED_INDEX_NAME,
     FEED_SHARD,
+    FILENAME,
     INDEX_NAME,
     KIND,
-    OBJECT_KEY,
     PARTITION_KEY,
     SHARD_ATTRIBUTE,
     TTL_ATTRIBUTE,
@@ -22,19 +22,20 @@ INDEX_PROJECTION = "ALL"
 
 
 def index_definition() -> dict[str, Any]:
-    """The sparse listing index `by_name`: partition `shard` (N), sort `filename` (S)."""
+    """The sparse listing index `by_name`: partition `name_shard` (S, `<bucket>/<n>`), sort
+    `filename` (S)."""
     return {
         "IndexName": INDEX_NAME,
         "KeySchema": [
             {"AttributeName": SHARD_ATTRIBUTE, "KeyType": "HASH"},
-            {"AttributeName": PARTITION_KEY, "KeyType": "RANGE"},
+            {"AttributeName": FILENAME, "KeyType": "RANGE"},
         ],
         "Projection": {"ProjectionType": INDEX_PROJECTION},
     }
 
 
 FEED_PROJECTED = (
-    OBJECT_KEY,
+    FILENAME,
     BUCKET,
     KIND,
     "size",
@@ -59,13 +60,14 @@ def feed_index_definition() -> dict[str, Any]:
 
 
 def create_files_table(client: Any, table_name: str) -> None:
-    """Create the table (partition key `filename`, on-demand, the listing and change feed
-    indexes, TTL) and wait."""
+    """Create the table (partition key `pk`, on-demand, the listing and change feed indexes,
+    TTL) and wait."""
     client.create_table(
         TableName=table_name,
         AttributeDefinitions=[
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SHARD_ATTRIBUTE, "AttributeType": "N"},
+            {"AttributeName": FILENAME, "AttributeType": "S"},
+            {"AttributeName": SHARD_ATTRIBUTE, "AttributeType": "S"},
             {"AttributeName": FEED_SHARD, "AttributeType": "S"},
             {"AttributeName": CHANGED, "AttributeType": "S"},
         ],

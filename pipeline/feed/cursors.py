@@ -2,7 +2,7 @@
 
 A cursor is a page token of `pipeline.tokens` (same format, same signing: `PAGE_TOKEN_SECRET`,
 else a per-table checksum) under a key of its own, so a page token is not a cursor and a
-cursor is not a page token. Its two digests bind it to the `prefix` and the `bucket` it was
+cursor is not a page token. Its digests bind it to the `bucket` and the `prefix` it was
 issued for; its payload is one position (`pipeline.feed.positions`).
 """
 
@@ -31,7 +31,6 @@ class CursorCodec:
                 secret,
                 purpose=CURSOR_PURPOSE,
                 name="cursor",
-                scopes=("prefix", "bucket"),
             )
         )
 
@@ -39,12 +38,12 @@ class CursorCodec:
         """The cursor resuming the feed of `bucket` (and `prefix`) strictly after `position`."""
         if not is_position(position):
             raise ValueError(f"not a feed position: {position!r}")
-        return self.tokens.encode(position, prefix, bucket)
+        return self.tokens.encode(position, prefix, bucket=bucket)
 
     def decode(self, cursor: str, bucket: str, prefix: str | None) -> str:
         """The position a genuine cursor resumes after; `InvalidTokenError` otherwise
         (`TokenPrefixMismatchError` when it was issued for another bucket or prefix)."""
-        position = self.tokens.decode(cursor, prefix, bucket)
+        position = self.tokens.decode(cursor, prefix, bucket=bucket)
         if not is_position(position):
             raise InvalidTokenError("not a feed position")
         return position

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pipeline.model import BUCKET, CHANGED, DELETED, FEED_SHARD, KIND, OBJECT_KEY
+from pipeline.model import BUCKET, CHANGED, DELETED, FEED_SHARD, FILENAME, KIND
 
 FEED_SHARDS = 8
 """Partition key values of the feed index per bucket (spreads a burst of writes)."""
@@ -122,7 +122,7 @@ class Stamper:
     ) -> dict[str, Any]:
         """`row` with its feed attributes: position at `sent_ms`, shard and kind. A row that
         is not a file's (no bucket or key: a system item) is returned as it is."""
-        bucket, key = row.get(BUCKET), row.get(OBJECT_KEY)
+        bucket, key = row.get(BUCKET), row.get(FILENAME)
         if not isinstance(bucket, str) or not isinstance(key, str):
             return dict(row)
         stamped = dict(row)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline.feed.positions import FEED_SHARDS, feed_shards_of, time_position
-from pipeline.model import CHANGED, OBJECT_KEY, PARTITION_KEY
+from pipeline.model import CHANGED, FILENAME, PARTITION_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def read_changes(
             break
         if position <= after:  # an index must not return these; never let it move back
             continue
-        if OBJECT_KEY not in row or str(row.get(PARTITION_KEY, "")).startswith("#"):
+        if FILENAME not in row or str(row.get(PARTITION_KEY, "")).startswith("#"):
             continue  # a system item, not a file
         rows.append(row)
     next_position = str(rows[-1][CHANGED]) if len(rows) == limit else end

@@ -12,7 +12,7 @@ from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.positions import FEED_SHARDS, position_ms, time_position
 from pipeline.feed.reader import ChangeIndex, ChangePage, read_changes
 from pipeline.fields import MAX_OBJECT_SIZE
-from pipeline.model import BUCKET, CHANGED, KIND, OBJECT_KEY
+from pipeline.model import BUCKET, CHANGED, FILENAME, KIND
 
 ITEM_FIELDS = ("size", "etag", "version_id", "event_time", "sequencer")
 """Fields of a change copied from its row when present and well-typed."""
@@ -48,7 +48,7 @@ def parse_since(value: str) -> int:
 
 def change_view(row: dict[str, Any]) -> dict[str, Any] | None:
     """A row as the feed shows it, or None if it is not a file's row."""
-    key = row.get(OBJECT_KEY)
+    key = row.get(FILENAME)
     bucket = row.get(BUCKET)
     if not isinstance(key, str) or not key or not isinstance(bucket, str):
         return None

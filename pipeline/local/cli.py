@@ -1,4 +1,4 @@
-"""`s3-file-tracker up|demo|reconcile|adopt|migrate-index|watch` (or `python -m pipeline ...`).
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table|watch` (or `python -m pipeline ...`).
 
 Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
 docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a command runs, so
@@ -77,19 +77,22 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     reconcile_cli.add_adopt_parser(commands).set_defaults(run=reconcile_cli.adopt_main)
     watch_cli.add_parser(commands).set_defaults(run=watch_cli.main, verbose=False)
     migrate = commands.add_parser(
-        "migrate-index",
-        help="put rows written before the listing index into it (resumable, idempotent)",
-        description="Set `shard` on live rows that lack it (written before the by_name index "
-        "existed) or carry another one (after a change of INDEX_SHARDS), with a conditional "
-        "UpdateItem per row. Uses the standard AWS variables "
-        "(AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints a resume position after each page.",
+        "migrate-table",
+        help="copy a table keyed by filename into a (bucket, key) table (resumable, idempotent)",
+        description="Copy every row of the old table (partition key `filename`) into the new "
+        "one (partition key `pk` = bucket/key, index partition `name_shard`), with a "
+        "conditional PutItem per row that never replaces a newer row ingest wrote meanwhile. "
+        "Uses the standard AWS variables (AWS_ENDPOINT_URL, AWS_REGION, credentials). Prints "
+        "a resume position after each page.",
     )
-    migrate.add_argument("--table", required=True, help="the files table")
+    migrate.add_argument("--source", required=True, help="the old table (keyed by filename)")
+    migrate.add_argument("--target", required=True, help="the new table (keyed by pk)")
+    migrate.add_argument("--bucket", help="the bucket of old rows without a `bucket` attribute")
     migrate.add_argument("--region", help="AWS region (default: $AWS_REGION)")
     migrate.add_argument("--start-after", help="resume after this Scan position")
     migrate.add_argument("--page-size", type=int, default=500, help="rows per Scan call")
     migrate.add_argument("-v", "--verbose", action="store_true", help="debug logs")
-    migrate.set_defaults(run=cmd_migrate_index)
+    migrate.set_defaults(run=cmd_migrate_table)
     for sub in (up, demo):
         tuning = sub.add_argument_group("settings (default: template.yaml)")
         tuning.add_argument(
@@ -470,25 +473,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def cmd_migrate_index(args: argparse.Namespace) -> int:
-    """`migrate-index`: set `shard` on old live rows, printing where to resume."""
+def cmd_migrate_table(args: argparse.Namespace) -> int:
+    """`migrate-table`: copy the old table's rows into the new one, printing where to resume."""
     import boto3
 
-    from pipeline.dynamo.migrate import MigrationReport, migrate_index
+    from pipeline.dynamo.migrate import MigrationReport, migrate_table
+
+    def counts(report: MigrationReport) -> str:
+        return f"{report.copied} copied, {report.kept} kept (newer), {report.skipped} skipped"
 
     def progress(report: MigrationReport) -> None:
         position = "end of table" if report.complete else f"--start-after {report.resume_after!r}"
-        print(
-            f"page {report.pages}: {report.migrated} migrated, {report.skipped} skipped; {position}"
-        )
+        print(f"page {report.pages}: {counts(report)}; {position}")
 
     client = boto3.client("dynamodb", region_name=args.region)
-    report = migrate_index(
-        client, args.table, start_after=args.start_after, page_size=args.page_size, on_page=progress
+    report = migrate_table(
+        client,
+        args.source,
+        args.target,
+        default_bucket=args.bucket,
+        start_after=args.start_after,
+        page_size=args.page_size,
+        on_page=progress,
     )
-    print(
-        f"done: {report.scanned} rows scanned, {report.migrated} migrated, {report.skipped} skipped"
-    )
+    print(f"done: {report.scanned} rows scanned, {counts(report)}")
     return 0
 
 

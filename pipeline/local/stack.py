@@ -221,7 +221,11 @@ class Stack:
         return env
 
     def _function_environment(self, function: FunctionConfig) -> dict[str, str]:
-        env = {**function.environment, "TABLE_NAME": self.resources.table}
+        env = {
+            **function.environment,
+            "TABLE_NAME": self.resources.table,
+            "TRACKED_BUCKET": self.resources.bucket,  # the stack's own bucket, as provisioned
+        }
         if not self.verbose:
             env.update({k: v for k, v in QUIET_POWERTOOLS.items()})
         return env
@@ -246,7 +250,7 @@ class Stack:
             self._dynamodb.wait_until_ready()
         base = self._base_environment()
         touched = set(self.config.ingest.environment) | set(self.config.api.environment)
-        touched |= {"TABLE_NAME", *QUIET_POWERTOOLS}
+        touched |= {"TABLE_NAME", "TRACKED_BUCKET", *QUIET_POWERTOOLS}
         restore = {name: os.environ.get(name) for name in touched if name not in base}
         self._exit.enter_context(patched_environ({**restore, **base}))
         sqs = self.client("sqs", max_pool_connections=self.pollers + 4)

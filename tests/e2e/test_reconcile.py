@@ -23,7 +23,7 @@ import pytest
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import FAKE_CREDENTIALS, Stack
 from pipeline.local.template import read_stack_config
-from pipeline.model import shard_of
+from pipeline.model import item_key, name_shard_of
 from pipeline.reconcile_app import Target, run
 from tests.support import moto_state
 
@@ -101,20 +101,21 @@ def damage(stack: Stack, keys: list[str], *, deleted: int, ghosts: int, wrong: i
     items = table_items(stack)
     requests: list[dict[str, Any]] = []
     for key in keys[:deleted]:
-        requests.append({"DeleteRequest": {"Key": {"filename": {"S": key}}}})
+        requests.append({"DeleteRequest": {"Key": {"pk": {"S": item_key(stack.bucket, key)}}}})
     for _ in range(ghosts):
         ghost = f"ghost/{uuid.uuid4().hex}"
         requests.append(
             {
                 "PutRequest": {
                     "Item": {
+                        "pk": {"S": item_key(stack.bucket, ghost)},
                         "filename": {"S": ghost},
                         "bucket": {"S": stack.bucket},
                         "size": {"N": "1"},
                         "etag": {"S": "0" * 32},
                         "event_time": {"S": "2026-01-01T00:00:00.000Z"},
                         "event_name": {"S": "ObjectCreated:Put"},
-                        "shard": {"N": str(shard_of(ghost))},
+                        "name_shard": {"S": name_shard_of(stack.bucket, ghost)},
                     }
                 }
             }

@@ -296,6 +296,7 @@ def test_concurrent_invocations_cannot_let_an_older_event_win(
         runtime.close()
     # Then neither invocation reported a failure, and the key stays deleted (newest wins)
     assert responses == [{"batchItemFailures": []}]
-    item = dynamodb.get_item(TableName=table_name, Key={"filename": {"S": "raced.txt"}})["Item"]
+    key = {"pk": {"S": "serverless-event4/raced.txt"}}  # s3_record's bucket
+    item = dynamodb.get_item(TableName=table_name, Key=key)["Item"]
     assert item.get("deleted", {}).get("BOOL") is True
     assert item["sequencer"]["S"] == newer

@@ -138,8 +138,9 @@ def test_provisioned_resources_agree_with_the_template(
     assert int(dlq["MessageRetentionPeriod"]) == config.dlq_retention_s
 
     table = dynamodb.describe_table(TableName=config.table)["Table"]
-    assert table["KeySchema"] == [{"AttributeName": "filename", "KeyType": "HASH"}]
     template_table = load_template(TEMPLATE_PATH)["Resources"]["FilesTable"]["Properties"]
+    assert table["KeySchema"] == template_table["KeySchema"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(
         template_table["AttributeDefinitions"], key=str
     )

@@ -41,8 +41,9 @@ def put_all(client: Any, table: str, items: list[dict[str, Any]]) -> None:
 
 def live_item(filename: str, size: int) -> dict[str, Any]:
     return {
+        "pk": {"S": f"uploads/{filename}"},
         "filename": {"S": filename},
-        "shard": {"N": str(shard_of(filename))},
+        "name_shard": {"S": f"uploads/{shard_of(filename)}"},
         "bucket": {"S": "uploads"},
         "size": {"N": str(size)},
         "etag": {"S": f"etag-{size}"},
@@ -53,6 +54,7 @@ def live_item(filename: str, size: int) -> dict[str, Any]:
 
 def tombstone(filename: str) -> dict[str, Any]:
     return {
+        "pk": {"S": f"uploads/{filename}"},
         "filename": {"S": filename},
         "bucket": {"S": "uploads"},
         "event_time": {"S": "2025-04-09T13:00:00.000Z"},
@@ -88,7 +90,10 @@ def big_table(client: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def app(client: Any, big_table: str) -> APIGatewayRestResolver:
-    return build_app(DynamoFileReader(client, big_table), Settings(table_name=big_table))
+    return build_app(
+        DynamoFileReader(client, big_table),
+        Settings(table_name=big_table, tracked_bucket="uploads"),
+    )
 
 
 def expected_names() -> set[str]:
@@ -215,7 +220,9 @@ def test_a_walk_during_writes_misses_no_file_that_stayed(client: Any) -> None:
     create_files_table(client, table)
     try:
         put_all(client, table, [live_item(f"f{i:04d}", i) for i in range(600)])
-        app = build_app(DynamoFileReader(client, table), Settings(table_name=table))
+        app = build_app(
+            DynamoFileReader(client, table), Settings(table_name=table, tracked_bucket="uploads")
+        )
         stable = {f"f{i:04d}" for i in range(600)}
         seen: list[str] = []
         token: str | None = None
@@ -245,7 +252,10 @@ def test_a_walk_during_writes_misses_no_file_that_stayed(client: Any) -> None:
 
 
 def test_a_missing_table_is_a_generic_500(client: Any) -> None:
-    app = build_app(DynamoFileReader(client, "no-such-table"), Settings(table_name="no-such-table"))
+    app = build_app(
+        DynamoFileReader(client, "no-such-table"),
+        Settings(table_name="no-such-table", tracked_bucket="uploads"),
+    )
     for event in (rest_event("/files"), file_event("a.txt")):
         response = get(app, event)
         assert response["statusCode"] == 500
@@ -253,7 +263,12 @@ def test_a_missing_table_is_a_generic_500(client: Any) -> None:
 
 
 def test_an_unreachable_endpoint_is_a_503(aws_env: str) -> None:
-    settings = Settings(table_name="files", region=REGION, endpoint_url="http://127.0.0.1:9")
+    settings = Settings(
+        table_name="files",
+        region=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        tracked_bucket="uploads",
+    )
     app = build_app(DynamoFileReader(make_client(settings), "files"), settings)
     response = get(app, rest_event("/files"))
     assert response["statusCode"] == 503
@@ -268,6 +283,7 @@ def handler(table_name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "FileTrackerTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "file-tracker-api")
     monkeypatch.delenv("PAGE_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("TRACKED_BUCKET", "uploads")
     import handlers.api
 
     return importlib.reload(handlers.api)

@@ -132,7 +132,9 @@ def test_items_that_never_succeed_are_reported_and_the_rest_written(
     handler: ModuleType, dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given one key DynamoDB never accepts and one it rejects as invalid, in shared requests
-    runtime, _ = faulty_runtime(handler, never_succeed={"stuck"}, invalid={"invalid"})
+    runtime, _ = faulty_runtime(
+        handler, never_succeed={"serverless-event4/stuck"}, invalid={"serverless-event4/invalid"}
+    )
     monkeypatch.setattr(handler, "runtime", runtime)
     records = [sqs_record(notification(s3_record(f"ok-{i}")), f"ok-{i}") for i in range(30)]
     records[5] = sqs_record(notification(s3_record("stuck")), "stuck-message")

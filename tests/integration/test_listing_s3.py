@@ -84,7 +84,7 @@ def s3_reference(s3: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def fake() -> FakeFileReader:
-    reader = FakeFileReader([row(k) for k in LIVE])
+    reader = FakeFileReader([row(k) for k in LIVE], bucket=BUCKET)
     for name in TOMBSTONES:
         reader.put(row(name, deleted=True))
     return reader
@@ -135,7 +135,7 @@ def test_walks_over_the_index_equal_s3(
 ) -> None:
     # Given S3's own listing of the live keys
     expected = s3_reference(prefix, delimiter, start_after)
-    app = build_app(fake, Settings(table_name="files"))
+    app = build_app(fake, Settings(table_name="files", tracked_bucket=BUCKET))
     # When the API is walked at each limit (limit 1 only where the walk is short)
     for limit in (7, 100, 1_000) if len(expected) > 400 else (1, 7, 100, 1_000):
         got = api_walk(app, limit, prefix, delimiter, start_after)
@@ -147,7 +147,7 @@ def test_walks_over_the_index_equal_s3(
 
 
 def test_a_full_walk_at_limit_one_equals_s3(s3_reference: Any, fake: FakeFileReader) -> None:
-    app = build_app(fake, Settings(table_name="files"))
+    app = build_app(fake, Settings(table_name="files", tracked_bucket=BUCKET))
     assert api_walk(app, 1, "", "/", None) == s3_reference("", "/", None)
     assert api_walk(app, 1, "a/", None, None) == s3_reference("a/", None, None)
 
@@ -187,7 +187,9 @@ def test_walks_over_dynamodb_local_equal_s3(
     limits: tuple[int, ...],
 ) -> None:
     client, name = table
-    app = build_app(DynamoFileReader(client, name), Settings(table_name=name))
+    app = build_app(
+        DynamoFileReader(client, name), Settings(table_name=name, tracked_bucket=BUCKET)
+    )
     expected = s3_reference(prefix, delimiter, start_after)
     for limit in limits:
         assert api_walk(app, limit, prefix, delimiter, start_after) == expected, limit

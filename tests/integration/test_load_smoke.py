@@ -45,7 +45,7 @@ def _client(url: str) -> Any:
 
 
 def _put(key: str) -> dict[str, Any]:
-    return {"PutRequest": {"Item": {"filename": {"S": key}}}}
+    return {"PutRequest": {"Item": {"pk": {"S": key}}}}
 
 
 def test_sink_rejects_what_dynamodb_rejects_and_injects_unprocessed_items() -> None:
@@ -66,9 +66,9 @@ def test_sink_rejects_what_dynamodb_rejects_and_injects_unprocessed_items() -> N
         # When writes are accepted again
         sink.configure(unprocessed_rate=0.0)
         client.batch_write_item(RequestItems={"t": [_put("x"), _put("y")]})
-        got = client.batch_get_item(RequestItems={"t": {"Keys": [{"filename": {"S": "x"}}]}})
+        got = client.batch_get_item(RequestItems={"t": {"Keys": [{"pk": {"S": "x"}}]}})
         # Then they are stored and readable
-        assert got["Responses"]["t"] == [{"filename": {"S": "x"}}]
+        assert got["Responses"]["t"] == [{"pk": {"S": "x"}}]
         assert sink.stats()["items"] == 2
 
 

@@ -16,10 +16,13 @@ Sources, under https://docs.aws.amazon.com/amazondynamodb/latest/:
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.support.tables import create_filename_table
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +30,15 @@ INSERT = "INSERT INTO \"{t}\" VALUE {{'filename': ?, 'seq': ?, 'size': ?}}"
 UPDATE_IF_OLDER = (
     'UPDATE "{t}" SET "size"=? SET "seq"=? REMOVE "deleted" WHERE "filename"=? AND "seq" < ?'
 )
+
+
+@pytest.fixture
+def table_name(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A `filename`-keyed table: the engine's semantics do not depend on the key's name."""
+    name = f"files-{uuid.uuid4().hex[:12]}"
+    create_filename_table(dynamodb, name)
+    yield name
+    dynamodb.delete_table(TableName=name)
 
 
 def s(value: str) -> dict[str, str]:

@@ -37,9 +37,17 @@ POISON: dict[str, dict[str, Any]] = {
 @pytest.fixture
 def app(dynamodb: Any, table_name: str) -> Any:
     for name, attributes in POISON.items():
-        item = {"filename": {"S": name}, "shard": {"N": str(shard_of(name))}, **attributes}
+        item = {
+            "pk": {"S": f"b-1/{name}"},
+            "filename": {"S": name},
+            "name_shard": {"S": f"b-1/{shard_of(name)}"},
+            **attributes,
+        }
         dynamodb.put_item(TableName=table_name, Item=item)
-    return build_app(DynamoFileReader(dynamodb, table_name), Settings(table_name=table_name))
+    return build_app(
+        DynamoFileReader(dynamodb, table_name),
+        Settings(table_name=table_name, tracked_bucket="b-1"),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(POISON))

@@ -109,8 +109,8 @@ def test_head_many_reports_current_objects_and_404s(s3: Any, bucket: str) -> Non
 
 
 def test_conditional_writes_compare_and_swap_the_version(dynamodb: Any, table_name: str) -> None:
-    store = DynamoRowStore(dynamodb, table_name)
-    row = {"filename": "k", "bucket": "b", "size": 1, "event_time": "T1", "shard": 3}
+    store = DynamoRowStore(dynamodb, table_name, "bkt")
+    row = {"pk": "bkt/k", "filename": "k", "bucket": "bkt", "size": 1, "event_time": "T1"}
     # Insert only if absent
     assert store.write_conditional([ConditionalWrite(row, None)]) == {"k": WriteOutcome.WRITTEN}
     assert store.write_conditional([ConditionalWrite(row, None)]) == {"k": WriteOutcome.CONFLICT}
@@ -127,7 +127,9 @@ def test_conditional_writes_compare_and_swap_the_version(dynamodb: Any, table_na
     )
     assert store.read_rows(["k"])["k"]["size"] == 2
     # Many at once, with independent outcomes
-    writes = [ConditionalWrite({**row, "filename": f"m{i}"}, None) for i in range(30)]
+    writes = [
+        ConditionalWrite({**row, "pk": f"bkt/m{i}", "filename": f"m{i}"}, None) for i in range(30)
+    ]
     writes.append(ConditionalWrite(stale, read["k"]))
     outcomes = store.write_conditional(writes)
     assert sum(o is WriteOutcome.WRITTEN for o in outcomes.values()) == 30
@@ -165,7 +167,7 @@ def test_an_unreadable_checkpoint_is_an_error_not_a_silent_restart(aws_env: str)
 def repairer(s3: Any, bucket: str, dynamodb: Any, table: str, hook: Any) -> Repairer:
     return Repairer(
         bucket,
-        DynamoRowStore(dynamodb, table),
+        DynamoRowStore(dynamodb, table, bucket),
         BucketObjects(s3, bucket),
         TTL_S,
         before_write=hook,
@@ -191,7 +193,7 @@ def test_backfill_loses_to_an_upload_ingested_before_it_lands(
     summary = Summary()
     fixer = repairer(s3, bucket, dynamodb, table_name, race)
     fixer.repair([Drift(DriftKind.MISSING, "k", obj, None)], summary)
-    row = DynamoRowStore(dynamodb, table_name).read_rows(["k"])["k"]
+    row = DynamoRowStore(dynamodb, table_name, bucket).read_rows(["k"])["k"]
     assert row["size"] == 6 and row["event_name"] == "ObjectCreated:Put"
     assert (summary.repaired, summary.skipped) == (0, 1)
 
@@ -207,7 +209,7 @@ def test_backfill_then_a_late_delete_event_hides_the_key(
     ).repair([Drift(DriftKind.MISSING, "k", obj, None)], summary)
     assert summary.repaired == 1
     deliver(ingest, bucket, "k", "ObjectRemoved:Delete")  # delivered after the backfill
-    assert DynamoFileReader(dynamodb, table_name).get("k") is None
+    assert DynamoFileReader(dynamodb, table_name, bucket).get("k") is None
 
 
 def test_hiding_an_extra_row_loses_to_a_reupload_ingested_before_it_lands(
@@ -215,7 +217,7 @@ def test_hiding_an_extra_row_loses_to_a_reupload_ingested_before_it_lands(
 ) -> None:
     # Given a row whose object is gone (its delete event was lost)
     deliver(ingest, bucket, "k", "ObjectCreated:Put", size=1)
-    row = DynamoRowStore(dynamodb, table_name).read_rows(["k"])["k"]
+    row = DynamoRowStore(dynamodb, table_name, bucket).read_rows(["k"])["k"]
 
     def race(writes: Sequence[ConditionalWrite]) -> None:
         assert writes[0].row["deleted"] is True  # HeadObject said 404: about to hide it
@@ -226,7 +228,7 @@ def test_hiding_an_extra_row_loses_to_a_reupload_ingested_before_it_lands(
     repairer(s3, bucket, dynamodb, table_name, race).repair(
         [Drift(DriftKind.EXTRA, "k", None, row)], summary
     )
-    assert DynamoFileReader(dynamodb, table_name).get("k") is not None
+    assert DynamoFileReader(dynamodb, table_name, bucket).get("k") is not None
     assert summary.skipped == 1
 
 
@@ -242,5 +244,5 @@ def test_a_tombstone_is_not_resurrected_when_the_object_is_gone_at_head_time(
     repairer(s3, bucket, dynamodb, table_name, None).repair(
         [Drift(DriftKind.MISSING, "k", obj, None)], summary
     )
-    assert DynamoFileReader(dynamodb, table_name).get("k") is None
+    assert DynamoFileReader(dynamodb, table_name, bucket).get("k") is None
     assert summary.skipped == 1 and summary.repaired == 0

@@ -102,7 +102,7 @@ def test_a_run_cut_off_by_the_deadline_continues_in_a_new_invocation(
     emf = metrics_of(capsys.readouterr().out)
     assert (emf["KeysListed"], emf["DriftFound"], emf["Repaired"]) == (30, 30, 30)
     assert emf["service"] == "file-tracker-reconcile"
-    reader = DynamoFileReader(dynamodb, table_name)
+    reader = DynamoFileReader(dynamodb, table_name, handler.target.bucket)
     assert [row["filename"] for row in reader.iter_live()] == [f"k/{i:02d}" for i in range(30)]
     assert invokes.calls == [call]
 

@@ -13,10 +13,12 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.listing import ShardQuery, ShardResult, iter_live
-from pipeline.model import INDEX_SHARDS, SHARD_ATTRIBUTE
+from pipeline.model import INDEX_SHARDS, SHARD_ATTRIBUTE, name_shard
 from tests.support.lambda_context import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
+DEFAULT_BUCKET = "serverless-event4"
+"""The bucket a `FakeFileReader` holds unless told otherwise."""
 
 
 def sample_event(name: str) -> dict[str, Any]:
@@ -105,9 +107,10 @@ def item_bytes(row: Mapping[str, Any]) -> int:
 class FakeFileReader:
     """In-memory table + sparse listing index with DynamoDB Query semantics.
 
-    Rows are stored as the ingest writes them: a live row without `shard` gets
-    `shard_of(filename)` (use `put_raw` for a row exactly as given, e.g. one written before the
-    index existed). Only rows whose `shard` is an integer shard number are in the index, like
+    One bucket's rows (`add_bucket` tracks more in the same index). Rows are stored as the
+    ingest writes them: a live row without `name_shard` gets `name_shard_of(bucket, filename)`
+    (use `put_raw` for a row exactly as given, e.g. one written before the index existed).
+    Only rows whose `name_shard` is one of the bucket's shards are in the index, like
     DynamoDB's sparse GSI. A query reads names in `[low, high]` of one shard in ascending
     order, at most `limit` rows and about 1 MB (`max_bytes`); like DynamoDB it reports more
     (`LastEvaluatedKey`) whenever it stopped at `limit`, even when nothing follows.
@@ -119,7 +122,11 @@ class FakeFileReader:
         *,
         shards: int = INDEX_SHARDS,
         max_bytes: int = 1_048_576,
+        bucket: str = DEFAULT_BUCKET,
     ) -> None:
+        self.bucket = bucket
+        self.buckets: dict[str, FakeFileReader] = {bucket: self}
+        """Every tracked bucket's reader (shared by the readers of one index)."""
         self.rows: dict[str, dict[str, Any]] = {}
         self._index: list[list[str]] = [[] for _ in range(shards)]
         self._shard_of: dict[str, int] = {}
@@ -136,6 +143,22 @@ class FakeFileReader:
     def shards(self) -> int:
         return self._shards
 
+    def add_bucket(self, bucket: str, rows: Iterable[dict[str, Any]] = ()) -> FakeFileReader:
+        """Track another bucket in the same index, holding `rows`; returns its reader."""
+        reader = FakeFileReader(rows, shards=self._shards, max_bytes=self.max_bytes, bucket=bucket)
+        reader.buckets = self.buckets
+        self.buckets[bucket] = reader
+        return reader
+
+    def for_bucket(self, bucket: str) -> FakeFileReader:
+        return self.buckets[bucket]
+
+    def tracked_buckets(self) -> list[str]:
+        return sorted(self.buckets)
+
+    def is_tracked(self, bucket: str) -> bool:
+        return bucket in self.buckets
+
     def load(self, rows: Iterable[dict[str, Any]]) -> None:
         """Bulk `put` into an empty reader (one sort per shard instead of an insert per row)."""
         assert not self.rows, "load() is for an empty reader"
@@ -143,11 +166,11 @@ class FakeFileReader:
             if row.get("deleted") is True:
                 row.pop(SHARD_ATTRIBUTE, None)
             elif SHARD_ATTRIBUTE not in row:
-                row[SHARD_ATTRIBUTE] = zlib.crc32(row["filename"].encode()) % self._shards
+                row[SHARD_ATTRIBUTE] = self._name_shard(row["filename"])
             name = row["filename"]
             self.rows[name] = row
-            shard = row.get(SHARD_ATTRIBUTE)
-            if type(shard) is int and 0 <= shard < self._shards:
+            shard = self._shard_number(row)
+            if shard is not None:
                 self._index[shard].append(name)
                 self._shard_of[name] = shard
         for names in self._index:
@@ -159,8 +182,19 @@ class FakeFileReader:
         if row.get("deleted") is True:
             row.pop(SHARD_ATTRIBUTE, None)
         elif SHARD_ATTRIBUTE not in row:
-            row[SHARD_ATTRIBUTE] = zlib.crc32(row["filename"].encode()) % self._shards
+            row[SHARD_ATTRIBUTE] = self._name_shard(row["filename"])
         self.put_raw(row)
+
+    def _name_shard(self, filename: str) -> str:
+        return name_shard(self.bucket, zlib.crc32(filename.encode()) % self._shards)
+
+    def _shard_number(self, row: Mapping[str, Any]) -> int | None:
+        """The index shard of `row` (None: not in the index, like DynamoDB's sparse GSI)."""
+        value = row.get(SHARD_ATTRIBUTE)
+        for shard in range(self._shards) if isinstance(value, str) else ():
+            if value == name_shard(self.bucket, shard):
+                return shard
+        return None
 
     def put_raw(self, row: dict[str, Any]) -> None:
         """Insert or replace a row exactly as given."""
@@ -170,8 +204,8 @@ class FakeFileReader:
             names = self._index[old]
             del names[bisect.bisect_left(names, name)]
         self.rows[name] = dict(row)
-        shard = row.get(SHARD_ATTRIBUTE)
-        if type(shard) is int and 0 <= shard < self._shards:
+        shard = self._shard_number(row)
+        if shard is not None:
             bisect.insort(self._index[shard], name)
             self._shard_of[name] = shard
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.model import PARTITION_KEY
 from tests.support import partiql
 
 MAX_STATEMENTS = 25
@@ -42,7 +43,7 @@ def client_error(
 
 
 def _write_key(request: dict[str, Any]) -> str:
-    return str(request["PutRequest"]["Item"]["filename"]["S"])
+    return str(request["PutRequest"]["Item"][PARTITION_KEY]["S"])
 
 
 def _item_bytes(item: dict[str, Any]) -> int:
@@ -65,7 +66,7 @@ def _project(item: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 class InMemoryDynamo:
     """An async stand-in for the DynamoDB calls ingest makes (no network)."""
 
-    def __init__(self, key: str = "filename") -> None:
+    def __init__(self, key: str = PARTITION_KEY) -> None:
         self.tables: dict[str, dict[str, dict[str, Any]]] = {}
         self.key = key
 
@@ -130,7 +131,7 @@ class InMemoryDynamo:
             if self.key in statement.names or self.key in statement.removes:
                 answer["Error"] = {
                     "Code": "ValidationError",
-                    "Message": "Cannot update attribute filename: part of the key",
+                    "Message": f"Cannot update attribute {self.key}: part of the key",
                 }
                 return answer
             new = dict(current)
@@ -222,7 +223,11 @@ class StrictFaultyClient:
         keys = []
         for entry in Statements:
             statement = partiql.parse(entry["Statement"])
-            key = partiql.key_of(statement, list(entry.get("Parameters") or []), "filename")
+            key = partiql.key_of(
+                statement,
+                list(entry.get("Parameters") or []),
+                getattr(self.inner, "key", PARTITION_KEY),
+            )
             keys.append(str(key.get("S")))
         self.write_requests.append(keys)
         if self.rng.random() < self.throttle_rate:
@@ -257,7 +262,7 @@ class StrictFaultyClient:
 
     async def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         ((table, spec),) = RequestItems.items()
-        keys = [k["filename"]["S"] for k in spec["Keys"]]
+        keys = [k[getattr(self.inner, "key", PARTITION_KEY)]["S"] for k in spec["Keys"]]
         self.get_requests.append(keys)
         if len(keys) > 100 or len(set(keys)) != len(keys):
             raise client_error(

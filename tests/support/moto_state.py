@@ -66,17 +66,23 @@ def bucket_state(moto: MotoServer | None, bucket: str) -> dict[str, tuple[int, s
     return _server(moto).call(_bucket_state, bucket)
 
 
-def table_items(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
-    """filename -> item (DynamoDB JSON) of every item of the table (consistent Scan)."""
+def table_items(dynamodb: Any, table: str, bucket: str | None = None) -> dict[str, dict[str, Any]]:
+    """filename -> item (DynamoDB JSON) of the rows of `bucket` (None: of every bucket, for
+    tables holding one) by a consistent Scan; system items ("#...") left out."""
     pages = dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-    return {item["filename"]["S"]: item for page in pages for item in page["Items"]}
+    return {
+        item["filename"]["S"]: item
+        for page in pages
+        for item in page["Items"]
+        if not item["pk"]["S"].startswith("#") and (bucket is None or item["bucket"]["S"] == bucket)
+    }
 
 
-def live_state(dynamodb: Any, table: str) -> dict[str, tuple[int, str]]:
-    """filename -> (size, etag) of the table's live rows."""
+def live_state(dynamodb: Any, table: str, bucket: str | None = None) -> dict[str, tuple[int, str]]:
+    """filename -> (size, etag) of the live rows of `bucket` (None: of every bucket)."""
     return {
         key: (int(item["size"]["N"]), item.get("etag", {}).get("S", ""))
-        for key, item in table_items(dynamodb, table).items()
+        for key, item in table_items(dynamodb, table, bucket).items()
         if "deleted" not in item
     }
 

@@ -15,7 +15,14 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pipeline.model import Action, ConditionalWrite, FileEvent, WriteOutcome, is_newer
+from pipeline.model import (
+    SHARD_ATTRIBUTE,
+    Action,
+    ConditionalWrite,
+    FileEvent,
+    WriteOutcome,
+    is_newer,
+)
 from pipeline.reconcile import Checkpoint, S3Object
 
 CAS_ATTRIBUTES = ("filename", "seq", "sequencer", "event_time", "deleted")
@@ -90,7 +97,7 @@ class FakeTable:
     def iter_live(self, prefix: str, start_after: str | None) -> Iterator[dict[str, Any]]:
         for key in sorted(self.items):
             row = self.items[key]
-            if row.get("deleted") is True or "shard" not in row:
+            if row.get("deleted") is True or SHARD_ATTRIBUTE not in row:
                 continue
             if key.startswith(prefix) and (start_after is None or key > start_after):
                 yield copy.deepcopy(row)

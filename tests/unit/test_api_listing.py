@@ -21,6 +21,7 @@ from pipeline.listing import (
     read_page,
 )
 from pipeline.settings import Settings
+from pipeline.tokens import MAX_ISSUED_TOKEN_CHARS
 from tests.support.api import FakeFileReader, api_context, rest_event
 
 LAMBDA_RESPONSE_LIMIT = 6_291_456
@@ -100,7 +101,8 @@ def test_common_prefixes_follow_s3() -> None:
 
 
 @pytest.mark.parametrize("limit", [1, 7, 100, 1000])
-@pytest.mark.parametrize("max_bytes", [1_048_576, 3_000])
+# (4,500 bytes: about 45 rows of ~95 bytes with their `name_shard` per query, like 1 MB cut short)
+@pytest.mark.parametrize("max_bytes", [1_048_576, 4_500])
 def test_a_walk_returns_every_live_file_once_in_order_in_full_pages(
     limit: int, max_bytes: int
 ) -> None:
@@ -191,7 +193,7 @@ def test_pages_of_the_longest_keys_stay_under_lambdas_response_limit(char: str) 
         seen += len(page["items"])
         if page["next_token"] is None:
             break
-        assert len(page["next_token"]) <= 1_402
+        assert len(page["next_token"]) <= MAX_ISSUED_TOKEN_CHARS
         query["next_token"] = page["next_token"]
     assert seen == 1_500
 
@@ -212,7 +214,7 @@ def test_iter_live_yields_live_rows_in_order_from_a_position() -> None:
         n for n in live if n.startswith("f01") and n > "f01500"
     ]
     first = next(iter_live(reader))
-    assert {"filename", "size", "etag", "shard"} <= set(first)
+    assert {"filename", "size", "etag", "name_shard"} <= set(first)
     # and it reads in full queries (1,000 rows each): 12,000 rows in 2 rounds
     big = FakeFileReader(rows(12_000))
     assert sum(1 for _ in iter_live(big)) == 12_000
@@ -227,7 +229,15 @@ def test_rows_written_before_the_index_are_not_listed_until_migrated() -> None:
 
 
 def test_public_view_leaves_out_internal_and_impossible_values() -> None:
-    row = {"filename": "a", "size": 1, "deleted": True, "expires_at": 5, "shard": 3, "etag": "x"}
+    row = {
+        "filename": "a",
+        "size": 1,
+        "deleted": True,
+        "expires_at": 5,
+        "name_shard": "b/3",
+        "pk": "b/a",
+        "etag": "x",
+    }
     assert public_view(row) == {"filename": "a", "size": 1, "etag": "x"}
     assert public_view({"filename": "a", "size": -1, "etag": 5}) == {"filename": "a"}
     assert public_view({"filename": 5}) is None

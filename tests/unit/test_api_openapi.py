@@ -33,8 +33,11 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
     document = openapi_document()
     listing = document["paths"]["/files"]["get"]
     one = document["paths"]["/files/{filename}"]["get"]
-    assert set(listing["responses"]) == {"200", "400", "500", "503"}
-    assert set(one["responses"]) == {"200", "404", "500", "503"}
+    assert set(listing["responses"]) == {"200", "400", "404", "500", "503"}
+    assert set(one["responses"]) == {"200", "400", "404", "500", "503"}
+    for operation in (listing, one):
+        bucket = next(p for p in operation["parameters"] if p["name"] == "bucket")
+        assert bucket["in"] == "query" and not bucket.get("required")
     limit = next(p for p in listing["parameters"] if p["name"] == "limit")
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
     assert limit["schema"]["default"] == 100

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline.ingest import collapse
 from pipeline.model import Action, FileEvent
 
@@ -34,10 +36,25 @@ def test_distinct_keys_are_all_kept() -> None:
 
     # Then each key keeps its own event and message
     assert {k: (v.event, v.message_ids) for k, v in latest.items()} == {
-        "a": (pairs[0][1], {"m1"}),
-        "b": (pairs[1][1], {"m2"}),
-        "c": (pairs[2][1], {"m1"}),
+        "b/a": (pairs[0][1], {"m1"}),
+        "b/b": (pairs[1][1], {"m2"}),
+        "b/c": (pairs[2][1], {"m1"}),
     }
+
+
+def test_the_same_key_in_two_buckets_is_two_rows() -> None:
+    # Given events for one key in two buckets, in one batch
+    one, two = ev("k", seq="02"), replace(ev("k", seq="01"), bucket="c")
+
+    # When collapsed, in either order
+    for pairs in ([("m1", one), ("m2", two)], [("m2", two), ("m1", one)]):
+        latest = collapse(pairs)
+
+        # Then each bucket's row keeps its own event, even the older one
+        assert {k: (v.event, v.message_ids) for k, v in latest.items()} == {
+            "b/k": (one, {"m1"}),
+            "c/k": (two, {"m2"}),
+        }
 
 
 def test_highest_sequencer_wins_whatever_the_arrival_order() -> None:
@@ -58,9 +75,9 @@ def test_highest_sequencer_wins_whatever_the_arrival_order() -> None:
         latest = collapse(pairs)
 
         # Then the re-create wins and all three messages are attached to the key
-        assert list(latest) == ["k"]
-        assert latest["k"].event is recreate
-        assert latest["k"].message_ids == {"m1", "m2", "m3"}
+        assert list(latest) == ["b/k"]
+        assert latest["b/k"].event is recreate
+        assert latest["b/k"].message_ids == {"m1", "m2", "m3"}
 
 
 def test_sequencers_of_different_lengths_are_padded() -> None:
@@ -68,8 +85,8 @@ def test_sequencers_of_different_lengths_are_padded() -> None:
     older, newer = ev("k", seq="0055AED6DCD90281E5FF"), ev("k", seq="0055AED6DCD90281E6")
 
     # When collapsed in both orders / Then the padded-greater one wins
-    assert collapse([("a", older), ("b", newer)])["k"].event is newer
-    assert collapse([("b", newer), ("a", older)])["k"].event is newer
+    assert collapse([("a", older), ("b", newer)])["b/k"].event is newer
+    assert collapse([("b", newer), ("a", older)])["b/k"].event is newer
 
 
 def test_event_time_decides_without_sequencers() -> None:
@@ -78,8 +95,8 @@ def test_event_time_decides_without_sequencers() -> None:
     late = ev("k", time="2026-11-24T10:00:00.001Z", size=7)
 
     # When collapsed in both orders / Then the later eventTime wins
-    assert collapse([("m1", late), ("m2", early)])["k"].event is late
-    assert collapse([("m2", early), ("m1", late)])["k"].event is late
+    assert collapse([("m1", late), ("m2", early)])["b/k"].event is late
+    assert collapse([("m2", early), ("m1", late)])["b/k"].event is late
 
 
 def test_arrival_order_breaks_ties() -> None:
@@ -87,8 +104,8 @@ def test_arrival_order_breaks_ties() -> None:
     first, second = ev("k", size=1), ev("k", size=2)
 
     # When collapsed / Then the later arrival wins
-    assert collapse([("m1", first), ("m2", second)])["k"].event is second
-    assert collapse([("m2", second), ("m1", first)])["k"].event is first
+    assert collapse([("m1", first), ("m2", second)])["b/k"].event is second
+    assert collapse([("m2", second), ("m1", first)])["b/k"].event is first
 
 
 def test_equal_sequencers_go_to_the_later_arrival() -> None:
@@ -97,8 +114,8 @@ def test_equal_sequencers_go_to_the_later_arrival() -> None:
 
     # When collapsed / Then one event remains, both messages are attached
     latest = collapse([("m1", one), ("m2", again)])
-    assert latest["k"].event is again
-    assert latest["k"].message_ids == {"m1", "m2"}
+    assert latest["b/k"].event is again
+    assert latest["b/k"].message_ids == {"m1", "m2"}
 
 
 def test_message_ids_are_kept_per_key_even_for_losing_events() -> None:
@@ -115,10 +132,10 @@ def test_message_ids_are_kept_per_key_even_for_losing_events() -> None:
     latest = collapse(pairs)
 
     # Then the winners are x@02 (m1) and y@03 (m2), each key naming every contributing message
-    assert latest["x"].event.sequencer == "02"
-    assert latest["y"].event.sequencer == "03"
-    assert latest["x"].message_ids == {"m1", "m3"}
-    assert latest["y"].message_ids == {"m1", "m2"}
+    assert latest["b/x"].event.sequencer == "02"
+    assert latest["b/y"].event.sequencer == "03"
+    assert latest["b/x"].message_ids == {"m1", "m3"}
+    assert latest["b/y"].message_ids == {"m1", "m2"}
 
 
 def test_empty_input() -> None:

@@ -28,13 +28,22 @@ from pipeline.dynamo.writer import (
     write_statement,
 )
 from pipeline.ingest import MAX_ROUNDS, IngestResult, ingest
-from pipeline.model import LOWEST_SEQ, SEQ, SEQ_WIDTH
+from pipeline.model import LOWEST_SEQ, SEQ, SEQ_WIDTH, item_key, name_shard_of
 from pipeline.retry import Backoff, Deadline, OpStats
+from pipeline.settings import WriteMode
 from tests.support.faults import InMemoryDynamo, StrictFaultyClient
 from tests.support.interleave import Gate
 from tests.support.s3events import notification, s3_record, sqs_record
 
 TABLE = "files"
+BUCKET = "serverless-event4"
+"""The bucket of `message`'s events (`tests.support.s3events.s3_record`'s default)."""
+
+
+def pk(key: str, bucket: str = BUCKET) -> str:
+    return item_key(bucket, key)
+
+
 TTL = 15 * 86_400
 OLD_SEQ, NEW_SEQ = "0055AED6DCD90281E5", "0055AED6DCD90281F0"
 OLDEST = "2026-11-24T09:00:00.000Z"
@@ -59,17 +68,26 @@ async def apply(
     )
 
 
-def plain(db: InMemoryDynamo, key: str) -> dict[str, Any] | None:
-    item = db.tables.get(TABLE, {}).get(key)
+def plain(db: InMemoryDynamo, key: str, bucket: str = BUCKET) -> dict[str, Any] | None:
+    item = db.tables.get(TABLE, {}).get(pk(key, bucket))
     if item is None:
         return None
     return {name: next(iter(value.values())) for name, value in item.items()}
 
 
-def message(key: str, kind: str, *, seq: str | None, time: str, size: int = 1) -> dict[str, Any]:
+def message(
+    key: str,
+    kind: str,
+    *,
+    seq: str | None,
+    time: str,
+    size: int = 1,
+    bucket: str = BUCKET,
+) -> dict[str, Any]:
     event = "ObjectCreated:Put" if kind == "create" else "ObjectRemoved:Delete"
-    record = s3_record(key, event=event, size=size, sequencer=seq, event_time=time)
-    return sqs_record(notification(record), f"{kind}-{seq or time}")
+    record = s3_record(key, event=event, size=size, sequencer=seq, event_time=time, bucket=bucket)
+    suffix = "" if bucket == BUCKET else f"-{bucket}"
+    return sqs_record(notification(record), f"{kind}-{seq or time}{suffix}")
 
 
 # --- forced interleavings ----------------------------------------------------------------
@@ -201,7 +219,7 @@ def test_every_event_against_every_stored_row(stored_name: str, event_name: str,
     db = InMemoryDynamo()
     stored = STORED[stored_name]
     if stored is not None:
-        db.tables[TABLE] = {"k": {"filename": {"S": "k"}, "bucket": {"S": "b"}, **stored}}
+        db.tables[TABLE] = {pk("k"): {**identity("k"), **stored}}
     seq, time = EVENTS[event_name]
     # When an event arrives
     result = asyncio.run(apply(db, message("k", kind, seq=seq, time=time, size=77)))
@@ -214,7 +232,7 @@ def test_every_event_against_every_stored_row(stored_name: str, event_name: str,
         assert row.get(SEQ) == (seq.ljust(SEQ_WIDTH, "0") if seq else None)
         assert row.get("sequencer") == seq
         assert bool(row.get("deleted")) is (kind == "delete")
-        assert ("size" in row, "shard" in row) == ((kind == "create"),) * 2
+        assert ("size" in row, "name_shard" in row) == ((kind == "create"),) * 2
         assert ("expires_at" in row) is (kind == "delete")
         assert (result.written + result.deleted, result.skipped) == (1, 0)
     else:
@@ -222,8 +240,13 @@ def test_every_event_against_every_stored_row(stored_name: str, event_name: str,
         assert (result.written + result.deleted, result.skipped) == (0, 1)
 
 
+def identity(key: str) -> dict[str, Any]:
+    """The key attributes of the item of `key` in `BUCKET` (attribute-value JSON)."""
+    return {"pk": {"S": pk(key)}, "filename": {"S": key}, "bucket": {"S": BUCKET}}
+
+
 def plain_of(stored: dict[str, Any] | None) -> dict[str, Any]:
-    item = {"filename": {"S": "k"}, "bucket": {"S": "b"}, **(stored or {})}
+    item = {**identity("k"), **(stored or {})}
     return {name: next(iter(value.values())) for name, value in item.items()}
 
 
@@ -261,7 +284,7 @@ def test_a_tombstone_expiring_between_read_and_write_is_recreated() -> None:
 
     def expire(inner: InMemoryDynamo, reads: int) -> None:
         if reads == 1:
-            del inner.tables[TABLE]["k"]
+            del inner.tables[TABLE][pk("k")]
 
     client = Meddler(db, expire)
     # When a newer create is applied
@@ -278,8 +301,8 @@ def test_a_key_that_keeps_changing_fails_after_the_last_round() -> None:
     db = InMemoryDynamo()
 
     def rewrite(inner: InMemoryDynamo, reads: int) -> None:
-        inner.tables.setdefault(TABLE, {})["hot"] = {
-            "filename": {"S": "hot"},
+        inner.tables.setdefault(TABLE, {})[pk("hot")] = {
+            **identity("hot"),
             "event_time": {"S": f"2026-11-24T09:00:{reads:02d}.000Z"},
         }
 
@@ -304,6 +327,72 @@ def test_per_statement_throttling_is_retried_and_validation_fails_alone() -> Non
     assert len(client.inner.tables[TABLE]) == 200
 
 
+OTHER = "other-bucket"
+"""A second bucket tracked in the same table."""
+
+
+@pytest.mark.parametrize(("older_kind", "newer_kind"), CASES, ids=["-vs-".join(c) for c in CASES])
+@pytest.mark.parametrize("preexisting", [False, True], ids=["new-key", "existing-key"])
+def test_the_same_key_in_another_bucket_never_beats_or_blocks_this_buckets_write(
+    older_kind: str, newer_kind: str, preexisting: bool
+) -> None:
+    # Given the older event (bucket A) has been read and its write is held back
+    db = InMemoryDynamo()
+    if preexisting:  # both buckets already hold an even older row of the key
+        for bucket in (BUCKET, OTHER):
+            asyncio.run(apply(db, message("k", "create", seq="00", time=OLDEST, bucket=bucket)))
+    older = message("k", older_kind, seq=OLD_SEQ, time=OLD_TIME, size=111)
+    newer = message("k", newer_kind, seq=NEW_SEQ, time=NEW_TIME, size=222, bucket=OTHER)
+    gate = Gate(db, OLD_SEQ)
+
+    async def scenario() -> tuple[IngestResult, IngestResult]:
+        first = asyncio.create_task(apply(gate, older))
+        await gate.reached.wait()
+        # When a newer event for the same key in bucket B is applied in between
+        second = await apply(db, newer)
+        gate.release.set()
+        return await first, second
+
+    first, second = asyncio.run(scenario())
+    # Then they are two rows: A's holds A's (older) event, written without a conflict,
+    # and B's holds B's
+    mine, theirs = plain(db, "k"), plain(db, "k", OTHER)
+    assert mine is not None and theirs is not None
+    assert (mine["bucket"], mine["event_time"], mine["sequencer"]) == (BUCKET, OLD_TIME, OLD_SEQ)
+    assert bool(mine.get("deleted")) is (older_kind == "delete")
+    assert (theirs["bucket"], theirs["event_time"]) == (OTHER, NEW_TIME)
+    assert bool(theirs.get("deleted")) is (newer_kind == "delete")
+    assert (first.written + first.deleted, first.skipped, first.conflicts) == (1, 0, 0)
+    assert (second.written + second.deleted, second.conflicts) == (1, 0)
+    assert set(db.tables[TABLE]) == {pk("k"), pk("k", OTHER)}
+    assert gate.held == 1
+
+
+@pytest.mark.parametrize("mode", list(WriteMode), ids=[m.value for m in WriteMode])
+def test_the_same_key_in_two_buckets_in_one_batch_is_two_rows(mode: WriteMode) -> None:
+    # Given one batch with the key in two buckets: a create in A, a delete (older) in B,
+    # and a stale duplicate of A's create
+    db = InMemoryDynamo()
+    records = [
+        message("k", "create", seq=NEW_SEQ, time=NEW_TIME, size=5),
+        message("k", "delete", seq=OLD_SEQ, time=OLD_TIME, bucket=OTHER),
+        message("k", "create", seq="00", time=OLDEST, size=1),
+    ]
+    # When it is applied
+    result = asyncio.run(
+        ingest(records, store_for(db), Deadline(30), tombstone_ttl_s=TTL, now=1e9, mode=mode)
+    )
+    # Then each bucket's row holds its own newest event: B's older delete did not lose to A's
+    mine, theirs = plain(db, "k"), plain(db, "k", OTHER)
+    assert mine is not None and theirs is not None
+    assert (mine["bucket"], mine["size"]) == (BUCKET, "5") and "deleted" not in mine
+    assert mine["name_shard"] == name_shard_of(BUCKET, "k")
+    assert (theirs["bucket"], theirs["deleted"], theirs["filename"]) == (OTHER, True, "k")
+    assert "name_shard" not in theirs
+    assert (result.written, result.deleted, result.skipped) == (1, 1, 1)
+    assert result.failed_message_ids == []
+
+
 # --- the API reconcile uses ----------------------------------------------------------------
 
 
@@ -312,16 +401,16 @@ def test_write_conditional_is_a_compare_and_swap() -> None:
     store = store_for(db)
     stats = OpStats()
     deadline = Deadline(10)
-    row_a = {"filename": "a", "bucket": "b", "size": 1, "event_time": OLD_TIME, SEQ: LOWEST_SEQ}
+    ident = {"pk": "b/a", "filename": "a", "bucket": "b"}
+    row_a = {**ident, "size": 1, "event_time": OLD_TIME, SEQ: LOWEST_SEQ}
 
     async def scenario() -> list[dict[str, WriteOutcome]]:
         first = await store.write_conditional([ConditionalWrite(row_a, None)], deadline, stats)
         again = await store.write_conditional([ConditionalWrite(row_a, None)], deadline, stats)
-        current = (await store.read_rows(["a", "nope"], deadline, stats))["a"]
+        current = (await store.read_rows(["b/a", "b/nope"], deadline, stats))["b/a"]
         stale = {**current, "event_time": NEW_TIME}
         row_b = {
-            "filename": "a",
-            "bucket": "b",
+            **ident,
             "deleted": True,
             "expires_at": 5,
             "event_time": NEW_TIME,
@@ -331,12 +420,13 @@ def test_write_conditional_is_a_compare_and_swap() -> None:
         return [first, again, lost, won]
 
     first, again, lost, won = asyncio.run(scenario())
-    assert first == {"a": WriteOutcome.WRITTEN}
-    assert again == {"a": WriteOutcome.CONFLICT}  # expected=None: only if no item exists
-    assert lost == {"a": WriteOutcome.CONFLICT}  # the stored version is not the expected one
-    assert won == {"a": WriteOutcome.WRITTEN}
+    assert first == {"b/a": WriteOutcome.WRITTEN}
+    assert again == {"b/a": WriteOutcome.CONFLICT}  # expected=None: only if no item exists
+    assert lost == {"b/a": WriteOutcome.CONFLICT}  # the stored version is not the expected one
+    assert won == {"b/a": WriteOutcome.WRITTEN}
     # the whole row was replaced: attributes the new row lacks were removed
-    assert plain(db, "a") == {
+    assert plain(db, "a", "b") == {
+        "pk": "b/a",
         "filename": "a",
         "bucket": "b",
         "deleted": True,
@@ -348,7 +438,9 @@ def test_write_conditional_is_a_compare_and_swap() -> None:
 
 def test_statements_carry_values_only_as_parameters() -> None:
     evil = "a' OR 'x'='x\" --"
-    write = ConditionalWrite({"filename": evil, "bucket": evil, "size": 1}, {"event_time": evil})
+    write = ConditionalWrite(
+        {"pk": f"{evil}/{evil}", "filename": evil, "bucket": evil, "size": 1}, {"event_time": evil}
+    )
     statement = write_statement(TABLE, write)
     assert evil not in statement["Statement"]
     assert {"S": evil} in statement["Parameters"]
@@ -456,8 +548,8 @@ def test_a_stored_row_with_values_of_unexpected_types_fails_alone_or_is_repaired
     # Given rows someone wrote by hand: a list as `deleted`, a number as `event_time`
     db = InMemoryDynamo()
     db.tables[TABLE] = {
-        "odd": {"filename": {"S": "odd"}, "deleted": {"L": []}, "event_time": {"S": OLD_TIME}},
-        "num": {"filename": {"S": "num"}, "event_time": {"N": "5"}},
+        pk("odd"): {**identity("odd"), "deleted": {"L": []}, "event_time": {"S": OLD_TIME}},
+        pk("num"): {**identity("num"), "event_time": {"N": "5"}},
     }
     records = [
         message("odd", "create", seq=None, time=NEW_TIME),
@@ -503,6 +595,6 @@ def test_a_statement_refused_by_validation_fails_only_its_message() -> None:
     records = [message(f"f{i}", "create", seq=None, time=OLD_TIME) for i in range(30)]
     for i, record in enumerate(records):
         record["messageId"] = f"m{i}"
-    result = asyncio.run(apply(RefusesOne(db, "f7"), *records))
+    result = asyncio.run(apply(RefusesOne(db, pk("f7")), *records))
     assert result.failed_message_ids == ["m7"]
-    assert result.written == 29 and "f7" not in db.tables[TABLE]
+    assert result.written == 29 and pk("f7") not in db.tables[TABLE]

@@ -40,7 +40,7 @@ def update(condition: str) -> str:
 
 @pytest.fixture
 def db() -> InMemoryDynamo:
-    db = InMemoryDynamo()
+    db = InMemoryDynamo(key="filename")
     db.tables[T] = {"a": {"filename": {"S": "a"}, "size": {"N": "1"}, "etag": {"S": "e"}}}
     return db
 
@@ -125,7 +125,7 @@ def test_an_oversized_item_fails_alone(db: InMemoryDynamo) -> None:
 
 
 def test_the_faulty_wrapper_throttles_single_statements() -> None:
-    client = StrictFaultyClient(InMemoryDynamo(), never_succeed={"stuck"})
+    client = StrictFaultyClient(InMemoryDynamo(key="filename"), never_succeed={"stuck"})
     answers = run(
         client, (INSERT, [{"S": "stuck"}, {"N": "1"}]), (INSERT, [{"S": "fine"}, {"N": "1"}])
     )

@@ -119,7 +119,9 @@ def test_cursors_round_trip_and_are_bound_to_bucket_and_prefix() -> None:
 
 def test_page_tokens_forged_and_foreign_cursors_are_refused() -> None:
     codec = CursorCodec.for_table("files")
-    page_token = TokenCodec.for_table("files").encode(position(T0, BUCKET, "k"), None, BUCKET)
+    page_token = TokenCodec.for_table("files").encode(
+        position(T0, BUCKET, "k"), None, bucket=BUCKET
+    )
     with pytest.raises(InvalidTokenError):
         codec.decode(page_token, BUCKET, None)  # signed under another key
     cursor = codec.encode(position(T0, BUCKET, "k"), BUCKET, None)
@@ -127,7 +129,7 @@ def test_page_tokens_forged_and_foreign_cursors_are_refused() -> None:
         codec.decode(cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1], BUCKET, None)
     with pytest.raises(InvalidTokenError):
         CursorCodec.for_table("other-table").decode(cursor, BUCKET, None)
-    not_a_position = codec.tokens.encode("../etc/passwd", None, BUCKET)
+    not_a_position = codec.tokens.encode("../etc/passwd", None, bucket=BUCKET)
     with pytest.raises(InvalidTokenError, match="not a feed position"):
         codec.decode(not_a_position, BUCKET, None)
 

@@ -174,7 +174,8 @@ def test_row_for_a_create() -> None:
 
     # Then it holds exactly the schema's create attributes
     assert row == {
-        PARTITION_KEY: "dir/report.csv",
+        PARTITION_KEY: "bucket-a/dir/report.csv",
+        "filename": "dir/report.csv",
         "bucket": "bucket-a",
         "size": 1024,
         "etag": "d41d8cd98f00b204e9800998ecf8427e",
@@ -183,7 +184,7 @@ def test_row_for_a_create() -> None:
         "sequencer": "0055AED6DCD90281E5",
         SEQ: "0055AED6DCD90281E5".ljust(SEQ_WIDTH, "0"),
         "version_id": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
-        SHARD_ATTRIBUTE: shard_of("dir/report.csv"),
+        SHARD_ATTRIBUTE: f"bucket-a/{shard_of('dir/report.csv')}",
     }
 
 
@@ -193,12 +194,13 @@ def test_row_for_a_create_without_optional_fields() -> None:
     row = event(size=None).row(now=0, tombstone_ttl_s=1)
     # Then size defaults to 0 and the absent optionals are absent (not None)
     assert row == {
-        PARTITION_KEY: "dir/report.csv",
+        PARTITION_KEY: "bucket-a/dir/report.csv",
+        "filename": "dir/report.csv",
         "bucket": "bucket-a",
         "size": 0,
         "event_time": T0,
         "event_name": "ObjectCreated:Put",
-        SHARD_ATTRIBUTE: shard_of("dir/report.csv"),
+        SHARD_ATTRIBUTE: f"bucket-a/{shard_of('dir/report.csv')}",
     }
 
 
@@ -211,7 +213,8 @@ def test_row_for_a_delete_is_a_tombstone() -> None:
 
     # Then it is a tombstone expiring at now + ttl (epoch seconds, int), without size or eTag
     assert row == {
-        PARTITION_KEY: "dir/report.csv",
+        PARTITION_KEY: "bucket-a/dir/report.csv",
+        "filename": "dir/report.csv",
         "bucket": "bucket-a",
         "event_time": T0,
         "event_name": "ObjectRemoved:Delete",

@@ -62,7 +62,7 @@ def test_merge_join_pairs_keys_in_utf8_binary_order() -> None:
     # Given keys whose code-point order differs from naive expectations (case, accents, emoji)
     keys = sorted(["B", "a", "é", "z", "\U0001f600", "a/b", "a+b"])
     objs = [S3Object(k, 1) for k in keys if k != "z"]
-    rows = [{"filename": k, "size": 1, "shard": 0} for k in keys if k != "a"]
+    rows = [{"filename": k, "size": 1, "name_shard": "b/0"} for k in keys if k != "a"]
     # When they are joined
     joined = [(k, o is not None, r is not None) for k, o, r in merge_join(objs, rows)]
     # Then every key appears once, in order, with its side(s)
@@ -117,7 +117,7 @@ def test_repairs_missing_extra_and_stale_with_exact_counts() -> None:
         table.items[f"ghost{i}"] = {
             "filename": f"ghost{i}",
             "size": 1,
-            "shard": 1,
+            "name_shard": "b/1",
             "event_time": "2026-01-01T00:00:00.000Z",
         }
     for i in range(50, 53):
@@ -152,7 +152,7 @@ def test_repairs_missing_extra_and_stale_with_exact_counts() -> None:
         },
     }
     # And hidden rows are tombstones (never listed again), backfilled rows are marked
-    assert table.items["ghost0"]["deleted"] is True and "shard" not in table.items["ghost0"]
+    assert table.items["ghost0"]["deleted"] is True and "name_shard" not in table.items["ghost0"]
     assert table.items["ghost0"]["event_name"] == HIDE_EVENT
     assert table.items["new0"]["event_name"] == BACKFILL_EVENT
     # And a second run finds nothing
@@ -390,7 +390,7 @@ def damaged(n: int) -> tuple[FakeBucket, FakeTable]:
         if f"k{i:05d}" in table.items:
             table.items[f"k{i:05d}"]["etag"] = "wrong"
     for i in range(0, n, 13):
-        table.items[f"k{i:05d}x"] = {"filename": f"k{i:05d}x", "size": 0, "shard": 0}
+        table.items[f"k{i:05d}x"] = {"filename": f"k{i:05d}x", "size": 0, "name_shard": "b/0"}
     return bucket, table
 
 
@@ -450,7 +450,12 @@ class Generated:
         for i in range(self.n):
             if i % 50:
                 size = i % 1000 + (1 if i % 10 == 0 else 0)
-                yield {"filename": f"key/{i:09d}", "size": size, "etag": f"{i:032x}", "shard": 0}
+                yield {
+                    "filename": f"key/{i:09d}",
+                    "size": size,
+                    "etag": f"{i:032x}",
+                    "name_shard": "b/0",
+                }
 
 
 class NullRepair:
@@ -500,7 +505,12 @@ def test_a_head_error_is_a_failure_never_a_404() -> None:
 
 def test_rows_of_another_bucket_are_left_alone() -> None:
     bucket, table = tracked(3)
-    table.items["other"] = {"filename": "other", "bucket": "elsewhere", "size": 1, "shard": 0}
+    table.items["other"] = {
+        "filename": "other",
+        "bucket": "elsewhere",
+        "size": 1,
+        "name_shard": "b/0",
+    }
     fixer = repairer(bucket, table)
     summary = reconcile(bucket, table, fixer, bucket=bucket.name)
     assert (summary.rows, summary.extra) == (3, 0) and "deleted" not in table.items["other"]

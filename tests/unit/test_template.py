@@ -402,10 +402,11 @@ def test_bucket_is_private_encrypted_and_tls_only(template: dict[str, Any]) -> N
 def test_files_table_shape(template: dict[str, Any]) -> None:
     props = template["Resources"]["FilesTable"]["Properties"]
     assert props["TableName"] == {"Ref": "TableName"}
-    assert props["KeySchema"] == [{"AttributeName": "filename", "KeyType": "HASH"}]
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert props["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
         {"AttributeName": "filename", "AttributeType": "S"},
-        {"AttributeName": "shard", "AttributeType": "N"},
+        {"AttributeName": "name_shard", "AttributeType": "S"},
         {"AttributeName": "feed_shard", "AttributeType": "S"},
         {"AttributeName": "changed", "AttributeType": "S"},
     ]
@@ -564,7 +565,20 @@ def test_the_table_has_the_sparse_listing_index(template: dict[str, Any]) -> Non
 
     props = template["Resources"]["FilesTable"]["Properties"]
     assert props["GlobalSecondaryIndexes"] == [index_definition(), feed_index_definition()]
-    assert {"AttributeName": "shard", "AttributeType": "N"} in props["AttributeDefinitions"]
+    assert {"AttributeName": "name_shard", "AttributeType": "S"} in props["AttributeDefinitions"]
+
+
+def test_a_new_key_schema_keeps_the_old_table_for_the_migration(template: dict[str, Any]) -> None:
+    # Replacing the table (a new TableName for the (bucket, key) schema) must not delete the
+    # old one before `migrate-table` has copied it
+    table = template["Resources"]["FilesTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert "migrate-table" in template["Parameters"]["TableName"]["Description"]
+
+
+def test_every_function_knows_the_stacks_own_bucket(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["TRACKED_BUCKET"] == RECONCILE_BUCKET
 
 
 def test_the_table_has_the_change_feed_index(template: dict[str, Any]) -> None:

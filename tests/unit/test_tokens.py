@@ -137,11 +137,13 @@ def test_the_secret_makes_the_key_unguessable_from_the_table_name() -> None:
         CODEC.decode(token, None)
 
 
-def header(version: int = TOKEN_VERSION, prefix: str = "", delimiter: str = "") -> bytes:
+def header(
+    version: int = TOKEN_VERSION, prefix: str = "", delimiter: str = "", bucket: str = ""
+) -> bytes:
     def digest(t):
         return hashlib.sha256(t.encode()).digest()[:DIGEST_BYTES]
 
-    return bytes([version]) + digest(prefix) + digest(delimiter)
+    return bytes([version]) + digest(bucket) + digest(prefix) + digest(delimiter)
 
 
 @pytest.mark.parametrize(
@@ -151,7 +153,8 @@ def header(version: int = TOKEN_VERSION, prefix: str = "", delimiter: str = "") 
         header()[:-1],
         header(),  # no cursor
         header(version=1) + b"a",
-        header(version=3) + b"a",
+        header(version=2) + b"a",  # before tokens named the bucket
+        header(version=4) + b"a",
         header() + b"\xff",  # not UTF-8
         header() + "\ud800".encode("utf-8", "surrogatepass"),  # a lone surrogate
         header() + b"k" * 2_049,
@@ -177,6 +180,14 @@ def test_a_token_of_another_delimiter_is_refused_with_its_own_error() -> None:
             CODEC.decode(token, None, other)
 
 
+def test_a_token_of_another_bucket_is_refused_with_its_own_error() -> None:
+    token = CODEC.encode("a/b", "a/", "/", bucket="one")
+    assert CODEC.decode(token, "a/", "/", bucket="one") == "a/b"
+    for other in (None, "two", "one."):
+        with pytest.raises(TokenPrefixMismatchError, match="different bucket"):
+            CODEC.decode(token, "a/", "/", bucket=other)
+
+
 @pytest.mark.parametrize("char", ["\x01", "\x7f", '"', "\\", "é", "字", "\uffff", "\U0010ffff"])
 def test_tokens_of_the_longest_keys_stay_compact_whatever_their_characters(char: str) -> None:
     # Given a key of 1,024 bytes made of one character (control, escaped, multi-byte)
@@ -184,7 +195,7 @@ def test_tokens_of_the_longest_keys_stay_compact_whatever_their_characters(char:
     # When a token is issued for it with the longest prefix and delimiter
     token = CODEC.encode(key, "p" * 1_024, "d" * 1_024)
     # Then it stays within the issued bound (far under the accepted 4,096) and round-trips
-    assert len(token) <= MAX_ISSUED_TOKEN_CHARS <= 1_402 < MAX_TOKEN_CHARS
+    assert len(token) <= MAX_ISSUED_TOKEN_CHARS <= 1_406 < MAX_TOKEN_CHARS
     assert CODEC.decode(token, "p" * 1_024, "d" * 1_024) == key
 
 

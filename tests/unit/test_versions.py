@@ -127,8 +127,11 @@ def test_the_resolver_asks_only_about_version_deletes_once_per_key() -> None:
     # Then only "b" was asked about, once, and becomes its current version
     assert bucket.heads == ["b"]
     assert resolution.lookups == 1 and not resolution.failures
-    assert resolution.events["b"].action is Action.PUT
-    assert (resolution.events["b"].size, resolution.events["b"].etag) == (3, "eb2")
+    assert resolution.events[f"{BUCKET}/b"].action is Action.PUT
+    assert (resolution.events[f"{BUCKET}/b"].size, resolution.events[f"{BUCKET}/b"].etag) == (
+        3,
+        "eb2",
+    )
 
 
 def test_transient_errors_are_retried_within_the_deadline() -> None:
@@ -146,7 +149,7 @@ def test_transient_errors_are_retried_within_the_deadline() -> None:
 
     # Then the third attempt answered and the key did not fail
     assert bucket.heads == ["k.txt"] * 3 and resolution.lookups == 3
-    assert not resolution.failures and resolution.events["k.txt"].size == 7
+    assert not resolution.failures and resolution.events[f"{BUCKET}/k.txt"].size == 7
 
 
 def test_access_denied_fails_the_key_without_retrying() -> None:
@@ -160,7 +163,7 @@ def test_access_denied_fails_the_key_without_retrying() -> None:
 
     # Then one attempt, and the key fails with the reason
     assert bucket.heads == ["k.txt"]
-    assert resolution.failures == {"k.txt": "HeadObject was denied (403)"}
+    assert resolution.failures == {f"{BUCKET}/k.txt": "HeadObject was denied (403)"}
     assert not resolution.events
 
 
@@ -174,7 +177,7 @@ def test_a_key_fails_when_the_deadline_leaves_no_time_to_retry() -> None:
     resolution = asyncio.run(resolver.resolve([event("ObjectRemoved:Delete", "v")], Deadline(0.1)))
 
     # Then it gave up within the budget, failing only that key
-    assert resolution.failures == {"k.txt": "InternalError (500)"}
+    assert resolution.failures == {f"{BUCKET}/k.txt": "InternalError (500)"}
     assert 1 <= len(bucket.heads) < 50
 
 
@@ -195,7 +198,7 @@ def test_lookups_leave_half_of_the_budget_to_the_writes() -> None:
     resolution = asyncio.run(resolver.resolve([event("ObjectRemoved:Delete", "v")], deadline))
 
     # Then it failed after retrying, with at least half of the 60 s still left for the writes
-    assert resolution.failures == {"k.txt": "SlowDown (503)"} and len(bucket.heads) > 3
+    assert resolution.failures == {f"{BUCKET}/k.txt": "SlowDown (503)"} and len(bucket.heads) > 3
     assert 30 <= deadline.remaining() < 60
 
 
@@ -215,7 +218,7 @@ def test_a_hung_lookup_is_abandoned_within_its_share_of_the_budget() -> None:
     resolution = asyncio.run(resolver.resolve([event("ObjectRemoved:Delete", "v")], deadline))
 
     # Then the key fails as timed out, and the writes still have their share of the budget
-    assert resolution.failures == {"k.txt": "timed out"} and bucket.heads == ["k.txt"]
+    assert resolution.failures == {f"{BUCKET}/k.txt": "timed out"} and bucket.heads == ["k.txt"]
     assert deadline.remaining() > 0
 
 
@@ -225,7 +228,7 @@ def test_no_request_is_started_after_the_deadline() -> None:
     resolution = asyncio.run(
         VersionResolver(bucket).resolve([event("ObjectRemoved:Delete", "v")], Deadline(-1))
     )
-    assert bucket.heads == [] and "no time left" in resolution.failures["k.txt"]
+    assert bucket.heads == [] and "no time left" in resolution.failures[f"{BUCKET}/k.txt"]
 
 
 # --- ingest with a resolver ----------------------------------------------------------------
@@ -271,8 +274,9 @@ class Replay:
 
 
 def rows(db: InMemoryDynamo) -> dict[str, dict[str, Any]]:
+    """The rows of `BUCKET` by object key."""
     return {
-        key: {name: from_attribute(value) for name, value in item.items()}
+        key.removeprefix(f"{BUCKET}/"): {name: from_attribute(v) for name, v in item.items()}
         for key, item in db.tables.get("files", {}).items()
     }
 

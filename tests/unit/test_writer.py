@@ -47,11 +47,18 @@ def run_ingest(
     )
 
 
+BUCKET = "serverless-event4"
+"""The bucket of `s3_record`'s events."""
+
+
 def stored(db: InMemoryDynamo) -> dict[str, dict[str, Any]]:
-    return {
-        key: {name: next(iter(value.values())) for name, value in item.items()}
-        for key, item in db.tables.get(TABLE, {}).items()
-    }
+    """Rows by key (`pk` without `BUCKET/`: the events' bucket); each row's `pk` is checked."""
+    rows = {}
+    for key, item in db.tables.get(TABLE, {}).items():
+        row = {name: next(iter(value.values())) for name, value in item.items()}
+        assert key == row["pk"] == f"{row['bucket']}/{row['filename']}"
+        rows[key.removeprefix(f"{BUCKET}/")] = row
+    return rows
 
 
 def test_creates_and_deletes_land_as_rows_and_tombstones(mode: WriteMode) -> None:
@@ -141,7 +148,9 @@ def test_unprocessed_items_and_throttling_are_retried_until_written(mode: WriteM
 
 def test_items_that_never_succeed_fail_exactly_their_messages(mode: WriteMode) -> None:
     # Given two keys that stay unprocessed forever, one of them also touched by a second message
-    client = StrictFaultyClient(InMemoryDynamo(), never_succeed={"stuck-1", "stuck-2"})
+    client = StrictFaultyClient(
+        InMemoryDynamo(), never_succeed={f"{BUCKET}/stuck-1", f"{BUCKET}/stuck-2"}
+    )
     records = [sqs_record(notification(s3_record(f"ok{i}")), f"ok{i}") for i in range(60)]
     records.insert(10, sqs_record(notification(s3_record("stuck-1"), s3_record("fine")), "s1"))
     records.insert(30, sqs_record(notification(s3_record("stuck-2")), "s2"))
@@ -158,7 +167,7 @@ def test_items_that_never_succeed_fail_exactly_their_messages(mode: WriteMode) -
 
 def test_an_item_rejected_by_validation_is_isolated_from_its_request(mode: WriteMode) -> None:
     # Given a request of 25 items one of which DynamoDB rejects
-    client = StrictFaultyClient(InMemoryDynamo(), invalid={"bad-13"})
+    client = StrictFaultyClient(InMemoryDynamo(), invalid={f"{BUCKET}/bad-13"})
     records = [sqs_record(notification(s3_record(f"bad-{i}")), f"m{i}") for i in range(25)]
     # When ingested
     result = run_ingest(records, client, mode=mode)

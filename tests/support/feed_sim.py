@@ -25,7 +25,7 @@ from botocore.exceptions import ConnectionClosedError
 from pipeline.dynamo.writer import from_attribute
 from pipeline.feed.positions import time_position
 from pipeline.feed.reader import ShardPage, ShardRange, read_changes
-from pipeline.model import CHANGED, DELETED, FEED_SHARD
+from pipeline.model import CHANGED, DELETED, FEED_SHARD, FILENAME, PARTITION_KEY
 from tests.support.faults import InMemoryDynamo
 
 TABLE = "files"
@@ -91,7 +91,7 @@ class LandingTable:
     lose_answer: dict[str, int] = field(default_factory=dict)
     """Key -> how many next requests naming it land but answer with a dropped connection."""
     history: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
-    """Key -> (time landed, row) of every version written."""
+    """Partition key -> (time landed, row) of every version written."""
     sent_stamps: list[tuple[str, str]] = field(default_factory=list)
     """(key, position) of every statement sent that carries a position."""
 
@@ -101,22 +101,23 @@ class LandingTable:
         text = statement["Statement"]
         if text.startswith("INSERT"):
             names = [part.split("'")[1] for part in text.split("{", 1)[1].split(",")]
-            return str(params[names.index("filename")]["S"])
+            return str(params[names.index(PARTITION_KEY)]["S"])
         # UPDATE: the key is the parameter right after the SET values
         sets = text.split(" WHERE ")[0].count("=?")
         return str(params[sets]["S"])
 
     async def batch_execute_statement(self, Statements: list[dict[str, Any]]) -> dict[str, Any]:
         keys = [self._key(s) for s in Statements]
-        for key, statement in zip(keys, Statements, strict=True):
+        names = [key.split("/", 1)[-1] for key in keys]  # faults are set by object key
+        for name, statement in zip(names, Statements, strict=True):
             for param in statement["Parameters"]:
                 value = param.get("S", "")
                 if len(value) == 30 and value[13:14] == ".":
-                    self.sent_stamps.append((key, value))
-        delay = max((self._next(self.delays, k) for k in keys), default=0.0)
+                    self.sent_stamps.append((name, value))
+        delay = max((self._next(self.delays, k) for k in names), default=0.0)
         if delay:
             await self.clock.sleep(delay)
-        throttled = [self._take(self.throttle, k) for k in keys]
+        throttled = [self._take(self.throttle, k) for k in names]
         run = [s for s, t in zip(Statements, throttled, strict=True) if not t]
         answers = (
             iter((await self.inner.batch_execute_statement(Statements=run))["Responses"])
@@ -135,8 +136,8 @@ class LandingTable:
             if "Error" not in answer:
                 row = self.inner.tables[TABLE][key]
                 self.history.setdefault(key, []).append((self.clock.now, _plain(row)))
-        lost = any(self._take(self.lose_answer, k) for k in keys)
-        answer_delay = max((self._next(self.answer_delays, k) for k in keys), default=0.0)
+        lost = any(self._take(self.lose_answer, k) for k in names)
+        answer_delay = max((self._next(self.answer_delays, k) for k in names), default=0.0)
         if answer_delay:
             await self.clock.sleep(answer_delay)
         if lost:
@@ -159,8 +160,9 @@ class LandingTable:
         return False
 
     def final_rows(self) -> dict[str, dict[str, Any]]:
-        """Every key's row as it is now."""
-        return {key: versions[-1][1] for key, versions in self.history.items()}
+        """Every file's row as it is now, by object key (the simulations use one bucket)."""
+        rows = (versions[-1][1] for versions in self.history.values())
+        return {row[FILENAME]: row for row in rows if FILENAME in row}
 
 
 @dataclass

@@ -42,7 +42,7 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
     assert limit["schema"]["default"] == 100
     changes = document["paths"]["/changes"]["get"]
-    assert set(changes["responses"]) == {"200", "400", "410", "500", "503"}
+    assert set(changes["responses"]) == {"200", "400", "404", "410", "500", "503"}
     assert {p["name"] for p in changes["parameters"]} == {
         "limit",
         "cursor",

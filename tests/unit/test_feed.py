@@ -226,7 +226,7 @@ def test_system_items_and_other_buckets_never_appear() -> None:
     index = MemoryIndex()
     index.add("mine", T0)
     index.add("theirs", T0, bucket="other-bucket")
-    index.rows.append({**index.rows[0], "filename": "#totals"})
+    index.rows.append({**index.rows[0], "pk": f"#totals/{BUCKET}", "filename": "totals"})
     page = read_changes(
         index,
         bucket=BUCKET,
@@ -311,10 +311,12 @@ def test_items_carry_the_documented_fields_only() -> None:
 
 
 def _app(index: MemoryIndex, now_ms: int) -> Any:
-    settings = Settings(table_name="files")
+    settings = Settings(table_name="files", tracked_bucket=BUCKET)
     feed = feed_for(index, settings)
     feed.clock = lambda: now_ms / 1000
-    return build_app(FakeFileReader(), settings, feed=feed, default_bucket=BUCKET)
+    files = FakeFileReader(bucket=BUCKET)
+    files.add_bucket("another-bucket")
+    return build_app(files, settings, feed=feed)
 
 
 def _get(app: Any, **query: str) -> tuple[int, Any]:
@@ -374,6 +376,9 @@ def test_a_cursor_for_another_bucket_or_prefix_is_a_400_that_says_so() -> None:
     assert status == 400 and payload["message"] == "cursor was issued for a different prefix"
     status, payload = _get(app, cursor=page["next_cursor"], prefix="p/", bucket="another-bucket")
     assert status == 400 and payload["message"] == "cursor was issued for a different bucket"
+    status, payload = _get(app, bucket="untracked-bucket")
+    assert status == 404 and "is not tracked" in payload["message"]
+    _check(status, payload)
 
 
 def test_an_expired_cursor_is_a_410_with_a_message() -> None:

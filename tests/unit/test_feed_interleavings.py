@@ -328,8 +328,8 @@ async def test_a_row_that_is_not_a_files_is_written_without_a_position() -> None
     # Given a system item (no bucket: e.g. an aggregate) among a file's rows
     clock, table, _ = _world()
     store = _store(table, clock)
-    system = {"filename": "#totals", "count": 3}
-    file_row = {"filename": "a", "bucket": BUCKET, "event_time": "t", "size": 1}
+    system = {"pk": "#totals/" + BUCKET, "count": 3}
+    file_row = {"pk": f"{BUCKET}/a", "filename": "a", "bucket": BUCKET, "event_time": "t"}
     writes = [ConditionalWrite(system, None), ConditionalWrite(file_row, None)]
     # When both are written through the stamping writer
     (outcomes,) = await clock.run(
@@ -337,5 +337,5 @@ async def test_a_row_that_is_not_a_files_is_written_without_a_position() -> None
     )
     # Then both are written, and only the file's row carries a position
     assert set(outcomes.values()) == {WriteOutcome.WRITTEN}
-    rows = table.final_rows()
-    assert "changed" not in rows["#totals"] and "changed" in rows["a"]
+    stored = table.inner.tables[TABLE]
+    assert "changed" not in stored["#totals/" + BUCKET] and "changed" in stored[f"{BUCKET}/a"]

@@ -144,13 +144,19 @@ def test_the_re_stamp_statement_runs_on_the_real_engine(dynamodb: Any, table_nam
 
     from pipeline.dynamo.writer import DynamoFileStore
     from pipeline.feed.positions import Stamper
-    from pipeline.model import ConditionalWrite, WriteOutcome
+    from pipeline.model import ConditionalWrite, WriteOutcome, item_key
     from pipeline.retry import Deadline, OpStats
     from pipeline.runtime import open_dynamodb_client
     from pipeline.settings import Settings
 
     clock = _Steps()
-    row = {"filename": "restamped", "bucket": BUCKET, "event_time": "t", "size": 1}
+    row = {
+        "pk": item_key(BUCKET, "restamped"),
+        "filename": "restamped",
+        "bucket": BUCKET,
+        "event_time": "t",
+        "size": 1,
+    }
 
     async def write() -> tuple[Any, OpStats]:
         async with AsyncExitStack() as stack:
@@ -164,8 +170,8 @@ def test_the_re_stamp_statement_runs_on_the_real_engine(dynamodb: Any, table_nam
 
     outcome, stats = asyncio.run(write())
     # Then DynamoDB ran the conditional UPDATE ... SET "changed" each time: 5 re-stamps
-    assert outcome == {"restamped": WriteOutcome.WRITTEN} and stats.restamps == 5
+    assert outcome == {row["pk"]: WriteOutcome.WRITTEN} and stats.restamps == 5
     assert not stats.failures
-    item = dynamodb.get_item(TableName=table_name, Key={"filename": {"S": "restamped"}})["Item"]
+    item = dynamodb.get_item(TableName=table_name, Key={"pk": {"S": row["pk"]}})["Item"]
     assert item["changed"]["S"] > position(0, BUCKET, "restamped")
     assert position_ms(item["changed"]["S"]) >= int((clock.now - 8) * 1000)

@@ -95,7 +95,16 @@ PUBLIC_MESSAGES = frozenset(
     }
     | {
         REPEATED_MESSAGE.format(name=name, count=count)
-        for name in ("limit", "next_token", "prefix", "delimiter", "start_after")
+        for name in (
+            "limit",
+            "next_token",
+            "prefix",
+            "delimiter",
+            "start_after",
+            "bucket",
+            "cursor",
+            "since",
+        )
         for count in range(2, 100)
     }
 )

@@ -56,6 +56,7 @@ def test_every_record_written_publishes_its_lag_in_documents_of_at_most_100(
     event = sqs_event(
         *(notification(s3_record(f"lag/{n}", event_time=_iso(happened))) for n in range(250))
     )
+    handler.metrics.clear_metrics()  # Powertools shares the metric set between instances
     capsys.readouterr()
     # When one invocation applies them
     before = time.time()

@@ -12,6 +12,11 @@ rows are tombstones. Reports Query calls and rounds per page, rows read per item
 empty pages (with a next_token) and page latency p50/p99; then the targets.
 
     python -m load listing --sizes 10000,100000,1000000
+    python -m load listing --sizes 50000 --buckets 2    # one index, two buckets' rows
+
+With `--buckets N` the index holds N buckets with the same keys (rows of size `--sizes` each),
+and every scenario walks every bucket (`GET /files?bucket=`): the figures are per bucket, and
+`other_rows_read` counts rows read from any other bucket's shards (must stay 0).
 """
 
 from __future__ import annotations
@@ -47,10 +52,31 @@ MIN_LARGE_SIZE = 100_000
 """Pages timed per walk (a 1M-item walk at limit 100 is sampled: its first 2,000 pages)."""
 
 
-def make_reader(size: int, *, tombstones: bool, shards: int, seed: int = 7) -> Any:
-    """An index of `size` live files: 1% under `hot/`, 20 under `needle/`, 32 folders."""
+def bucket_name(index: int) -> str:
+    """The name of the benchmark's `index`-th bucket."""
+    return f"load-{index}"
+
+
+def make_reader(
+    size: int, *, tombstones: bool, shards: int, seed: int = 7, buckets: int = 1
+) -> Any:
+    """An index of `size` live files per bucket (`buckets` of them, the same keys): 1% under
+    `hot/`, 20 under `needle/`, 32 folders."""
     from tests.support.api import FakeFileReader
 
+    reader = FakeFileReader(shards=shards, bucket=bucket_name(0))
+    for number in range(buckets):
+        bucket = bucket_name(number)
+        target = reader if number == 0 else reader.add_bucket(bucket)
+        target.load(_rows(size, tombstones=tombstones, seed=seed, bucket=bucket))
+    # The in-memory table is the benchmark's, not the listing's: keep the cyclic GC from
+    # rescanning its million dicts during the timed pages (pauses that grow with the table).
+    gc.collect()
+    gc.freeze()
+    return reader
+
+
+def _rows(size: int, *, tombstones: bool, seed: int, bucket: str) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
     rows: list[dict[str, Any]] = []
     for i in range(size):
@@ -60,23 +86,24 @@ def make_reader(size: int, *, tombstones: bool, shards: int, seed: int = 7) -> A
             name = f"needle/{i:08d}.bin"
         else:
             name = f"p{rnd.randrange(32):02d}/object {i:08d}.bin"
-        rows.append({"filename": name, "size": 1024 + i, "etag": f"{i:032x}", "bucket": "load"})
+        rows.append({"filename": name, "size": 1024 + i, "etag": f"{i:032x}", "bucket": bucket})
         if tombstones:
             rows.append({"filename": f"{name}.old", "deleted": True, "expires_at": 1})
-    reader = FakeFileReader(shards=shards)
-    reader.load(rows)
-    # The in-memory table is the benchmark's, not the listing's: keep the cyclic GC from
-    # rescanning its million dicts during the timed pages (pauses that grow with the table).
-    gc.collect()
-    gc.freeze()
-    return reader
+    return rows
 
 
-def walk(reader: Any, query: dict[str, str]) -> dict[str, Any]:
-    """Follow next_token through the API; per-page latency, calls, rows read."""
-    app = build_app(reader, Settings(table_name="files"))
+def walk(index: Any, query: dict[str, str], bucket: str | None = None) -> dict[str, Any]:
+    """Follow next_token through the API (of `bucket`, else the index's first); per-page
+    latency, calls, rows read, and rows read from other buckets' shards."""
+    app = build_app(index, Settings(table_name="files", tracked_bucket=index.bucket))
     context = _context()
     from tests.support.api import rest_event
+
+    reader = index.for_bucket(bucket) if bucket else index
+    others = [r for r in index.buckets.values() if r is not reader]
+    others_before = sum(r.rows_read for r in others)
+    if bucket:
+        query = {**query, "bucket": bucket}
 
     latencies: list[float] = []
     calls: list[int] = []
@@ -106,6 +133,8 @@ def walk(reader: Any, query: dict[str, str]) -> dict[str, Any]:
     rows_read = reader.rows_read - read_before
     look_ahead = len(latencies)  # one row per page may be read only to know what follows
     return {
+        "bucket": reader.bucket,
+        "other_rows_read": sum(r.rows_read for r in others) - others_before,
         "pages": len(latencies),
         "returned": returned,
         "empty_pages": empty,
@@ -158,7 +187,11 @@ def run(args: argparse.Namespace) -> int:
     if args.local:
         write_json(
             args.out,
-            {"benchmark": "listing-local", "machine": machine(), **local_engine(args.local)},
+            {
+                "benchmark": "listing-local",
+                "machine": machine(),
+                **local_engine(args.local, buckets=args.buckets),
+            },
         )
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -181,15 +214,28 @@ def run(args: argparse.Namespace) -> int:
             for name, query, tombstones in SCENARIOS:
                 if tombstones not in readers:
                     gc.unfreeze()
-                    readers[tombstones] = make_reader(size, tombstones=tombstones, shards=shards)
-                result = walk(readers[tombstones], query)
-                results.append({"shards": shards, "size": size, "scenario": name, **result})
-                console.print(f"{shards:>3} {size:>9,} {name}: {fmt(result['p50_ms'], 2)} ms p50")
+                    readers[tombstones] = make_reader(
+                        size, tombstones=tombstones, shards=shards, buckets=args.buckets
+                    )
+                for number in range(args.buckets):
+                    bucket = bucket_name(number) if args.buckets > 1 else None
+                    result = walk(readers[tombstones], query, bucket)
+                    results.append({"shards": shards, "size": size, "scenario": name, **result})
+                    console.print(
+                        f"{shards:>3} {size:>9,} {result['bucket']} {name}: "
+                        f"{fmt(result['p50_ms'], 2)} ms p50, "
+                        f"{fmt(result['rows_read_per_item'], 3)} read/returned"
+                    )
             readers.clear()
     document = {
         "benchmark": "listing",
         "machine": machine(),
-        "settings": {"sizes": sizes, "shards": shard_counts, "max_pages": MAX_PAGES},
+        "settings": {
+            "sizes": sizes,
+            "shards": shard_counts,
+            "buckets": args.buckets,
+            "max_pages": MAX_PAGES,
+        },
         "results": results,
         "interleaved": paired,
         "targets": _targets(results, paired),
@@ -199,9 +245,21 @@ def run(args: argparse.Namespace) -> int:
 
 def _targets(results: list[dict[str, Any]], paired: list[dict[str, Any]]) -> list[dict[str, Any]]:
     worst = max(r["rows_read_per_item_excl_lookahead"] for r in results if r["returned"] > 100)
+    at_1000 = max(
+        r["rows_read_per_item"] for r in results if r["scenario"] == "full walk, limit 1000"
+    )
     empty = sum(r["empty_pages"] for r in results)
+    foreign = sum(r["other_rows_read"] for r in results)
     found = [
         target("rows read per item returned (worst walk, excl. look-ahead)", worst, "<=", 2),
+        target("rows read per entry, full walk at limit 1000 (worst bucket)", at_1000, "<=", 1.2),
+        {
+            "target": "rows read from another bucket's shards",
+            "value": foreign,
+            "goal": "= 0",
+            "met": foreign == 0,
+            "missed_by_factor": None,
+        },
         {
             "target": "empty pages with a next_token",
             "value": empty,
@@ -220,13 +278,23 @@ def _targets(results: list[dict[str, Any]], paired: list[dict[str, Any]]) -> lis
 def print_summary(document: dict[str, Any]) -> None:
     """One row per (size, scenario)."""
     table = Table(title="GET /files over the sorted index (in-memory, DynamoDB Query rules)")
-    columns = ("shards", "items", "scenario", "pages", "calls/page", "rounds/page", "read/returned")
+    columns = (
+        "shards",
+        "items",
+        "bucket",
+        "scenario",
+        "pages",
+        "calls/page",
+        "rounds/page",
+        "read/returned",
+    )
     for column in (*columns, "empty", "p50 ms", "p99 ms"):
         table.add_column(column, justify="right")
     for r in document["results"]:
         table.add_row(
             str(r["shards"]),
             f"{r['size']:,}",
+            r["bucket"],
             r["scenario"],
             str(r["pages"]),
             fmt(r["calls_per_page"], 1),
@@ -242,11 +310,12 @@ def print_summary(document: dict[str, Any]) -> None:
         console.print(f"Target: {t['target']} = {t['value']} ({t['goal']}): {verdict}")
 
 
-def local_engine(items: int, pages: int = 10) -> dict[str, Any]:
-    """Page latency on the local stack's DynamoDB engine (AWS's DynamoDB Local).
+def local_engine(items: int, pages: int = 10, buckets: int = 1) -> dict[str, Any]:
+    """Page latency and rows read on the local stack's DynamoDB engine (AWS's DynamoDB Local).
 
-    Seeds `items` rows over HTTP, then times `pages` pages of a walk (limit 100 and 1000)
-    through `DynamoFileReader`, as the read API pages.
+    Seeds `items` rows per bucket (`buckets` of them, the same keys, one table) over HTTP,
+    then times `pages` pages of each bucket's walk (limit 100 and 1000) through
+    `DynamoFileReader.for_bucket`, as the read API pages, counting rows read per entry.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -256,9 +325,9 @@ def local_engine(items: int, pages: int = 10) -> dict[str, Any]:
     from pipeline.dynamo.schema import create_files_table
     from pipeline.listing import read_page
     from pipeline.local.dynamodb_local import DynamoDBLocal
-    from pipeline.model import shard_of
+    from pipeline.model import item_key, name_shard_of
 
-    results: dict[str, Any] = {"items": items, "engine": "DynamoDB Local"}
+    results: dict[str, Any] = {"items": items, "buckets": buckets, "engine": "DynamoDB Local"}
     with DynamoDBLocal() as engine:
         client = boto3.client(
             "dynamodb",
@@ -269,33 +338,51 @@ def local_engine(items: int, pages: int = 10) -> dict[str, Any]:
         )
         create_files_table(client, "files")
 
-        def write(start: int) -> None:
+        def write(job: tuple[str, int]) -> None:
+            bucket, start = job
             batch = []
             for i in range(start, min(start + 25, items)):
                 name = f"p{i % 32:02d}/object {i:08d}.bin"
-                item = {"filename": {"S": name}, "shard": {"N": str(shard_of(name))}}
-                item["size"] = {"N": str(i)}
+                item = {
+                    "pk": {"S": item_key(bucket, name)},
+                    "filename": {"S": name},
+                    "bucket": {"S": bucket},
+                    "name_shard": {"S": name_shard_of(bucket, name)},
+                    "size": {"N": str(i)},
+                }
                 batch.append({"PutRequest": {"Item": item}})
             requests: dict[str, Any] = {"files": batch}
             while requests:
                 requests = client.batch_write_item(RequestItems=requests)["UnprocessedItems"]
 
+        names = [bucket_name(number) for number in range(buckets)]
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(write, range(0, items, 25)))
-        reader = DynamoFileReader(client, "files")
-        for limit in (100, 1_000):
-            latencies = []
-            cursor = None
-            for _ in range(pages):
-                t0 = time.perf_counter()
-                page = read_page(reader, limit, cursor=cursor)
-                latencies.append(time.perf_counter() - t0)
-                cursor = page.cursor
-            results[f"DynamoDB Local, limit {limit}, p50 ms"] = (
-                percentile(latencies, 50) or 0
-            ) * 1e3
+            list(pool.map(write, [(b, start) for b in names for start in range(0, items, 25)]))
+        index = DynamoFileReader(client, "files")
+        for bucket in names:
+            reader = index.for_bucket(bucket)
+            for limit in (100, 1_000):
+                latencies = []
+                read = returned = empty = 0
+                cursor = None
+                for _ in range(pages):
+                    t0 = time.perf_counter()
+                    page = read_page(reader, limit, cursor=cursor)
+                    latencies.append(time.perf_counter() - t0)
+                    read += page.stats.rows_read
+                    returned += len(page.items)
+                    empty += page.cursor is not None and not page.items
+                    cursor = page.cursor
+                    if cursor is None:
+                        break
+                label = f"DynamoDB Local, {bucket}, limit {limit}"
+                results[f"{label}, p50 ms"] = (percentile(latencies, 50) or 0) * 1e3
+                results[f"{label}, rows read per entry"] = read / max(returned, 1)
+                results[f"{label}, empty pages"] = empty
+                if any(item["bucket"] != bucket for item in page.items):
+                    raise AssertionError(f"a page of {bucket} listed another bucket's row")
     for key, value in results.items():
-        console.print(f"{key}: {fmt(value, 1) if isinstance(value, float) else value}")
+        console.print(f"{key}: {fmt(value, 3) if isinstance(value, float) else value}")
     return results
 
 
@@ -303,6 +390,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `listing` command's options."""
     parser.add_argument("--sizes", default="10000,100000,1000000", help="table sizes")
     parser.add_argument("--shards", default=str(INDEX_SHARDS), help="index shard counts to compare")
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        default=1,
+        help="buckets in the one index, each with --sizes rows of the same keys; every "
+        "scenario walks each bucket (GET /files?bucket=)",
+    )
     parser.add_argument(
         "--interleaved-pages",
         type=int,

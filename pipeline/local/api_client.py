@@ -130,13 +130,18 @@ def _next_token(page: dict[str, Any]) -> str | None:
 
 
 def list_files(
-    api_url: str, limit: int | None = None, max_pages: int = 10_000, signer: Signer | None = None
+    api_url: str,
+    limit: int | None = None,
+    max_pages: int = 10_000,
+    signer: Signer | None = None,
+    bucket: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every file GET /files returns, following the page tokens to the end."""
+    """Every file GET /files returns (of `bucket`; None: the API's default), following the
+    page tokens to the end."""
     files: list[dict[str, Any]] = []
     token: str | None = None
     for _ in range(max_pages):
-        query: dict[str, str] = {}
+        query: dict[str, str] = {"bucket": bucket} if bucket else {}
         if limit is not None:
             query["limit"] = str(limit)
         if token:

@@ -118,7 +118,7 @@ def test_adopt_and_reconcile_on_a_running_up_with_the_documented_commands_alone(
             endpoint_url=local.endpoint("dynamodb"),
             **local.credentials,
         )
-        dynamodb.delete_item(TableName=local.table, Key={"filename": {"S": "old/1.txt"}})
+        dynamodb.delete_item(TableName=local.table, Key={"pk": {"S": f"{legacy}/old/1.txt"}})
         drift = command(state, "reconcile", "--bucket", legacy, "--dry-run", "--json")
         assert drift.returncode == 3, drift.stderr
         named = json.loads(drift.stdout)["drifted_keys"]

@@ -293,3 +293,27 @@ def test_rows_only_carry_model_attributes() -> None:
     full = event(sequencer="01", size=3, etag="e", version_id="v").row(now=0, tombstone_ttl_s=1)
     tomb = event(action=Action.DELETE, sequencer="01").row(now=0, tombstone_ttl_s=1)
     assert set(full) <= set(ROW_ATTRIBUTES) and set(tomb) <= set(ROW_ATTRIBUTES)
+
+
+def test_a_rows_key_is_its_bucket_and_key_and_splits_back() -> None:
+    from pipeline.model import (
+        bucket_problem,
+        bucket_record,
+        is_system_key,
+        item_key,
+        name_shard_of,
+        split_item_key,
+    )
+
+    for bucket, key in [("b-1", "a/b/c"), ("my.bucket", "/lead"), ("x00", "é 🙂+%2F"), ("b-1", "")]:
+        pk = item_key(bucket, key)
+        assert split_item_key(pk) == (bucket, key) and not is_system_key(pk)
+    assert item_key("b-1", "k") != item_key("b-2", "k")
+    assert name_shard_of("b-1", "k") == f"b-1/{shard_of('k')}"
+    record = bucket_record("b-1")
+    assert is_system_key(record[PARTITION_KEY]) and record[SHARD_ATTRIBUTE] == "#bucket"
+    with pytest.raises(ValueError):
+        split_item_key(record[PARTITION_KEY])
+    assert bucket_problem("ok-bucket") is None
+    for bad in ("ab", "a" * 64, "A-b", "a_b", "-ab", "ab-", "a..b", "a/b", 5, None):
+        assert bucket_problem(bad) is not None

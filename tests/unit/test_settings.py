@@ -20,3 +20,13 @@ def test_the_batch_mode_is_opt_in(raw: str) -> None:
 def test_an_unknown_write_mode_names_the_allowed_ones() -> None:
     with pytest.raises(SettingsError, match=r"INGEST_WRITE_MODE must be one of conditional, batch"):
         Settings.from_env({"TABLE_NAME": "files", "INGEST_WRITE_MODE": "fast"})
+
+
+def test_the_stacks_own_bucket_is_validated_and_is_reconciles_default() -> None:
+    settings = Settings.from_env({"TABLE_NAME": "files", "TRACKED_BUCKET": "my-bucket.v2"})
+    assert (settings.tracked_bucket, settings.reconcile_bucket) == ("my-bucket.v2", "my-bucket.v2")
+    other = {"TABLE_NAME": "files", "TRACKED_BUCKET": "a-b", "RECONCILE_BUCKET": "c-d"}
+    assert Settings.from_env(other).reconcile_bucket == "c-d"
+    for bad in ("a/b", "UPPER", "x", "two..dots"):
+        with pytest.raises(SettingsError, match="TRACKED_BUCKET: bucket must "):
+            Settings.from_env({"TABLE_NAME": "files", "TRACKED_BUCKET": bad})

@@ -1,4 +1,5 @@
-"""Read Lambda behind API Gateway (REST, proxy): GET /files and GET /files/{filename+}."""
+"""Read Lambda behind API Gateway (REST, proxy): GET /files, GET /files/{filename+} and
+GET /changes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline.api import build_app
+from pipeline.api import build_app, feed_for
+from pipeline.dynamo.feed import DynamoChangeIndex
 from pipeline.dynamo.reader import DynamoFileReader, make_client
 from pipeline.settings import Settings
 
@@ -21,8 +23,10 @@ settings = Settings.from_env()  # cold start: fails fast with a clear message
 logger = Logger()
 metrics = Metrics(namespace=settings.metrics_namespace)
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
-reader = DynamoFileReader(make_client(settings), settings.table_name)
-app = build_app(reader, settings, metrics=metrics)
+client = make_client(settings)
+reader = DynamoFileReader(client, settings.table_name)
+feed = feed_for(DynamoChangeIndex(client, settings.table_name), settings)
+app = build_app(reader, settings, metrics=metrics, feed=feed)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.dynamo.writer import DynamoFileStore
+from pipeline.feed.positions import Stamper
 from pipeline.ingest import IngestResult, ingest
 from pipeline.objects import LazyObjectReader, ObjectReader, S3ObjectReader
 from pipeline.retry import Backoff, Deadline
@@ -34,7 +35,11 @@ _backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_ba
 async def _open_store(stack: AsyncExitStack) -> DynamoFileStore:
     client = await open_dynamodb_client(stack, settings, _session)
     return DynamoFileStore(
-        client, settings.table_name, concurrency=settings.write_concurrency, backoff=_backoff
+        client,
+        settings.table_name,
+        concurrency=settings.write_concurrency,
+        backoff=_backoff,
+        stamper=Stamper(settings.feed_settle_ms),
     )
 
 
@@ -73,6 +78,11 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("Retries", MetricUnit.Count, result.retries)
     metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
     metrics.add_metric("ObjectLookups", MetricUnit.Count, result.lookups)
+    metrics.add_metric("FeedRestamps", MetricUnit.Count, result.restamps)
+    # One value per record written; Powertools prints an EMF document every 100 values of a
+    # metric (and the rest when the handler returns), so a batch of 10,000 is 100 documents.
+    for lag in result.lags_ms:
+        metrics.add_metric("IngestLagMs", MetricUnit.Milliseconds, lag)
 
 
 @logger.inject_lambda_context
@@ -106,6 +116,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
             "s3_lookups": result.lookups,
+            "feed_restamps": result.restamps,
+            "max_lag_ms": max(result.lags_ms, default=0),
         },
     )
     return result.response()

@@ -23,11 +23,14 @@ from pipeline.dynamo import reconcile_store
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.reconcile_store import DynamoRowStore
 from pipeline.dynamo.registry import register_bucket
+from pipeline.feed.positions import Stamper
 from pipeline.inventory import InventoryObjects
 from pipeline.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
+DEFAULT_FEED_SETTLE_MS = 5_000
+"""The change feed's settle window (`FEED_SETTLE_MS`): repairs follow the writer's rule."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def run(
     progress: Callable[[Summary], None] | None = None,
     before_write: Callable[[Sequence[ConditionalWrite]], None] | None = None,
     clients: Clients | None = None,
+    feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Summary:
     """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`)."""
     clients = clients or make_clients(target, concurrency)
@@ -115,7 +119,11 @@ def run(
         repairer = Repairer(
             bucket=target.bucket,
             store=DynamoRowStore(
-                clients.dynamodb, target.table, target.bucket, concurrency=concurrency
+                clients.dynamodb,
+                target.table,
+                target.bucket,
+                concurrency=concurrency,
+                stamper=Stamper(feed_settle_ms),
             ),
             heads=bucket,
             tombstone_ttl_s=tombstone_ttl_s,
@@ -159,6 +167,7 @@ def lambda_run(
     margin_ms: int = 30_000,
     tombstone_ttl_s: int = DEFAULT_TOMBSTONE_TTL_S,
     concurrency: int = 16,
+    feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Invocation:
     """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
     then save the checkpoint and hand over to a new invocation (`invoke_next`).
@@ -180,6 +189,7 @@ def lambda_run(
         tombstone_ttl_s=tombstone_ttl_s,
         should_stop=lambda: remaining_ms() < margin_ms,
         clients=clients,
+        feed_settle_ms=feed_settle_ms,
     )
     continued = False
     if not summary.complete and continuation < MAX_CONTINUATIONS:

@@ -55,3 +55,8 @@ class OpStats:
     """Conditional writes refused because the stored version changed since it was read."""
     failures: dict[str, str] = field(default_factory=dict)
     """Failed partition key -> short reason."""
+    restamps: int = 0
+    """Rows stamped again for the change feed (an answer came later than the stamping rule
+    allows, or not at all: `pipeline.feed.positions`)."""
+    landed_at: dict[str, float] = field(default_factory=dict)
+    """Written partition key -> epoch seconds when DynamoDB acknowledged it (freshness)."""

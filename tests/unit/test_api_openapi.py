@@ -41,7 +41,22 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
     limit = next(p for p in listing["parameters"] if p["name"] == "limit")
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
     assert limit["schema"]["default"] == 100
-    assert set(document["components"]["schemas"]) == {"ErrorMessage", "FilePage", "FileRecord"}
+    changes = document["paths"]["/changes"]["get"]
+    assert set(changes["responses"]) == {"200", "400", "404", "410", "500", "503"}
+    assert {p["name"] for p in changes["parameters"]} == {
+        "limit",
+        "cursor",
+        "since",
+        "prefix",
+        "bucket",
+    }
+    assert set(document["components"]["schemas"]) == {
+        "ErrorMessage",
+        "FilePage",
+        "FileRecord",
+        "Change",
+        "ChangePageBody",
+    }
     assert "422" not in json.dumps(document["paths"])
 
 

@@ -1,4 +1,5 @@
-"""Read Lambda behind API Gateway (REST, proxy): GET /files, /files/{filename+}, /summary."""
+"""Read Lambda behind API Gateway (REST, proxy): GET /files, GET /files/{filename+},
+GET /changes and GET /summary."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline.api import build_app
+from pipeline.api import build_app, feed_for
+from pipeline.dynamo.feed import DynamoChangeIndex
 from pipeline.dynamo.reader import DynamoFileReader, make_client
 from pipeline.dynamo.totals import DynamoTotalsStore
 from pipeline.settings import Settings
@@ -24,8 +26,13 @@ metrics = Metrics(namespace=settings.metrics_namespace)
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 client = make_client(settings)
 reader = DynamoFileReader(client, settings.table_name)
+feed = feed_for(DynamoChangeIndex(client, settings.table_name), settings)
 app = build_app(
-    reader, settings, metrics=metrics, totals=DynamoTotalsStore(client, settings.table_name)
+    reader,
+    settings,
+    metrics=metrics,
+    feed=feed,
+    totals=DynamoTotalsStore(client, settings.table_name),
 )
 
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.dynamo.totals import DynamoTotalsWriter
 from pipeline.dynamo.writer import DynamoFileStore
+from pipeline.feed.positions import Stamper
 from pipeline.ingest import IngestResult, ingest
 from pipeline.objects import LazyObjectReader, ObjectReader, S3ObjectReader
 from pipeline.retry import Backoff, Deadline
@@ -35,7 +36,11 @@ _backoff = Backoff(base_s=settings.base_backoff_ms / 1000, cap_s=settings.max_ba
 async def _open_store(stack: AsyncExitStack) -> DynamoFileStore:
     client = await open_dynamodb_client(stack, settings, _session)
     return DynamoFileStore(
-        client, settings.table_name, concurrency=settings.write_concurrency, backoff=_backoff
+        client,
+        settings.table_name,
+        concurrency=settings.write_concurrency,
+        backoff=_backoff,
+        stamper=Stamper(settings.feed_settle_ms),
     )
 
 
@@ -87,6 +92,11 @@ def _record_metrics(result: IngestResult) -> None:
     if settings.folder_totals:
         metrics.add_metric("FolderTotalsUpdates", MetricUnit.Count, result.totals_updates)
         metrics.add_metric("FolderTotalsLost", MetricUnit.Count, result.totals_lost)
+    metrics.add_metric("FeedRestamps", MetricUnit.Count, result.restamps)
+    # One value per record written; Powertools prints an EMF document every 100 values of a
+    # metric (and the rest when the handler returns), so a batch of 10,000 is 100 documents.
+    for lag in result.lags_ms:
+        metrics.add_metric("IngestLagMs", MetricUnit.Milliseconds, lag)
 
 
 @logger.inject_lambda_context
@@ -123,6 +133,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "s3_lookups": result.lookups,
             "totals_updates": result.totals_updates,
             "totals_lost": result.totals_lost,
+            "feed_restamps": result.restamps,
+            "max_lag_ms": max(result.lags_ms, default=0),
         },
     )
     return result.response()

@@ -71,6 +71,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
         concurrency=settings.reconcile_concurrency,
         totals_settle_s=settings.reconcile_totals_settle_s,
+        feed_settle_ms=settings.feed_settle_ms,
     )
     _record(invocation)
     report = invocation.summary.report()

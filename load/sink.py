@@ -8,14 +8,21 @@ BatchGetItem, Scan, DescribeTable, TransactWriteItems and BatchExecuteStatement,
 DynamoDB (unlike moto), rejects a BatchWriteItem that names a key twice or has more than 25
 requests.
 
-It counts the request units DynamoDB would bill (on-demand): writes 1 WRU per started KB of
-the larger of the old and new item (also when a condition fails), twice that inside a
-transaction; strongly consistent reads 1 RRU per started 4 KB per key asked for, found or
-not (0.5 eventually consistent). Conditions: PutItem/TransactWriteItems evaluate
-`attribute_not_exists(#k)` and `#a < :v` / `#a = :v` terms joined by OR; PartiQL `INSERT`
-refuses an existing key (DuplicateItem) and `UPDATE` a missing one (ConditionalCheckFailed),
-but the UPDATE's non-key condition is not evaluated (the benchmark's keys are fresh, so its
-statements are INSERTs; the local stack runs them on AWS's DynamoDB Local).
+It counts the request units DynamoDB would bill (on-demand), per design element
+(`SinkState.units`, one entry per element; `wru` is the base table's): writes 1 WRU per
+started KB of the larger of the old and new item (also when a condition fails), twice that
+inside a transaction; each global secondary index of the table's schema
+(`pipeline.dynamo.schema`: the listing index `by_name`, the change feed's `by_change`) bills
+its own writes for every applied write, as AWS documents (GSI.html#GSI.Writes): 1 unit per
+started KB of the projected entry when an item enters or leaves the index or changes there
+without changing its index keys, 2 writes (delete + put) when an index key changes, nothing
+when the item is in neither state (sparse); strongly consistent reads 1 RRU per started 4 KB
+per key asked for, found or not (0.5 eventually consistent). Conditions:
+PutItem/TransactWriteItems evaluate `attribute_not_exists(#k)` and `#a < :v` / `#a = :v`
+terms joined by OR; PartiQL `INSERT` refuses an existing key (DuplicateItem) and `UPDATE` a
+missing one (ConditionalCheckFailed), but the UPDATE's non-key condition is not evaluated
+(the benchmark's keys are fresh or overwritten by newer events, so its statements hold; the
+local stack runs them on AWS's DynamoDB Local).
 
 Control endpoints (JSON): `POST /_sink/config` `{"latency_ms": 10, "unprocessed_rate": 0.05}`,
 `GET /_sink/stats`, `POST /_sink/reset`.
@@ -72,6 +79,64 @@ class TransactionCanceled(SinkError):
         self.extra = {"CancellationReasons": reasons}
 
 
+@dataclass(frozen=True)
+class IndexElement:
+    """A global secondary index and what a table write costs in it (AWS GSI.html#GSI.Writes)."""
+
+    name: str
+    keys: tuple[str, ...]
+    projected: tuple[str, ...] | None
+    """Non-key attributes copied (None: ALL)."""
+
+    @classmethod
+    def from_definition(cls, definition: dict[str, Any]) -> IndexElement:
+        projection = definition["Projection"]
+        projected = (
+            None
+            if projection["ProjectionType"] == "ALL"
+            else tuple(projection.get("NonKeyAttributes", ()))
+        )
+        keys = tuple(k["AttributeName"] for k in definition["KeySchema"])
+        return cls(definition["IndexName"], keys, projected)
+
+    def entry(self, item: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The item's entry in this index, or None when it lacks an index key (sparse)."""
+        if item is None or any(key not in item for key in self.keys):
+            return None
+        if self.projected is None:
+            return item
+        names = {KEY, *self.keys, *self.projected}
+        return {name: value for name, value in item.items() if name in names}
+
+    def units(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
+        """Write units this index bills for a table write from `old` to `new`."""
+        before, after = self.entry(old), self.entry(new)
+        if before is None and after is None:
+            return 0
+        if before is None or after is None:
+            return _kb_units(before if after is None else after)
+        if any(before[key] != after[key] for key in self.keys):
+            return _kb_units(before) + _kb_units(after)  # delete the old entry, put the new
+        return max(_kb_units(before), _kb_units(after))
+
+
+def _kb_units(item: dict[str, Any] | None) -> int:
+    return max(1, math.ceil(_item_bytes(item or {}) / 1024))
+
+
+def table_indexes() -> tuple[IndexElement, ...]:
+    """The GSIs of the files table as the project defines it (`pipeline.dynamo.schema`)."""
+    from pipeline.dynamo.schema import feed_index_definition, index_definition
+
+    return tuple(
+        IndexElement.from_definition(d) for d in (index_definition(), feed_index_definition())
+    )
+
+
+TABLE_ELEMENT = "table"
+"""The base table's writes; each index bills under its own name (`IndexElement.name`)."""
+
+
 @dataclass
 class SinkState:
     """Items, behaviour and counters of one sink."""
@@ -93,9 +158,20 @@ class SinkState:
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Folder counter items (UpdateItem ADD), kept apart from the rows `items` counts."""
     counter_updates: int = 0
+    indexes: tuple[IndexElement, ...] = field(default_factory=table_indexes)
+    units: dict[str, float] = field(default_factory=dict)
+    """Write units per design element: `table`, then one per index."""
+
+    def bill(self, element: str, units: float) -> None:
+        """Add write units to a design element (the table, an index, ...)."""
+        if units:
+            self.units[element] = self.units.get(element, 0.0) + units
 
     def put(self, item: dict[str, Any]) -> None:
         key = _key_of(item)
+        old = self.items.get(key)
+        for index in self.indexes:
+            self.bill(index.name, index.units(old, item))
         if key not in self.items:
             self.position[key] = len(self.order)
             self.order.append(key)
@@ -112,12 +188,15 @@ class SinkState:
         self.condition_failures = 0
         self.counters.clear()
         self.counter_updates = 0
+        self.units.clear()
 
     def write_units(self, key: str, new: dict[str, Any] | None, factor: int = 1) -> None:
         """Bill a write of `new` over whatever `key` holds (1 KB units, at least 1)."""
         old = self.items.get(key)
         size = max(_item_bytes(new or {}), _item_bytes(old or {}))
-        self.wru += factor * max(1, math.ceil(size / 1024))
+        units = factor * max(1, math.ceil(size / 1024))
+        self.wru += units
+        self.bill(TABLE_ELEMENT, units)
 
     def read_units(self, key: str, consistent: bool) -> None:
         """Bill a read of `key` (4 KB units; a missing item costs the minimum)."""
@@ -135,6 +214,7 @@ class SinkState:
             "calls": dict(self.calls),
             "max_in_flight": self.max_in_flight,
             "wru": self.wru,
+            "units": dict(self.units),
             "rru": self.rru,
             "condition_failures": self.condition_failures,
             "counter_updates": self.counter_updates,
@@ -396,7 +476,9 @@ class Sink:
             self.state.write_units(key, write.get("PutRequest", {}).get("Item"))
             if "PutRequest" in write:
                 self.state.put(write["PutRequest"]["Item"])
-            elif self.state.items.pop(key, None) is not None:
+            elif (gone := self.state.items.pop(key, None)) is not None:
+                for index in self.state.indexes:
+                    self.state.bill(index.name, index.units(gone, None))
                 self.state.order.remove(key)  # rare in benchmarks: O(n) is fine
                 self.state.position = {k: i for i, k in enumerate(self.state.order)}
         self.state.unprocessed_returned += len(unprocessed)

@@ -17,7 +17,12 @@ distinct keys, sequencers):
 
 Every run also reports the request units the sink billed (WRU, RRU per record) and what a
 million records cost: on-demand request prices plus Lambda GB-seconds at the template's
-ingest memory size and requests at its batch size.
+ingest memory size and requests at its batch size. Write units are counted per design element
+(`load.sink`: the base table, each index of the schema: `by_name`, the change feed's
+`by_change`; further elements add their own entry there), and the $ per million counts them
+all. Once, at 0 ms, the design's write units per event are measured by kind of change
+(create, overwrite, delete of the same keys) with and without the change feed
+(`feed_costs`).
 
 and, once, the CPU floor: aiobotocore building and sending the BatchWriteItem requests (d)
 writes (25 items each) with no latency and no concurrency limit, measured as client CPU time.
@@ -75,6 +80,7 @@ LABELS = {
     "powertools": "(c) Powertools BatchProcessor + PutItem",
     "ingest": "(d) ingest, conditional (default)",
     "ingest_no_reads": "(d-) ingest, version reads skipped",
+    "ingest_no_feed": "(d0) ingest without the change feed",
     "ingest_batch": "(e) ingest, INGEST_WRITE_MODE=batch",
     "cond_put": "(f) conditional PutItem per record",
     "transact": "(g) TransactWriteItems of 100",
@@ -87,6 +93,7 @@ MODES_TABLE = [
     "batch_writer",
     "powertools",
     "ingest",
+    "ingest_no_feed",
     "ingest_batch",
     "cond_put",
     "transact",
@@ -114,9 +121,11 @@ def template_defaults() -> dict[str, int]:
 
 
 def costs(result: dict[str, Any], deployed: dict[str, int]) -> dict[str, float]:
-    """Dollars per million records: DynamoDB request units, Lambda duration and requests."""
+    """Dollars per million records: DynamoDB request units (every design element's write
+    units: table and indexes), Lambda duration and requests."""
     records = result["records"]
-    dynamodb = (result["wru"] * PRICE_WRU + result["rru"] * PRICE_RRU) / records * 1e6
+    wru = sum((result.get("units") or {"table": result["wru"]}).values())
+    dynamodb = (wru * PRICE_WRU + result["rru"] * PRICE_RRU) / records * 1e6
     gb_s = result["wall_s"] / records * 1e6 * deployed["memory_mb"] / 1024
     lambda_cost = gb_s * PRICE_GB_S + 1e6 / deployed["batch_size"] * PRICE_REQUEST
     return {
@@ -436,6 +445,140 @@ def rss_probe(sink_url: str, records: int, concurrency: int) -> dict[str, Any]:
 DEPLOYED = template_defaults()
 
 
+def _units_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """Write units per design element billed between two sink stats."""
+    old, new = before.get("units") or {}, after.get("units") or {}
+    return {k: new[k] - old.get(k, 0.0) for k in new if new[k] - old.get(k, 0.0)}
+
+
+@contextlib.contextmanager
+def feed_off() -> Iterator[None]:
+    """Stores opened meanwhile write no change feed attributes: the design without the feed."""
+    from pipeline.dynamo.writer import DynamoFileStore
+
+    original = DynamoFileStore.__init__
+
+    def without_feed(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["stamper"] = None
+        original(self, *args, **kwargs)
+
+    DynamoFileStore.__init__ = without_feed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoFileStore.__init__ = original  # type: ignore[method-assign]
+
+
+CHANGE_KINDS = ("create", "overwrite", "delete")
+MIXES = {
+    "uploads (creates only)": {"create": 1.0},
+    "churn (1/3 each)": {kind: 1 / 3 for kind in CHANGE_KINDS},
+}
+"""Mixes of changes the per-event cost is averaged over."""
+
+
+def churn_events(records: int, run: str) -> list[tuple[str, dict[str, Any]]]:
+    """Three events over the same keys: their creates, then overwrites, then deletes (each
+    with a newer sequencer, as S3 sends them)."""
+    create = sqs_event(records, run=run)
+    events = [("create", create)]
+    for step, kind in enumerate(("overwrite", "delete"), start=1):
+        records_out = []
+        for record in create["Records"]:
+            body = json.loads(record["body"])
+            s3 = body["Records"][0]["s3"]["object"]
+            s3["sequencer"] = f"{int(s3['sequencer'], 16) + step * 0x1000000:018X}"
+            if kind == "overwrite":
+                s3["eTag"] = uuid.uuid4().hex
+                s3["size"] += 1
+            else:
+                body["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+                s3.pop("size")
+                s3.pop("eTag")
+            records_out.append({**record, "body": json.dumps(body)})
+        events.append((kind, {"Records": records_out}))
+    return events
+
+
+def feed_costs(sink: SinkProcess, records: int) -> dict[str, Any]:
+    """Write and read units per event, per design element, for each kind of change, with and
+    without the change feed (at 0 ms: units do not depend on latency)."""
+    out: dict[str, Any] = {"records": records}
+    for design in ("with_feed", "without_feed"):
+        switch = feed_off() if design == "without_feed" else contextlib.nullcontext()
+        with switch:
+            handler = IngestHandler(sink.url, DEFAULT_CONCURRENCY)
+            try:
+                sink.configure(latency_ms=0, unprocessed_rate=0)
+                handler(sqs_event(10, run=f"warmup-{design}"))
+                kinds: dict[str, Any] = {}
+                for kind, event in churn_events(records, run=f"{design}-{uuid.uuid4().hex[:6]}"):
+                    before = sink.stats()
+                    handler(event)
+                    after = sink.stats()
+                    units = {k: v / records for k, v in _units_delta(before, after).items()}
+                    rru = (after["rru"] - before["rru"]) / records
+                    kinds[kind] = {"units": units, "wru": sum(units.values()), "rru": rru}
+            finally:
+                handler.close()
+        out[design] = kinds
+    for mix, weights in MIXES.items():
+        row: dict[str, Any] = {}
+        for design in ("with_feed", "without_feed"):
+            wru = sum(out[design][k]["wru"] * w for k, w in weights.items())
+            rru = sum(out[design][k]["rru"] * w for k, w in weights.items())
+            row[design] = {
+                "wru": wru,
+                "rru": rru,
+                "usd_per_m": (wru * PRICE_WRU + rru * PRICE_RRU) * 1e6,
+            }
+        row["feed_added_wru"] = row["with_feed"]["wru"] - row["without_feed"]["wru"]
+        out.setdefault("mixes", {})[mix] = row
+    return out
+
+
+def feed_costs_table(costs_doc: dict[str, Any]) -> Table:
+    """Write units per event by design element and kind of change, with and without the feed."""
+    elements = sorted(
+        {
+            e
+            for d in ("with_feed", "without_feed")
+            for k in costs_doc[d].values()
+            for e in k["units"]
+        },
+        key=lambda e: (e != "table", e),
+    )
+    table = Table(
+        title=f"Units per event by design element ({costs_doc['records']:,} keys per kind; "
+        "on-demand $ per million events, DynamoDB requests only)"
+    )
+    for column in ("design", "change", *elements, "WRU total", "RRU", "$ / M events"):
+        table.add_column(column, justify="left" if column in ("design", "change") else "right")
+    for design in ("with_feed", "without_feed"):
+        for kind in CHANGE_KINDS:
+            r = costs_doc[design][kind]
+            usd = (r["wru"] * PRICE_WRU + r["rru"] * PRICE_RRU) * 1e6
+            table.add_row(
+                design.replace("_", " "),
+                kind,
+                *(fmt(r["units"].get(e, 0.0), 2) for e in elements),
+                fmt(r["wru"], 2),
+                fmt(r["rru"], 2),
+                fmt(usd, 3),
+            )
+    for mix, row in costs_doc["mixes"].items():
+        for design in ("with_feed", "without_feed"):
+            table.add_row(
+                design.replace("_", " "),
+                mix,
+                *("" for _ in elements),
+                fmt(row[design]["wru"], 2),
+                fmt(row[design]["rru"], 2),
+                fmt(row[design]["usd_per_m"], 3),
+            )
+    return table
+
+
 def _measure(
     sink: SinkProcess,
     variant: str,
@@ -464,6 +607,7 @@ def _measure(
                 "unprocessed_returned": after["unprocessed_returned"],
                 "max_in_flight": after["max_in_flight"],
                 "wru": after["wru"] - before["wru"],
+                "units": _units_delta(before, after),
                 "rru": after["rru"] - before["rru"],
                 "condition_failures": after["condition_failures"],
                 "counter_updates": after.get("counter_updates", 0)
@@ -482,6 +626,8 @@ def _measure(
         "records_per_s": records / best["wall_s"],
         "cpu_us_per_record": best["cpu_s"] / records * 1e6,
         "wru_per_record": best["wru"] / records,
+        "units_per_record": {k: v / records for k, v in best["units"].items()},
+        "wru_all_per_record": sum(best["units"].values()) / records,
         "rru_per_record": best["rru"] / records,
         **costs({**best, "records": records}, DEPLOYED),
         "complete": all(run["stored"] == records for run in runs),
@@ -495,7 +641,7 @@ def run(args: argparse.Namespace) -> int:
     concurrencies = [int(x) for x in args.concurrency.split(",")]
     sample = min(args.sample, args.records)
     results: list[dict[str, Any]] = []
-    steps = len(latencies) * (3 + 2 + 1 + 2 * len(concurrencies)) + 2
+    steps = len(latencies) * (3 + 2 + 2 + 2 * len(concurrencies)) + 3
     with (
         SinkProcess(unprocessed_rate=args.unprocessed_rate) as sink,
         sdk_parameter_validation(args.param_validation == "on"),
@@ -532,16 +678,18 @@ def run(args: argparse.Namespace) -> int:
         bar.advance(task)
         baselines = Baselines(sink.url)
         for concurrency in concurrencies:
-            for mode, variants in (
-                ("conditional", ("ingest", "ingest_no_reads")),
-                ("batch", ("ingest_batch",)),
+            for mode, variants, design in (
+                ("conditional", ("ingest", "ingest_no_reads"), contextlib.nullcontext),
+                ("conditional", ("ingest_no_feed",), feed_off),
+                ("batch", ("ingest_batch",), contextlib.nullcontext),
             ):
-                if mode == "batch" and concurrency != _chosen(concurrencies):
-                    continue  # the opt-in mode is measured at the default concurrency only
-                handler = IngestHandler(sink.url, concurrency, mode)
-                try:
+                if variants[0] != "ingest" and concurrency != _chosen(concurrencies):
+                    continue  # the other designs are measured at the default concurrency only
+                with design():  # the store is opened (with or without the feed) by the warmup
+                    handler = IngestHandler(sink.url, concurrency, mode)
                     sink.configure(latency_ms=0, unprocessed_rate=0)
                     handler(sqs_event(100, run="warmup"))
+                try:
                     for latency in latencies:
                         sink.configure(latency_ms=latency, unprocessed_rate=args.unprocessed_rate)
                         for variant in variants:
@@ -617,6 +765,9 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_totals_cost
             else []
         )
+        bar.update(task, description="units per event, with and without the feed")
+        unit_costs = feed_costs(sink, min(args.records, 2_000))
+        bar.advance(task)
         sink.configure(latency_ms=0)
         sink_stats = sink.stats()
     document = {
@@ -637,6 +788,7 @@ def run(args: argparse.Namespace) -> int:
         "rss": rss,
         "results": results,
         "folder_totals": folder_totals,
+        "feed_costs": unit_costs,
         "sink_cpu_total_s": sink_stats["cpu_s"],
     }
     document["targets"] = evaluate(document)
@@ -682,9 +834,15 @@ def evaluate(document: dict[str, Any]) -> list[dict[str, Any]]:
         # the rows' units; folder counters (1 WRU per counter update) are counted apart
         wru = max((r["wru"] - r.get("counter_updates", 0)) / r["records"] for r in ingest)
         rru = max(r["rru_per_record"] for r in ingest)
-        targets.append(target("(d) WRU per record (rows)", wru, "<=", 1))
+        targets.append(target("(d) table WRU per record (indexes apart)", wru, "<=", 1))
         targets.append(target("(d) RRU per record", rru, "<=", 1))
     targets.extend(totals_cost.targets(document.get("folder_totals") or []))
+    for mix, row in (document.get("feed_costs") or {}).get("mixes", {}).items():
+        targets.append(
+            target(
+                f"change feed: write units added per event, {mix}", row["feed_added_wru"], "<=", 1
+            )
+        )
     rss = document.get("rss") or {}
     if rss:
         targets.append(
@@ -708,6 +866,7 @@ def write_modes_table(document: dict[str, Any], latency: float) -> Table:
         "x(b)",
         "CPU µs/rec",
         "WRU/rec",
+        "+index WRU",
         "RRU/rec",
         "$ DynamoDB",
         "$ Lambda",
@@ -728,6 +887,7 @@ def write_modes_table(document: dict[str, Any], latency: float) -> Table:
             fmt(r["records_per_s"] / b["records_per_s"], 1) if b else "-",
             fmt(r["cpu_us_per_record"]),
             fmt(r["wru_per_record"], 2),
+            fmt(r.get("wru_all_per_record", r["wru_per_record"]) - r["wru_per_record"], 2),
             fmt(r["rru_per_record"], 2),
             fmt(r["usd_per_m_dynamodb"], 3),
             fmt(r["usd_per_m_lambda"], 3),
@@ -803,6 +963,8 @@ def print_summary(document: dict[str, Any]) -> None:
         )
     if document.get("folder_totals"):
         console.print(totals_cost.table(document["folder_totals"]))
+    if document.get("feed_costs"):
+        console.print(feed_costs_table(document["feed_costs"]))
     targets = targets_table(document["targets"])
     console.print(targets)
 

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Any, NotRequired, Protocol
 from urllib.parse import unquote
@@ -34,6 +35,14 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on Python < 3.12
 
+from pipeline.feed.cursors import CursorCodec
+from pipeline.feed.reader import ChangeIndex, ShardPage, ShardRange
+from pipeline.feed.service import (
+    SINCE_MESSAGE,
+    BadSinceError,
+    ChangeFeed,
+    CursorExpiredError,
+)
 from pipeline.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -72,6 +81,8 @@ DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} c
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
 FOLDER_MESSAGE = 'prefix must be empty (the whole bucket) or a folder ending in "/"'
 DEPTH_MESSAGE = f"prefix is deeper than {MAX_DEPTH} folders, the deepest that totals are kept for"
+CURSOR_MESSAGE = "cursor is invalid: pass the next_cursor of the previous page unchanged"
+CURSOR_AND_SINCE_MESSAGE = "pass either cursor or since, not both"
 BUCKET_MESSAGE = f"bucket must be an S3 bucket name: {BUCKET_RULE}"
 BUCKET_DESCRIPTION = (
     "The tracked bucket to read (see `GET /files`'s description for the default). "
@@ -87,6 +98,8 @@ _MESSAGES = {
     "prefix": PREFIX_MESSAGE,
     "delimiter": DELIMITER_MESSAGE,
     "start_after": START_AFTER_MESSAGE,
+    "cursor": CURSOR_MESSAGE,
+    "since": SINCE_MESSAGE,
 }
 _LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")
 _TAIL_PARAMETER = re.compile(r"<(\w+)>$")
@@ -134,6 +147,29 @@ class FolderSummary(TypedDict):
     prefix: str
     files: int
     bytes: int
+
+
+class Change(TypedDict):
+    """One change of the feed: the key's state at `position` (its latest change)."""
+
+    key: str
+    bucket: str
+    kind: str
+    """`created`, `overwritten` or `deleted`."""
+    position: str
+    """Where the change sits in the feed (ascending; opaque, comparable as strings)."""
+    size: NotRequired[int]
+    etag: NotRequired[str]
+    version_id: NotRequired[str]
+    event_time: NotRequired[str]
+    sequencer: NotRequired[str]
+
+
+class ChangePageBody(TypedDict):
+    """One page of `GET /changes`; `next_cursor` is always present."""
+
+    items: list[Change]
+    next_cursor: str
 
 
 class ErrorMessage(TypedDict):
@@ -192,6 +228,19 @@ SUMMARY_RESPONSES: dict[int, OpenAPIResponse] = {
         "or no bucket given while several are tracked"
     ),
     404: _error_doc("The bucket is not tracked"),
+    **_SERVER_ERRORS,
+}
+CHANGES_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "A page of changes (possibly empty) and the cursor to continue from",
+        "content": {"application/json": {"model": ChangePageBody}},
+    },
+    400: _error_doc(
+        "Invalid limit, prefix, bucket, since or cursor "
+        "(or no bucket given while several are tracked)"
+    ),
+    404: _error_doc("The bucket is not tracked"),
+    410: _error_doc("The cursor (or since) is older than the feed's retention"),
     **_SERVER_ERRORS,
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
@@ -291,8 +340,10 @@ def build_app(
     metrics: MetricsSink | None = None,
     max_rounds: int = MAX_ROUNDS,
     totals: TotalsReader | None = None,
+    feed: ChangeFeed | None = None,
 ) -> APIGatewayRestResolver:
-    """The read API over `index`, configured by `settings` (token key, CORS, default bucket)."""
+    """The read API over `index` and the change `feed`, configured by `settings` (token key,
+    CORS, default bucket)."""
     codec = TokenCodec.for_table(settings.table_name, settings.page_token_secret)
     known: set[str] = {settings.tracked_bucket} if settings.tracked_bucket else set()
 
@@ -460,6 +511,79 @@ def build_app(
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)  # type: ignore[arg-type]
 
     @app.get(
+        "/changes",
+        summary="Follow the changes",
+        description=(
+            "Creates, overwrites and deletes of a bucket's files in the order they became "
+            "visible, compacted per key: each key appears at the position of its latest change, "
+            "so a consumer that follows the feed sees the latest state of every key that "
+            "changed after its cursor, each once; versions overwritten before it read them are "
+            "not delivered. Only changes older than the settle window (FEED_SETTLE_MS) are "
+            "returned, which is what makes the feed complete. Start from `since` (an ISO 8601 "
+            "time) or, with neither `since` nor `cursor`, from now; then pass `next_cursor` "
+            "(always present, also on an empty page) with the same `bucket` and `prefix`. "
+            "A cursor older than the retention (FEED_RETENTION_DAYS) is a 410."
+        ),
+        operation_id="listChanges",
+        tags=["changes"],
+        responses=CHANGES_RESPONSES,
+    )
+    def list_changes(
+        limit: Annotated[
+            int,
+            Query(ge=1, le=MAX_LIMIT, description=f"Changes per page, 1-{MAX_LIMIT}."),
+        ] = DEFAULT_LIMIT,
+        cursor: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_TOKEN_CHARS,
+                description="The `next_cursor` of the previous page, unchanged.",
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=64,
+                description="Start with the changes made at or after this ISO 8601 time.",
+            ),
+        ] = None,
+        prefix: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PREFIX_CHARS,
+                description="Only keys starting with this (filtered after reading).",
+            ),
+        ] = None,
+        bucket: Annotated[
+            str | None,
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
+        ] = None,
+    ) -> Response[ChangePageBody]:
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
+        raw_limit = app.current_event.query_string_parameters.get("limit")
+        if raw_limit is not None and not _LIMIT_TEXT.fullmatch(raw_limit):
+            raise BadRequest(LIMIT_MESSAGE)
+        if prefix is not None and not _is_text(prefix):
+            raise BadRequest(PREFIX_MESSAGE)
+        if cursor is not None and since is not None:
+            raise BadRequest(CURSOR_AND_SINCE_MESSAGE)
+        if feed is None:
+            raise NotFoundError
+        chosen = choose_bucket(bucket)
+        body, page = feed.page(
+            bucket=chosen, limit=limit, prefix=prefix or None, cursor=cursor, since=since
+        )
+        count("ChangePagesServed")
+        count("ChangesReturned", len(body["items"]))
+        count("FeedQueries", page.queries)
+        count("FeedRowsRead", page.rows_read)
+        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)  # type: ignore[arg-type]
+
+    @app.get(
         "/files/<filename>",
         summary="Get one file",
         description=(
@@ -547,8 +671,18 @@ def build_app(
     def _bad_token(exc: InvalidTokenError) -> Response:
         if isinstance(exc, TokenPrefixMismatchError):
             return bad_request(str(exc))
-        logger.info("Rejected next_token: %s", exc)
-        return bad_request(TOKEN_MESSAGE)
+        is_cursor = app.current_event.path.rstrip("/").endswith("/changes")
+        logger.info("Rejected %s: %s", "cursor" if is_cursor else "next_token", exc)
+        return bad_request(CURSOR_MESSAGE if is_cursor else TOKEN_MESSAGE)
+
+    @app.exception_handler(BadSinceError)
+    def _bad_since(exc: BadSinceError) -> Response:
+        return bad_request(SINCE_MESSAGE)
+
+    @app.exception_handler(CursorExpiredError)
+    def _expired(exc: CursorExpiredError) -> Response:
+        count("ExpiredCursors")
+        return _message(HTTPStatus.GONE, str(exc))
 
     @app.exception_handler(FileNotFound)
     def _no_file(exc: FileNotFound) -> Response:
@@ -597,9 +731,27 @@ class _NoReader:
         raise NotImplementedError
 
 
+class _NoIndex:
+    """A feed index for building the app without a table (OpenAPI generation)."""
+
+    def query_changes(self, ranges: Sequence[ShardRange]) -> list[ShardPage]:
+        raise NotImplementedError
+
+
+def feed_for(index: ChangeIndex, settings: Settings) -> ChangeFeed:
+    """The change feed of `settings`' table over `index`."""
+    return ChangeFeed(
+        index,
+        CursorCodec.for_table(settings.table_name, settings.page_token_secret),
+        settle_ms=settings.feed_settle_ms,
+        retention_ms=settings.feed_retention_days * 86_400_000,
+    )
+
+
 def openapi_document() -> dict[str, Any]:
     """The API's OpenAPI document, generated from the routes above."""
-    app = build_app(_NoReader(), Settings(table_name="files"))
+    settings = Settings(table_name="files")
+    app = build_app(_NoReader(), settings, feed=feed_for(_NoIndex(), settings))
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
             title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION

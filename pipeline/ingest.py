@@ -33,6 +33,7 @@ import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any, Protocol
 
 from pipeline.events import NotificationError, parse_body
@@ -45,6 +46,7 @@ from pipeline.model import (
     bucket_problem,
     compare_versions,
     is_newer,
+    parse_time,
 )
 from pipeline.retry import Deadline, OpStats
 from pipeline.settings import WriteMode
@@ -108,6 +110,11 @@ class IngestResult:
     totals_lost: int = 0
     """Folder deltas possibly lost (reconcile repairs them): counter updates that failed or
     whose outcome is unknown, and row writes of unknown outcome found applied on re-read."""
+    restamps: int = 0
+    """Rows stamped again for the change feed (late or missing acknowledgements)."""
+    lags_ms: list[float] = field(default_factory=list)
+    """Per record written (row or tombstone): milliseconds from the event's `eventTime` to
+    DynamoDB's acknowledgement of the write (the freshness metric `IngestLagMs`)."""
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The ReportBatchItemFailures response Lambda expects."""
@@ -276,6 +283,7 @@ async def ingest(
             failed.add(message_id)
     result.retries += stats.retries
     result.calls, result.conflicts = stats.calls, stats.conflicts
+    result.restamps = stats.restamps
     order = {message_id_of(record): index for index, record in enumerate(records)}
     result.failed_message_ids = sorted(failed, key=order.__getitem__)
     return result
@@ -322,13 +330,12 @@ async def _apply_group_conditional(
                 continue  # someone wrote it in between: read again
             del pending[key]
             if outcome is WriteOutcome.WRITTEN:
-                if sums is not None:
+                if sums is not None and key in stats.confirmed_by_restamp:
+                    result.totals_lost += 1  # which invocation's attempt applied is unknown
+                elif sums is not None:
                     row = write.row  # folders come from the object key, not the table key
                     sums.add_transition(row["bucket"], row["filename"], write.expected, row)
-                if write.row.get(DELETED):
-                    result.deleted += 1
-                else:
-                    result.written += 1
+                _count_written(result, write.row, stats)
         if not pending:
             return
     for key in pending:
@@ -369,7 +376,29 @@ async def _apply_group(
         if sums is not None:
             old = stored.get(row[PARTITION_KEY])
             sums.add_transition(row["bucket"], row["filename"], old, row)
-        if row.get("deleted"):
-            result.deleted += 1
-        else:
-            result.written += 1
+        _count_written(result, row, stats)
+
+
+def _count_written(result: IngestResult, row: dict[str, Any], stats: OpStats) -> None:
+    """Count a row written, and its event -> row lag when the store saw it land."""
+    if row.get(DELETED):
+        result.deleted += 1
+    else:
+        result.written += 1
+    landed = stats.landed_at.get(row[PARTITION_KEY])
+    event_time = row.get("event_time")
+    if landed is not None and isinstance(event_time, str):
+        lag = lag_ms(event_time, landed)
+        if lag is not None:
+            result.lags_ms.append(lag)
+
+
+def lag_ms(event_time: str, landed: float) -> float | None:
+    """Milliseconds from an event's ISO 8601 `eventTime` to `landed` (epoch seconds), at
+    least 0 (clocks disagree by a little); None when the time cannot be read."""
+    moment = parse_time(event_time)
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, round((landed - moment.timestamp()) * 1000, 1))

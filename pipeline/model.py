@@ -17,6 +17,9 @@ Table schema (`files`, partition key `pk`, String; one table holds any number of
 | `deleted`    | BOOL | tombstones only: the object was removed; hidden from reads     |
 | `expires_at` | N    | tombstones only: epoch seconds, the table's TTL attribute      |
 | `name_shard` | S    | live rows only: the listing index's partition (`name_shard`)   |
+| `changed`    | S    | rows written since the change feed: the write's feed position  |
+| `feed_shard` | S    | with `changed`: the feed index's shard, `{bucket}/{n}`         |
+| `kind`       | S    | with `changed`: `created`, `overwritten` or `deleted`          |
 
 A row's identity is (bucket, key): the same key in two buckets is two rows. Bucket names
 cannot contain "/", so `pk` splits back unambiguously at its first "/". Items whose `pk`
@@ -75,6 +78,12 @@ BUCKET_RULE = (
     "starting and ending with a letter or digit"
 )
 
+# The change feed's index (pipeline/feed/): every row a writer stamps carries `changed` (its
+# position in the feed) and `feed_shard`; `by_change` sorts each shard by `changed`.
+FEED_INDEX_NAME = "by_change"
+CHANGED = "changed"
+FEED_SHARD = "feed_shard"
+KIND = "kind"
 
 SEQ = "seq"
 SEQ_WIDTH = 64
@@ -105,10 +114,15 @@ ROW_ATTRIBUTES = (
     DELETED,
     EXPIRES_AT,
     SHARD_ATTRIBUTE,
+    CHANGED,
+    FEED_SHARD,
+    KIND,
 )
 """Every attribute of the row model: a write sets those in the row and removes the others."""
 
-INTERNAL_ATTRIBUTES = frozenset({PARTITION_KEY, DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ})
+INTERNAL_ATTRIBUTES = frozenset(
+    {PARTITION_KEY, DELETED, EXPIRES_AT, SHARD_ATTRIBUTE, SEQ, CHANGED, FEED_SHARD, KIND}
+)
 """Attributes the API never shows."""
 
 
@@ -284,7 +298,8 @@ def compare_sequencers(a: str, b: str) -> int:
     return (left > right) - (left < right)
 
 
-def _parse_time(value: str) -> datetime | None:
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 time (`Z` accepted), or None when it is not one."""
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -300,8 +315,8 @@ def compare_versions(
     """
     if seq_a and seq_b:
         return compare_sequencers(seq_a, seq_b)
-    ta = _parse_time(time_a) if time_a else None
-    tb = _parse_time(time_b) if time_b else None
+    ta = parse_time(time_a) if time_a else None
+    tb = parse_time(time_b) if time_b else None
     if ta is not None and tb is not None:
         try:
             return (ta > tb) - (ta < tb)

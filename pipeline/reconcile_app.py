@@ -24,6 +24,7 @@ from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.reconcile_store import DynamoRowStore
 from pipeline.dynamo.registry import register_bucket
 from pipeline.dynamo.totals import DynamoTotalsStore
+from pipeline.feed.positions import Stamper
 from pipeline.inventory import InventoryObjects
 from pipeline.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
@@ -34,6 +35,8 @@ DEFAULT_TOTALS_SETTLE_S = 60
 """The ingest function's timeout (the template's default): a counter repair waits that long
 (plus `pipeline.totals.audit.SETTLE_MARGIN_S`) after its folder's walk
 (`RECONCILE_TOTALS_SETTLE_S`)."""
+DEFAULT_FEED_SETTLE_MS = 5_000
+"""The change feed's settle window (`FEED_SETTLE_MS`): repairs follow the writer's rule."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def run(
     clients: Clients | None = None,
     totals: bool = True,
     totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
+    feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Summary:
     """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`); with `totals`,
     the folder counters too (`pipeline.totals.audit`)."""
@@ -124,7 +128,11 @@ def run(
         repairer = Repairer(
             bucket=target.bucket,
             store=DynamoRowStore(
-                clients.dynamodb, target.table, target.bucket, concurrency=concurrency
+                clients.dynamodb,
+                target.table,
+                target.bucket,
+                concurrency=concurrency,
+                stamper=Stamper(feed_settle_ms),
             ),
             heads=bucket,
             tombstone_ttl_s=tombstone_ttl_s,
@@ -179,6 +187,7 @@ def lambda_run(
     tombstone_ttl_s: int = DEFAULT_TOMBSTONE_TTL_S,
     concurrency: int = 16,
     totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
+    feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Invocation:
     """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
     then save the checkpoint and hand over to a new invocation (`invoke_next`).
@@ -201,6 +210,7 @@ def lambda_run(
         should_stop=lambda: remaining_ms() < margin_ms,
         clients=clients,
         totals_settle_s=totals_settle_s,
+        feed_settle_ms=feed_settle_ms,
     )
     continued = False
     if not summary.complete and continuation < MAX_CONTINUATIONS:

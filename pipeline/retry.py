@@ -64,3 +64,11 @@ class OpStats:
     uncertain: set[str] = field(default_factory=set)
     """Keys whose conditional write was sent again after an attempt of unknown outcome (a
     timeout, a 5xx): that attempt may have applied, and the retry then conflicts with it."""
+    confirmed_by_restamp: set[str] = field(default_factory=set)
+    """Keys refused after an unanswered attempt and then found holding the version written
+    (the feed's re-stamp): written, but perhaps by another invocation of the same event."""
+    restamps: int = 0
+    """Rows stamped again for the change feed (an answer came later than the stamping rule
+    allows, or not at all: `pipeline.feed.positions`)."""
+    landed_at: dict[str, float] = field(default_factory=dict)
+    """Written partition key -> epoch seconds when DynamoDB acknowledged it (freshness)."""

@@ -114,6 +114,13 @@ class Settings:
     folder_totals: bool = True
     """Keep per-folder counters of files and bytes (`FOLDER_TOTALS`, on/off): one UpdateItem
     per changed folder per invocation (`pipeline.totals`)."""
+    # Change feed (pipeline/feed/)
+    feed_settle_ms: int = 5_000
+    """The settle window W: pages return positions older than W; writers re-stamp a row
+    whose write was not acknowledged within W/2 of its stamp (`FEED_SETTLE_MS`)."""
+    feed_retention_days: int = 7
+    """How long a cursor stays valid (`FEED_RETENTION_DAYS`, at most `TOMBSTONE_TTL_DAYS`:
+    deletes stay in the feed as long as their tombstones)."""
     # Read API
     page_token_secret: str | None = None
     """Key for signing page tokens; without it they are checksummed and strictly validated."""
@@ -145,6 +152,7 @@ class Settings:
             )
         if not 3 <= len(table_name) <= 255:
             raise SettingsError(f"TABLE_NAME must be 3-255 characters, got {table_name!r}")
+        tombstone_ttl_days = _int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650)
         tracked_bucket = _bucket(env, "TRACKED_BUCKET")
         return cls(
             table_name=table_name,
@@ -159,8 +167,10 @@ class Settings:
             base_backoff_ms=_int(env, "INGEST_BASE_BACKOFF_MS", 25, 1, 10_000),
             safety_margin_ms=_int(env, "INGEST_SAFETY_MARGIN_MS", 2_000, 0, 60_000),
             write_mode=_write_mode(env),
-            tombstone_ttl_days=_int(env, "TOMBSTONE_TTL_DAYS", 15, 1, 3650),
+            tombstone_ttl_days=tombstone_ttl_days,
             folder_totals=_switch(env, "FOLDER_TOTALS", True),
+            feed_settle_ms=_int(env, "FEED_SETTLE_MS", 5_000, 10, 600_000),
+            feed_retention_days=_int(env, "FEED_RETENTION_DAYS", 7, 1, tombstone_ttl_days),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
             cors_origin=_optional(env, "CORS_ALLOW_ORIGIN"),
             reconcile_bucket=_bucket(env, "RECONCILE_BUCKET") or tracked_bucket,

@@ -81,19 +81,34 @@ def _digest(text: str | None) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class TokenCodec:
-    """Issues and checks page tokens for one table."""
+    """Issues and checks page tokens for one table.
+
+    `name` only words the errors: the token's own name (`next_token`; a change cursor's
+    `cursor`).
+    """
 
     key: bytes
+    name: str = "next_token"
 
     @classmethod
-    def for_table(cls, table_name: str, secret: str | None = None) -> TokenCodec:
-        """The codec of `table_name`: signed with `secret` when given, else checksummed."""
-        context = _KEY_CONTEXT + table_name.encode("utf-8")
+    def for_table(
+        cls,
+        table_name: str,
+        secret: str | None = None,
+        *,
+        purpose: str = "",
+        name: str = "next_token",
+    ) -> TokenCodec:
+        """The codec of `table_name`: signed with `secret` when given, else checksummed.
+
+        Another `purpose` derives another key: its tokens are refused by this one's codec.
+        """
+        context = _KEY_CONTEXT + purpose.encode("utf-8") + table_name.encode("utf-8")
         if secret:
             key = hmac.new(secret.encode("utf-8"), context, hashlib.sha256).digest()
         else:
             key = hashlib.sha256(context).digest()
-        return cls(key)
+        return cls(key, name)
 
     def _tag(self, payload: str) -> bytes:
         return hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES]
@@ -151,9 +166,9 @@ class TokenCodec:
         if len(raw) - _HEADER > MAX_KEY_BYTES:
             raise InvalidTokenError("bad cursor")
         if raw[1 : 1 + DIGEST_BYTES] != _digest(bucket):
-            raise TokenPrefixMismatchError("next_token was issued for a different bucket")
+            raise TokenPrefixMismatchError(f"{self.name} was issued for a different bucket")
         if raw[1 + DIGEST_BYTES : 1 + 2 * DIGEST_BYTES] != _digest(prefix):
-            raise TokenPrefixMismatchError("next_token was issued for a different prefix")
+            raise TokenPrefixMismatchError(f"{self.name} was issued for a different prefix")
         if raw[1 + 2 * DIGEST_BYTES : _HEADER] != _digest(delimiter):
-            raise TokenPrefixMismatchError("next_token was issued for a different delimiter")
+            raise TokenPrefixMismatchError(f"{self.name} was issued for a different delimiter")
         return cursor

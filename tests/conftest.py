@@ -16,6 +16,16 @@ from pipeline.local.moto_server import MotoServer
 REGION = "ap-south-1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run only when `-m` names them (e.g. `-m slow`)."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """A real moto server over HTTP on 127.0.0.1 (port chosen by the OS), in its own process:

@@ -7,6 +7,11 @@ items `item_key(bucket, key)`, so a bucket's reconcile can never touch another b
 with one PutItem whose condition is the version of the row read (`expected=None`: only if no
 item exists) — a compare-and-swap: any write to the key in between (an event) changes those
 attributes and the put fails with ConditionalCheckFailed, which is a `conflict`, not an error.
+
+With a `Stamper`, each repair carries its change feed position, stamped just before the put
+is sent; botocore's own retries resend that stamp, so a put answered later than the
+stamping rule allows is followed by an UpdateItem giving the row a new position while it
+still has the one written (`pipeline.feed.positions`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline.dynamo.errors import error_code
 from pipeline.dynamo.reader import from_item
 from pipeline.dynamo.writer import to_item
+from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
     BUCKET,
+    CHANGED,
     FILENAME,
     PARTITION_KEY,
     VERSION_ATTRIBUTES,
@@ -85,8 +92,15 @@ class DynamoRowStore:
     """`RowStore` of one bucket's rows in the files table, with an injected boto3 client."""
 
     def __init__(
-        self, client: DynamoDBClient, table_name: str, bucket: str, *, concurrency: int = 16
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        bucket: str,
+        *,
+        concurrency: int = 16,
+        stamper: Stamper | None = None,
     ) -> None:
+        self._stamper = stamper
         self._client = client
         self._table = table_name
         self.bucket = bucket
@@ -124,11 +138,17 @@ class DynamoRowStore:
             self.bucket, row[FILENAME]
         ):
             raise ValueError(f"a repair for another bucket's row: {row.get(PARTITION_KEY)!r:.200}")
+        sent_ms = 0
+        if self._stamper is not None:
+            sent_ms = self._stamper.now_ms()
+            row = self._stamper.stamp(row, write.expected, sent_ms)
         try:
             self.calls += 1
             self._client.put_item(
-                TableName=self._table, Item=to_item(write.row), **condition_for(write.expected)
+                TableName=self._table, Item=to_item(row), **condition_for(write.expected)
             )
+            if self._stamper is not None and self._stamper.late(sent_ms):
+                self._restamp(row)
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
                 return WriteOutcome.CONFLICT
@@ -138,6 +158,32 @@ class DynamoRowStore:
             logger.warning("Repair of %r failed: %s", write.row[PARTITION_KEY][:200], error)
             return WriteOutcome.FAILED
         return WriteOutcome.WRITTEN
+
+    def _restamp(self, row: dict[str, Any]) -> None:
+        """New positions for `row` while it holds the one written, until one is answered in
+        time; a failed condition means a newer write, stamped by its own writer."""
+        assert self._stamper is not None
+        stamped = str(row[CHANGED])
+        for _ in range(5):
+            sent_ms = self._stamper.now_ms()
+            fresh = f"{sent_ms:0{MS_DIGITS}d}{position_tail(stamped)}"
+            try:
+                self.calls += 1
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={PARTITION_KEY: {"S": row[PARTITION_KEY]}},
+                    UpdateExpression="SET #c = :new",
+                    ConditionExpression="#c = :old",
+                    ExpressionAttributeNames={"#c": CHANGED},
+                    ExpressionAttributeValues={":new": {"S": fresh}, ":old": {"S": stamped}},
+                )
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    return
+                raise
+            stamped = fresh
+            if not self._stamper.late(sent_ms):
+                return
 
     def write_conditional(self, writes: Sequence[ConditionalWrite]) -> dict[str, WriteOutcome]:
         """One conditional PutItem per write, `concurrency` at a time; outcomes by object key."""

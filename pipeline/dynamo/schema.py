@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.model import FILENAME, INDEX_NAME, PARTITION_KEY, SHARD_ATTRIBUTE, TTL_ATTRIBUTE
+from pipeline.model import (
+    BUCKET,
+    CHANGED,
+    FEED_INDEX_NAME,
+    FEED_SHARD,
+    FILENAME,
+    INDEX_NAME,
+    KIND,
+    PARTITION_KEY,
+    SHARD_ATTRIBUTE,
+    TTL_ATTRIBUTE,
+)
 
 INDEX_PROJECTION = "ALL"
 """What the listing index copies: every attribute (docs/performance.md, "Listing index")."""
@@ -23,17 +34,45 @@ def index_definition() -> dict[str, Any]:
     }
 
 
+FEED_PROJECTED = (
+    FILENAME,
+    BUCKET,
+    KIND,
+    "size",
+    "etag",
+    "version_id",
+    "event_time",
+    "sequencer",
+)
+"""What the change feed index copies besides its keys: the fields `GET /changes` returns."""
+
+
+def feed_index_definition() -> dict[str, Any]:
+    """The change feed index `by_change`: partition `feed_shard` (S), sort `changed` (S)."""
+    return {
+        "IndexName": FEED_INDEX_NAME,
+        "KeySchema": [
+            {"AttributeName": FEED_SHARD, "KeyType": "HASH"},
+            {"AttributeName": CHANGED, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(FEED_PROJECTED)},
+    }
+
+
 def create_files_table(client: Any, table_name: str) -> None:
-    """Create the table (partition key `pk`, on-demand, the listing index, TTL) and wait."""
+    """Create the table (partition key `pk`, on-demand, the listing and change feed indexes,
+    TTL) and wait."""
     client.create_table(
         TableName=table_name,
         AttributeDefinitions=[
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": FILENAME, "AttributeType": "S"},
             {"AttributeName": SHARD_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": FEED_SHARD, "AttributeType": "S"},
+            {"AttributeName": CHANGED, "AttributeType": "S"},
         ],
         KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[index_definition()],
+        GlobalSecondaryIndexes=[index_definition(), feed_index_definition()],
         BillingMode="PAY_PER_REQUEST",
     )
     client.get_waiter("table_exists").wait(TableName=table_name)

@@ -10,6 +10,11 @@
   or, for an `ordered` write, while the stored `seq` is still lower than the row's. So a
   write can never replace a newer row, whatever other invocations do in between: a
   refused write comes back as a `conflict` for the caller to re-read and decide again.
+- Change feed: with a `Stamper`, every row written carries its feed position (`changed`),
+  shard and kind, stamped when each attempt is sent (a retry is stamped again). A row whose
+  answer came later than the stamping rule allows, or whose attempt ended without an answer
+  and which then turned out to hold the row written, is stamped again with a conditional
+  `UPDATE ... SET "changed"` (`pipeline.feed.positions`).
 - `write_rows`: unconditional BatchWriteItem (the opt-in `INGEST_WRITE_MODE=batch`; it
   can let an older event overwrite a newer one written between its read and its write).
 
@@ -28,7 +33,9 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -36,7 +43,9 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
+    CHANGED,
     MAX_ITEM_BYTES,
     MAX_KEY_BYTES,
     PARTITION_KEY,
@@ -200,6 +209,30 @@ def update_statement(
     return f'UPDATE "{table}" {" ".join(clauses)} WHERE "{PARTITION_KEY}"=? AND {condition}'
 
 
+@functools.lru_cache(maxsize=256)
+def restamp_statement(table: str, compared: tuple[tuple[str, bool], ...]) -> str:
+    """`UPDATE ... SET "changed"=? WHERE <key>=? AND <the row's version>`: a new feed
+    position for a row only while it still holds the version written. Parameters: the new
+    position, the key, then the value of each `compared` attribute that is present."""
+    same = " AND ".join(
+        f'"{name}"=?' if present else f'"{name}" IS MISSING' for name, present in compared
+    )
+    return f'UPDATE "{table}" SET "{CHANGED}"=? WHERE "{PARTITION_KEY}"=? AND {same}'
+
+
+def _restamp(table: str, row: dict[str, Any], position: str) -> dict[str, Any]:
+    compared = tuple((name, name in row) for name in COMPARED_ATTRIBUTES)
+    parameters = [{"S": position}, {"S": row[PARTITION_KEY]}]
+    parameters.extend(_parameter(row[name]) for name, present in compared if present)
+    return {"Statement": restamp_statement(table, compared), "Parameters": parameters}
+
+
+def _changed_index(write: ConditionalWrite) -> int:
+    """Where the `changed` value sits in the statement's parameters (`write_statement`)."""
+    names = [name for name in write.row if write.expected is None or name != PARTITION_KEY]
+    return names.index(CHANGED)
+
+
 def write_statement(table: str, write: ConditionalWrite) -> dict[str, Any]:
     """The PartiQL statement (with Parameters) of one conditional write."""
     row = write.row
@@ -222,6 +255,35 @@ def write_statement(table: str, write: ConditionalWrite) -> dict[str, Any]:
     }
 
 
+MAX_RESTAMPS = 5
+"""Re-stamps of one row in a row, each answered late, before the writer gives up on proving
+its position (logged: the change may be missing from the feed; raise FEED_SETTLE_MS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """A conditional write ready to send: `stamped(ms)` sets its feed position (when it has
+    one: `stamp_at` is the index of `changed` among the parameters, else -1)."""
+
+    key: str
+    row: dict[str, Any]
+    statement: dict[str, Any]
+    stamp_at: int = -1
+    tail: str = ""
+
+    def stamped(self, sent_ms: int) -> dict[str, Any]:
+        """The statement with its position stamped at `sent_ms` (as it is without one)."""
+        if self.stamp_at < 0:
+            return self.statement
+        parameters = list(self.statement["Parameters"])
+        parameters[self.stamp_at] = {"S": f"{sent_ms:0{MS_DIGITS}d}{self.tail}"}
+        return {"Statement": self.statement["Statement"], "Parameters": parameters}
+
+
+def _key(entry: _Statement) -> str:
+    return entry.key
+
+
 class DynamoFileStore:
     """Reads and writes rows of the files table through an aiobotocore client."""
 
@@ -233,7 +295,11 @@ class DynamoFileStore:
         concurrency: int = 16,
         backoff: Backoff | None = None,
         sleep: Sleep = real_sleep,
+        stamper: Stamper | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._stamper = stamper
+        self._clock = clock
         self._client = client
         self._table = table_name
         self._slots = asyncio.Semaphore(concurrency)
@@ -300,11 +366,14 @@ class DynamoFileStore:
         `ConditionalWrite`); one outcome per key (keys must be unique). Never raises for
         DynamoDB's answers: failures' reasons land in `stats.failures`."""
         outcomes: dict[str, WriteOutcome] = {}
-        statements: list[tuple[str, dict[str, Any]]] = []
+        statements: list[_Statement] = []
         for write in writes:
             key = str(write.row[PARTITION_KEY])
             if key in outcomes:
                 raise ValueError(f"two conditional writes for one key: {key[:100]!r}")
+            if self._stamper is not None:
+                row = self._stamper.stamp(write.row, write.expected, 0)
+                write = ConditionalWrite(row, write.expected, write.ordered)
             problem = check_row(write.row)
             if problem:
                 stats.failures[key] = problem
@@ -312,24 +381,41 @@ class DynamoFileStore:
                 continue
             outcomes[key] = WriteOutcome.FAILED  # until DynamoDB says otherwise
             try:
-                statements.append((key, write_statement(self._table, write)))
+                statement = write_statement(self._table, write)
+                stamp_at = _changed_index(write) if CHANGED in write.row else -1
             except (TypeError, ValueError) as error:  # e.g. a stored value of another type
                 stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
+                continue
+            tail = position_tail(str(write.row[CHANGED])) if stamp_at >= 0 else ""
+            statements.append(_Statement(key, write.row, statement, stamp_at, tail))
+        late: set[str] = set()
+        unanswered: set[str] = set()
 
-        async def call(chunk: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
-            response = await self._client.batch_execute_statement(
-                Statements=[statement for _, statement in chunk]
-            )
+        async def call(chunk: list[_Statement]) -> list[_Statement]:
+            sent_ms = self._stamper.now_ms() if self._stamper is not None else 0
+            try:
+                response = await self._client.batch_execute_statement(
+                    Statements=[entry.stamped(sent_ms) for entry in chunk]
+                )
+            except Exception:  # no answer: the attempt may still land, with its old stamp
+                unanswered.update(entry.key for entry in chunk)
+                raise
             answers = response.get("Responses", [])
             if len(answers) != len(chunk):
                 raise RuntimeError(
                     f"BatchExecuteStatement answered {len(answers)} of {len(chunk)} statements"
                 )
+            overdue = self._stamper is not None and self._stamper.late(sent_ms)
+            landed = self._clock()
             left = []
-            for (key, statement), answer in zip(chunk, answers, strict=True):
+            for entry, answer in zip(chunk, answers, strict=True):
+                key = entry.key
                 error = answer.get("Error")
                 if not error:
                     outcomes[key] = WriteOutcome.WRITTEN
+                    stats.landed_at[key] = landed
+                    if overdue:
+                        late.add(key)
                     continue
                 code = str(error.get("Code", ""))
                 if code in CONFLICT_CODES:
@@ -338,7 +424,7 @@ class DynamoFileStore:
                 elif code in RETRYABLE_STATEMENT_CODES:
                     if code == "InternalServerError":  # it may have been applied
                         stats.uncertain.add(key)
-                    left.append((key, statement))
+                    left.append(entry)
                 else:
                     message = str(error.get("Message", ""))[:200]
                     stats.failures[key] = f"{code}: {message}"
@@ -350,7 +436,7 @@ class DynamoFileStore:
                 self._run(
                     statements[i : i + STATEMENT_CHUNK],
                     call,
-                    lambda entry: entry[0],
+                    lambda entry: entry.key,
                     deadline,
                     stats,
                     unknown=stats.uncertain,
@@ -358,14 +444,95 @@ class DynamoFileStore:
                 for i in range(0, len(statements), STATEMENT_CHUNK)
             )
         )
+        if self._stamper is not None:
+            # Written with an answer too late to prove when it landed; or sent without an
+            # answer and then refused: perhaps by the very row that attempt wrote.
+            suspects = [
+                entry
+                for entry in statements
+                if entry.stamp_at >= 0
+                and (
+                    entry.key in late
+                    or (entry.key in unanswered and outcomes[entry.key] is WriteOutcome.CONFLICT)
+                )
+            ]
+            if suspects:
+                for key in await self._restamp(suspects, deadline, stats):
+                    if outcomes[key] is WriteOutcome.CONFLICT:
+                        stats.conflicts -= 1
+                        stats.landed_at[key] = self._clock()
+                        stats.confirmed_by_restamp.add(key)
+                    outcomes[key] = WriteOutcome.WRITTEN
         return outcomes
+
+    async def _restamp(
+        self, entries: Sequence[_Statement], deadline: Deadline, stats: OpStats
+    ) -> set[str]:
+        """Give `entries`' rows a new position while they hold the version written, until
+        an answer comes within the stamping rule; the keys whose row was stamped again."""
+        assert self._stamper is not None
+        stamper = self._stamper
+        pending = list(entries)
+        restamped: set[str] = set()
+        again: list[_Statement] = []
+        unconfirmed: list[_Statement] = []
+
+        async def call(chunk: list[_Statement]) -> list[_Statement]:
+            sent_ms = stamper.now_ms()
+            response = await self._client.batch_execute_statement(
+                Statements=[
+                    _restamp(self._table, e.row, f"{sent_ms:0{MS_DIGITS}d}{e.tail}") for e in chunk
+                ]
+            )
+            overdue = stamper.late(sent_ms)
+            left = []
+            for entry, answer in zip(chunk, response.get("Responses", []), strict=True):
+                error = answer.get("Error")
+                code = str(error.get("Code", "")) if error else ""
+                if not error:
+                    stats.restamps += 1
+                    restamped.add(entry.key)
+                    if overdue:
+                        again.append(entry)
+                elif code in RETRYABLE_STATEMENT_CODES:
+                    left.append(entry)
+                elif code not in CONFLICT_CODES:  # a conflict: a newer version, stamped anew
+                    stats.failures[entry.key] = f"feed re-stamp failed: {code}"
+            return left
+
+        for _ in range(MAX_RESTAMPS):
+            await asyncio.gather(
+                *(
+                    self._run(pending[i : i + STATEMENT_CHUNK], call, _key, deadline, stats)
+                    for i in range(0, len(pending), STATEMENT_CHUNK)
+                )
+            )
+            if not again:
+                break
+            pending = list(again)
+            again.clear()
+        else:
+            unconfirmed = pending
+        for entry in unconfirmed:
+            logger.warning(
+                "Feed position of a row not confirmed after %d re-stamps answered late: "
+                "the change may be missing from GET /changes (FEED_SETTLE_MS too short?)",
+                MAX_RESTAMPS,
+                extra={"object_key": entry.key[:256]},
+            )
+        return restamped
 
     async def write_rows(
         self, rows: Sequence[dict[str, Any]], deadline: Deadline, stats: OpStats
     ) -> None:
-        """Put every row (unique keys); keys that could not be written land in `stats.failures`."""
+        """Put every row (unique keys); keys that could not be written land in `stats.failures`.
+
+        With a `Stamper`, rows are stamped when each attempt is sent; this opt-in mode knows
+        no stored row, so it calls every live write `created`, and it does not re-stamp."""
         requests: list[dict[str, Any]] = []
         for row in rows:
+            if self._stamper is not None:
+                row = self._stamper.stamp(row, None, 0)
             problem = check_row(row)
             if problem:
                 stats.failures[row[PARTITION_KEY]] = problem
@@ -373,8 +540,22 @@ class DynamoFileStore:
                 requests.append({"PutRequest": {"Item": to_item(row)}})
 
         async def call(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if self._stamper is not None:
+                sent_ms = self._stamper.now_ms()
+                for request in chunk:
+                    item = request["PutRequest"]["Item"]
+                    if CHANGED not in item:  # not a file's row
+                        continue
+                    tail = position_tail(item[CHANGED]["S"])
+                    item[CHANGED] = {"S": f"{sent_ms:0{MS_DIGITS}d}{tail}"}
             response = await self._client.batch_write_item(RequestItems={self._table: chunk})
-            return list(response.get("UnprocessedItems", {}).get(self._table, []))
+            left = list(response.get("UnprocessedItems", {}).get(self._table, []))
+            landed = self._clock()
+            unprocessed = {key_of(request) for request in left}
+            for request in chunk:
+                if (key := key_of(request)) not in unprocessed:
+                    stats.landed_at[key] = landed
+            return left
 
         def key_of(request: dict[str, Any]) -> str:
             return str(request["PutRequest"]["Item"][PARTITION_KEY]["S"])

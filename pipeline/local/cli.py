@@ -1,4 +1,4 @@
-"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table` (or `python -m pipeline ...`).
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table|watch` (or `python -m pipeline ...`).
 
 Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
 docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a command runs, so
@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
-from pipeline.local import reconcile_cli
+from pipeline.local import reconcile_cli, watch_cli
 from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable, require_java
 from pipeline.local.ports import PortInUseError, ensure_free
 
@@ -75,6 +75,7 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
     reconcile_cli.add_parser(commands).set_defaults(run=reconcile_cli.main)
     reconcile_cli.add_adopt_parser(commands).set_defaults(run=reconcile_cli.adopt_main)
+    watch_cli.add_parser(commands).set_defaults(run=watch_cli.main, verbose=False)
     migrate = commands.add_parser(
         "migrate-table",
         help="copy a table keyed by filename into a (bucket, key) table (resumable, idempotent)",

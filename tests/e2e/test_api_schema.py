@@ -34,6 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from pipeline.api import (
     BUCKET_MESSAGE,
+    CURSOR_AND_SINCE_MESSAGE,
+    CURSOR_MESSAGE,
     DELIMITER_MESSAGE,
     DEPTH_MESSAGE,
     FOLDER_MESSAGE,
@@ -45,6 +47,7 @@ from pipeline.api import (
     build_app,
 )
 from pipeline.dynamo.reader import DynamoFileReader
+from pipeline.feed.service import SINCE_MESSAGE, expired_message
 from pipeline.local.api_client import get
 from pipeline.local.stack import Stack
 from pipeline.local.template import OPENAPI_PATH, read_stack_config
@@ -85,10 +88,27 @@ PUBLIC_MESSAGES = frozenset(
         "Missing Authentication Token",
         "Internal server error",
         "Service temporarily unavailable, retry later",
+        # GET /changes
+        CURSOR_MESSAGE,
+        SINCE_MESSAGE,
+        CURSOR_AND_SINCE_MESSAGE,
+        "cursor was issued for a different prefix",
+        "cursor was issued for a different bucket",
+        expired_message("cursor", 7),
+        expired_message("since", 7),
     }
     | {
         REPEATED_MESSAGE.format(name=name, count=count)
-        for name in ("bucket", "limit", "next_token", "prefix", "delimiter", "start_after")
+        for name in (
+            "limit",
+            "next_token",
+            "prefix",
+            "delimiter",
+            "start_after",
+            "bucket",
+            "cursor",
+            "since",
+        )
         for count in range(2, 100)
     }
 )

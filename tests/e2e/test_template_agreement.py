@@ -41,16 +41,23 @@ def test_settings_are_the_template_parameter_defaults() -> None:
     assert set(config.api_routes) == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
+        ("GET", "/changes"),
         ("OPTIONS", "/files"),
         ("OPTIONS", "/files/{filename+}"),
         ("GET", "/summary"),
         ("OPTIONS", "/summary"),
+        ("OPTIONS", "/changes"),
     }
     assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
         ("GET", "/summary"),
+        ("GET", "/changes"),
     }
+    for function in (config.ingest, config.api):  # the feed's settings reach every function
+        assert function.environment["FEED_SETTLE_MS"] == str(
+            raw_parameter(template, "FeedSettleMs")
+        )
     assert set(config.notification_events) == {
         "s3:ObjectCreated:*",
         "s3:ObjectRemoved:*",
@@ -140,11 +147,15 @@ def test_provisioned_resources_agree_with_the_template(
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(
         template_table["AttributeDefinitions"], key=str
     )
-    (index,) = table["GlobalSecondaryIndexes"]
-    (expected,) = template_table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == expected["IndexName"]
-    assert index["KeySchema"] == expected["KeySchema"]
-    assert index["Projection"] == expected["Projection"]
+    indexes = sorted(table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
+    expected_indexes = sorted(
+        template_table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"]
+    )
+    assert len(indexes) == len(expected_indexes)
+    for index, expected in zip(indexes, expected_indexes, strict=True):
+        assert index["IndexName"] == expected["IndexName"]
+        assert index["KeySchema"] == expected["KeySchema"]
+        assert index["Projection"] == expected["Projection"]
     ttl = dynamodb.describe_time_to_live(TableName=config.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
 

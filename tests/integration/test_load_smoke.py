@@ -84,8 +84,12 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
         "--out", str(out),
         "--plot", str(png),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
+    # The only target such a small run judges and misses is the change feed's cost budget on a
+    # churn of overwrites and deletes (docs/performance.md, "Change feed cost"): exit status 1
+    missed = {t["target"] for t in document["targets"] if t.get("met") is False}
+    assert missed == {"change feed: write units added per event, churn (1/3 each)"}
+    assert result.returncode == 1, result.stderr[-3000:]
     variants = {(r["variant"], r["latency_ms"]) for r in document["results"]}
     for variant in (
         "put_item",
@@ -118,7 +122,7 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
     assert 0 < document["rss"]["baseline_mb"] <= document["rss"]["peak_mb"]
     assert {t["target"] for t in document["targets"]} >= {
         "peak RSS of one invocation (MB)",
-        "(d) WRU per record (rows)",
+        "(d) table WRU per record (indexes apart)",
         "(d) RRU per record",
         "totals: counter updates per bulk invocation",
         "totals: counter updates per scattered event",
@@ -132,6 +136,17 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
         totals[("scattered", True)]["usd_per_m_dynamodb"]
         > totals[("bulk", True)]["usd_per_m_dynamodb"]
     )
+    # every design element's write units, by kind of change, with and without the feed
+    feed = document["feed_costs"]
+    with_feed, without = feed["with_feed"], feed["without_feed"]
+    assert with_feed["create"]["units"] == {"table": 1, "by_name": 1, "by_change": 1}
+    for kind in ("overwrite", "delete"):  # a new position moves the entry: delete + put
+        assert with_feed[kind]["units"] == {"table": 1, "by_name": 1, "by_change": 2}
+        assert without[kind]["units"] == {"table": 1, "by_name": 1}
+    assert feed["mixes"]["uploads (creates only)"]["feed_added_wru"] == 1
+    assert all(r["wru_all_per_record"] == 3 for r in ingest)  # table + by_name + by_change
+    no_feed = [r for r in document["results"] if r["variant"] == "ingest_no_feed"]
+    assert no_feed and all(r["units_per_record"] == {"table": 1, "by_name": 1} for r in no_feed)
     assert png.stat().st_size > 1000
 
 

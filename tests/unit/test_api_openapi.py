@@ -45,12 +45,23 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
     assert limit["schema"]["default"] == 100
     summary = document["paths"]["/summary"]["get"]
     assert set(summary["responses"]) == {"200", "400", "404", "500", "503"}
+    changes = document["paths"]["/changes"]["get"]
+    assert set(changes["responses"]) == {"200", "400", "404", "410", "500", "503"}
+    assert {p["name"] for p in changes["parameters"]} == {
+        "limit",
+        "cursor",
+        "since",
+        "prefix",
+        "bucket",
+    }
     assert set(document["components"]["schemas"]) == {
         "CommonPrefix",
         "ErrorMessage",
         "FilePage",
         "FileRecord",
         "FolderSummary",
+        "Change",
+        "ChangePageBody",
     }
     assert "422" not in json.dumps(document["paths"])
 

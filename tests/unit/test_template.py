@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ REGIONS = ["ap-south-1", "us-east-1"]
 
 TABLE_ARN = {"Fn::GetAtt": ["FilesTable", "Arn"]}
 INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
+FEED_INDEX_ARN = {"Fn::Sub": "${FilesTable.Arn}/index/by_change"}
 INDEX_ACTIONS = {"dynamodb:Query"}
 """Actions granted on the listing index (not the table); every other one on the table only."""
 DYNAMODB_ACTIONS = {
@@ -231,13 +233,21 @@ def test_function_may_use_only_its_dynamodb_actions_on_the_table(
     for statement in dynamodb:
         assert statement["Effect"] == "Allow"
         actions = set(_as_list(statement["Action"]))
-        expected = [INDEX_ARN] if actions <= INDEX_ACTIONS else [TABLE_ARN]
-        assert _as_list(statement["Resource"]) == expected, statement
+        expected = [[INDEX_ARN], [FEED_INDEX_ARN]] if actions <= INDEX_ACTIONS else [[TABLE_ARN]]
+        assert _as_list(statement["Resource"]) in expected, statement
         assert not (actions & INDEX_ACTIONS) or actions <= INDEX_ACTIONS, statement
         assert all(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
         assert "Condition" not in statement
         granted |= set(_as_list(statement["Action"]))
     assert granted == DYNAMODB_ACTIONS[function]
+
+
+def test_only_the_api_may_query_the_change_feed_index(transformed: dict[str, Any]) -> None:
+    for function in ("IngestFunction", "ApiFunction", "ReconcileFunction"):
+        resources = [
+            r for s in _role_statements(transformed, function) for r in _as_list(s["Resource"])
+        ]
+        assert (FEED_INDEX_ARN in resources) == (function == "ApiFunction"), function
 
 
 @pytest.mark.parametrize("function", sorted(DYNAMODB_ACTIONS))
@@ -398,6 +408,8 @@ def test_files_table_shape(template: dict[str, Any]) -> None:
         {"AttributeName": "pk", "AttributeType": "S"},
         {"AttributeName": "filename", "AttributeType": "S"},
         {"AttributeName": "name_shard", "AttributeType": "S"},
+        {"AttributeName": "feed_shard", "AttributeType": "S"},
+        {"AttributeName": "changed", "AttributeType": "S"},
     ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["SSESpecification"] == {"SSEEnabled": True}
@@ -440,7 +452,7 @@ def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
 
 def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
     api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
-    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/summary"}
+    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/changes", "/summary"}
     assert all(set(methods) == {"get", "options"} for methods in api["paths"].values())
     stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
     settings = stage["Properties"]["MethodSettings"]
@@ -467,7 +479,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]  # OpenApiVersion 3.0
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
-    for path in ("/files", "/files/{filename+}", "/summary"):
+    for path in ("/files", "/files/{filename+}", "/changes", "/summary"):
         method = body["paths"][path]["get"]
         assert method["security"] == [{"AWS_IAM": []}], path
         # InvokeRole NONE: API Gateway invokes through the function's resource policy, not
@@ -521,6 +533,7 @@ def test_the_caller_policy_grants_invoke_on_the_get_routes_only(
         f"{api_arn}/{stage}/GET/files",
         f"{api_arn}/{stage}/GET/files/*",
         f"{api_arn}/{stage}/GET/summary",
+        f"{api_arn}/{stage}/GET/changes",
     ]
     output = transformed["Outputs"]["ApiInvokePolicyArn"]
     assert output["Value"] == {"Ref": "ApiInvokePolicy"}
@@ -550,10 +563,10 @@ def test_outputs(template: dict[str, Any]) -> None:
 
 
 def test_the_table_has_the_sparse_listing_index(template: dict[str, Any]) -> None:
-    from pipeline.dynamo.schema import index_definition
+    from pipeline.dynamo.schema import feed_index_definition, index_definition
 
     props = template["Resources"]["FilesTable"]["Properties"]
-    assert props["GlobalSecondaryIndexes"] == [index_definition()]
+    assert props["GlobalSecondaryIndexes"] == [index_definition(), feed_index_definition()]
     assert {"AttributeName": "name_shard", "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
@@ -568,6 +581,17 @@ def test_a_new_key_schema_keeps_the_old_table_for_the_migration(template: dict[s
 def test_every_function_knows_the_stacks_own_bucket(template: dict[str, Any]) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["TRACKED_BUCKET"] == RECONCILE_BUCKET
+
+
+def test_the_table_has_the_change_feed_index(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FilesTable"]["Properties"]
+    (feed,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "by_change"]
+    assert feed["KeySchema"] == [
+        {"AttributeName": "feed_shard", "KeyType": "HASH"},
+        {"AttributeName": "changed", "KeyType": "RANGE"},
+    ]
+    for name in ("feed_shard", "changed"):
+        assert {"AttributeName": name, "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
 # ------------------------------------------------------------------------------------ reconcile
@@ -714,3 +738,65 @@ def test_adopting_a_bucket_transforms_and_lints_cleanly(template: dict[str, Any]
         cfn = transform(adopted, {}, _NoManagedPolicies())
     matches = lint(json.dumps(cfn), config=ManualArgs(regions=REGIONS))
     assert [str(m) for m in matches] == []
+
+
+# ------------------------------------------------------------------------- freshness (lag)
+
+
+def test_the_lag_alarm_watches_the_p99_of_ingest_lag(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["IngestLagAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("FileTracker", "IngestLagMs")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "file-tracker-ingest"}]
+    assert alarm["ExtendedStatistic"] == "p99" and "Statistic" not in alarm
+    assert alarm["Threshold"] == {"Ref": "IngestLagAlarmMs"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    parameter = template["Parameters"]["IngestLagAlarmMs"]
+    assert parameter["Type"] == "Number" and parameter["Default"] > 0
+    ingest = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert ingest["POWERTOOLS_SERVICE_NAME"] == "file-tracker-ingest"
+
+
+def _dashboard(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The dashboard body with its ${...} references replaced, and the names referenced."""
+    text = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    references = set(re.findall(r"\$\{([^}]+)\}", text))
+    numeric = {"IngestLagAlarmMs", "OldestMessageAgeAlarmSeconds"}
+    body = re.sub(
+        r"\$\{([^}]+)\}", lambda m: "1" if m.group(1) in numeric else f"<{m.group(1)}>", text
+    )
+    return json.loads(body), references
+
+
+def test_the_dashboard_shows_throughput_lag_failures_retries_drift_and_queue_age(
+    template: dict[str, Any],
+) -> None:
+    body, references = _dashboard(template)
+    widgets = {w["properties"]["title"]: w["properties"] for w in body["widgets"]}
+    titles = " | ".join(widgets).lower()
+    for topic in ("throughput", "lag", "failures", "retries", "drift", "queue age"):
+        assert topic in titles
+    metrics = {(m[0], m[1]) for w in widgets.values() for m in w["metrics"]}
+    assert {
+        ("FileTracker", "RecordsWritten"),
+        ("FileTracker", "IngestLagMs"),
+        ("FileTracker", "RecordsFailed"),
+        ("FileTracker", "Retries"),
+        ("FileTracker", "DriftFound"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+    } <= metrics
+    lag = next(w for t, w in widgets.items() if "lag" in t.lower())
+    assert {m[-1]["stat"] for m in lag["metrics"]} >= {"p99"}
+    # every FileTracker metric on it is one a handler publishes
+    handlers = "".join(p.read_text() for p in (TEMPLATE.parent / "handlers").glob("*.py"))
+    for namespace, name in metrics:
+        if namespace == "FileTracker":
+            assert f'"{name}"' in handlers, name
+    # and everything it references exists in the template
+    for name in references:
+        resource = name.split(".")[0]
+        assert (
+            resource in template["Resources"]
+            or resource in template["Parameters"]
+            or resource.startswith("AWS::")
+        ), name

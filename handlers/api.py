@@ -1,5 +1,5 @@
-"""Read Lambda behind API Gateway (REST, proxy): GET /files, GET /files/{filename+} and
-GET /changes."""
+"""Read Lambda behind API Gateway (REST, proxy): GET /files, GET /files/{filename+},
+GET /changes and GET /summary."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline.api import build_app, feed_for
 from pipeline.dynamo.feed import DynamoChangeIndex
 from pipeline.dynamo.reader import DynamoFileReader, make_client
+from pipeline.dynamo.totals import DynamoTotalsStore
 from pipeline.settings import Settings
 
 # 404s and GET /files/{filename+} add no metric; that is expected, not worth a warning each time
@@ -26,7 +27,13 @@ copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 client = make_client(settings)
 reader = DynamoFileReader(client, settings.table_name)
 feed = feed_for(DynamoChangeIndex(client, settings.table_name), settings)
-app = build_app(reader, settings, metrics=metrics, feed=feed)
+app = build_app(
+    reader,
+    settings,
+    metrics=metrics,
+    feed=feed,
+    totals=DynamoTotalsStore(client, settings.table_name),
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -43,6 +43,9 @@ def _record(invocation: Invocation) -> None:
     metrics.add_metric("Stale", MetricUnit.Count, summary.stale)
     metrics.add_metric("Repaired", MetricUnit.Count, summary.repaired)
     metrics.add_metric("RepairsFailed", MetricUnit.Count, summary.failed)
+    if summary.totals is not None:
+        metrics.add_metric("TotalsDrift", MetricUnit.Count, summary.totals.drift)
+        metrics.add_metric("TotalsRepaired", MetricUnit.Count, summary.totals.repaired)
     metrics.add_metric("RunSeconds", MetricUnit.Seconds, summary.seconds)
 
 
@@ -67,6 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         clients=clients,
         tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
         concurrency=settings.reconcile_concurrency,
+        totals_settle_s=settings.reconcile_totals_settle_s,
         feed_settle_ms=settings.feed_settle_ms,
     )
     _record(invocation)

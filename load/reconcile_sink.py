@@ -140,8 +140,8 @@ class Handler(BaseHTTPRequestHandler):
         elif target.endswith(".BatchGetItem"):
             table = next(iter(request["RequestItems"]))
             self._send(200, json.dumps({"Responses": {table: []}}).encode(), kind)
-        elif target.endswith(".PutItem"):
-            self._send(200, b"{}", kind)
+        elif target.endswith((".PutItem", ".GetItem", ".UpdateItem")):
+            self._send(200, b"{}", kind)  # folder counters: none stored, repairs accepted
         elif target == "AmazonSSM.GetParameter":
             body = {"__type": "ParameterNotFound", "message": "none"}
             self._send(400, json.dumps(body).encode(), "application/x-amz-json-1.1")

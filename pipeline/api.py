@@ -62,6 +62,8 @@ from pipeline.tokens import (
     TokenCodec,
     TokenPrefixMismatchError,
 )
+from pipeline.totals.folders import MAX_DEPTH, SEPARATOR, depth, is_counted, is_folder
+from pipeline.totals.ports import TotalsReader
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ TOKEN_MESSAGE = "next_token is invalid: pass the next_token of the previous page
 PREFIX_MESSAGE = f"prefix must be a string of at most {MAX_PREFIX_CHARS} characters"
 DELIMITER_MESSAGE = f"delimiter must be a string of at most {MAX_PREFIX_CHARS} characters"
 START_AFTER_MESSAGE = f"start_after must be a string of at most {MAX_PREFIX_CHARS} characters"
+FOLDER_MESSAGE = 'prefix must be empty (the whole bucket) or a folder ending in "/"'
+DEPTH_MESSAGE = f"prefix is deeper than {MAX_DEPTH} folders, the deepest that totals are kept for"
 CURSOR_MESSAGE = "cursor is invalid: pass the next_cursor of the previous page unchanged"
 CURSOR_AND_SINCE_MESSAGE = "pass either cursor or since, not both"
 BUCKET_MESSAGE = f"bucket must be an S3 bucket name: {BUCKET_RULE}"
@@ -116,6 +120,15 @@ class FileRecord(TypedDict):
     version_id: NotRequired[str]
 
 
+class CommonPrefix(TypedDict):
+    """A common prefix of a page; with `delimiter=/` (a folder), the files and bytes of
+    everything under it (absent for folders deeper than the totals are kept)."""
+
+    prefix: str
+    files: NotRequired[int]
+    bytes: NotRequired[int]
+
+
 class FilePage(TypedDict):
     """One page of `GET /files`; `next_token` is null exactly on the last page.
 
@@ -124,7 +137,16 @@ class FilePage(TypedDict):
 
     items: list[FileRecord]
     next_token: str | None
-    common_prefixes: NotRequired[list[str]]
+    common_prefixes: NotRequired[list[CommonPrefix]]
+
+
+class FolderSummary(TypedDict):
+    """Live files and their bytes under `prefix` (all of `bucket` when empty)."""
+
+    bucket: str
+    prefix: str
+    files: int
+    bytes: int
 
 
 class Change(TypedDict):
@@ -192,6 +214,18 @@ LIST_RESPONSES: dict[int, OpenAPIResponse] = {
     400: _error_doc(
         "Invalid bucket, limit, prefix, delimiter, start_after or next_token "
         "(or no bucket given while several are tracked)"
+    ),
+    404: _error_doc("The bucket is not tracked"),
+    **_SERVER_ERRORS,
+}
+SUMMARY_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "The folder's totals",
+        "content": {"application/json": {"model": FolderSummary}},
+    },
+    400: _error_doc(
+        "Invalid bucket or prefix (not empty and not ending in /, or too deep), "
+        "or no bucket given while several are tracked"
     ),
     404: _error_doc("The bucket is not tracked"),
     **_SERVER_ERRORS,
@@ -305,6 +339,7 @@ def build_app(
     *,
     metrics: MetricsSink | None = None,
     max_rounds: int = MAX_ROUNDS,
+    totals: TotalsReader | None = None,
     feed: ChangeFeed | None = None,
 ) -> APIGatewayRestResolver:
     """The read API over `index` and the change `feed`, configured by `settings` (token key,
@@ -337,6 +372,22 @@ def build_app(
                 )
             known.add(bucket)  # buckets are never untracked: no need to ask again
         return bucket
+
+    def prefixes_with_totals(
+        bucket: str, prefixes: list[str], delimiter: str | None
+    ) -> list[dict[str, Any]]:
+        """Common prefixes as entries; with "/" each counted folder's totals, read in one
+        consistent BatchGetItem (per 100 folders)."""
+        entries: list[dict[str, Any]] = [{"prefix": prefix} for prefix in prefixes]
+        if totals is None or delimiter != SEPARATOR or not prefixes:
+            return entries
+        counted = [prefix for prefix in prefixes if is_counted(prefix)]
+        stored = totals.get_many(bucket, counted) if counted else {}
+        for entry in entries:
+            found = stored.get(entry["prefix"])
+            if found is not None:
+                entry["files"], entry["bytes"] = found.totals.files, found.totals.bytes
+        return entries
 
     app = FileTrackerResolver(
         enable_validation=True,
@@ -456,7 +507,7 @@ def build_app(
         count("IndexRowsRead", page.stats.rows_read)
         body: dict[str, Any] = {"items": page.items, "next_token": token}
         if delimiter is not None:
-            body["common_prefixes"] = page.common_prefixes
+            body["common_prefixes"] = prefixes_with_totals(chosen, page.common_prefixes, delimiter)
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)  # type: ignore[arg-type]
 
     @app.get(
@@ -557,6 +608,54 @@ def build_app(
         if view is None:
             raise FileNotFound
         body: FileRecord = view  # type: ignore[assignment]
+        return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+
+    @app.get(
+        "/summary",
+        summary="Files and bytes under a folder",
+        description=(
+            "How many live files, and how many bytes, are under `prefix` (the whole bucket "
+            "when empty), in one read of a counter the ingest function keeps. Exact within "
+            "seconds of the last event; see docs/api.md for how counters stay exact and how "
+            "reconcile repairs them. A folder with nothing under it answers 0 and 0."
+        ),
+        operation_id="getSummary",
+        tags=["totals"],
+        responses=SUMMARY_RESPONSES,
+    )
+    def get_summary(
+        prefix: Annotated[
+            str,
+            Query(
+                max_length=MAX_PREFIX_CHARS,
+                description='A folder: empty (the whole bucket) or ending in "/".',
+            ),
+        ] = "",
+        bucket: Annotated[
+            str | None,
+            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
+        ] = None,
+    ) -> Response[FolderSummary]:
+        repeated = _repeated_parameter(app.current_event.multi_value_query_string_parameters)
+        if repeated is not None:
+            raise BadRequest(repeated)
+        if not _is_text(prefix):
+            raise BadRequest(PREFIX_MESSAGE)
+        if not is_folder(prefix):
+            raise BadRequest(FOLDER_MESSAGE)
+        if depth(prefix) > MAX_DEPTH:
+            raise BadRequest(DEPTH_MESSAGE)
+        if totals is None:
+            raise NotFoundError
+        chosen = choose_bucket(bucket)
+        stored = totals.get(chosen, prefix)
+        count("SummariesServed")
+        body: FolderSummary = {
+            "bucket": chosen,
+            "prefix": prefix,
+            "files": stored.totals.files,
+            "bytes": stored.totals.bytes,
+        }
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
 
     @app.exception_handler(RequestValidationError)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -108,6 +109,7 @@ class BucketObjects:
             params["StartAfter"] = start_after
         while True:
             self.list_calls += 1
+            listed_at = time.time()
             response = self._client.list_objects_v2(**params)
             yield [
                 S3Object(
@@ -115,6 +117,7 @@ class BucketObjects:
                     size=int(item.get("Size", 0)),
                     etag=normalize_etag(item.get("ETag")),
                     last_modified=iso(item.get("LastModified")),
+                    listed_at=listed_at,
                 )
                 for item in response.get("Contents", [])
             ]

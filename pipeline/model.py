@@ -94,7 +94,12 @@ real event with a sequencer replaces them."""
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 VERSION_ATTRIBUTES = (PARTITION_KEY, SEQ, "sequencer", "event_time", DELETED)
-"""What a conditional write compares (compare-and-swap) and what ingest reads to decide."""
+"""The version of a row: what orders it against events (reconcile's repairs keep it)."""
+STATE_ATTRIBUTES = (*VERSION_ATTRIBUTES, "size")
+"""What ingest reads to decide and what its conditional write compares (compare-and-swap):
+the version and the size, so that a write applies exactly the transition from the row read
+(the folder totals add its size difference; a repair that changed only the size, keeping
+the version, makes the write conflict instead of being counted from the wrong size)."""
 ROW_ATTRIBUTES = (
     PARTITION_KEY,
     FILENAME,
@@ -220,8 +225,8 @@ class WriteOutcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ConditionalWrite:
     """Write `row` (the whole row: model attributes it lacks are removed) only if the stored
-    item still has exactly the version attributes of `expected` (`seq`, `sequencer`,
-    `event_time`, `deleted`: compare-and-swap), or, with `expected=None`, only if no item
+    item still has exactly the state attributes of `expected` (`seq`, `sequencer`,
+    `event_time`, `deleted`, `size`: compare-and-swap), or, with `expected=None`, only if no item
     exists. `ordered`: also write while the stored `seq` is lower than the row's `seq`
     (both sequencer-ordered: the row's event is newer whatever was written in between)."""
 

@@ -59,6 +59,9 @@ from pipeline.model import (
     item_key,
     name_shard_of,
 )
+from pipeline.totals.audit import TotalsAudit, TotalsReport
+from pipeline.totals.deltas import ZERO, Totals, counted
+from pipeline.totals.walk import FolderWalk
 
 BACKFILL_EVENT = "Reconcile:Backfill"
 """`event_name` of a row reconcile created for an object no event had reported."""
@@ -96,6 +99,9 @@ class S3Object:
     """ISO 8601, UTC."""
     version_id: str | None = None
     """Only when the source knows it (HeadObject, an inventory with versions); LIST does not."""
+    listed_at: float | None = field(default=None, compare=False)
+    """Epoch seconds just before the LIST request that returned it (folder totals use it to
+    tell whether a counter changed after the listing began); None for other sources."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,8 @@ class Summary:
     last_key: str | None = None
     failures: dict[str, str] = field(default_factory=dict)
     """Up to `MAX_FAILURES_KEPT` keys that could not be repaired, with the reason."""
+    totals: TotalsReport | None = None
+    """The folder totals audit of this invocation (None when totals are not audited)."""
     drifted: dict[str, list[str]] = field(default_factory=dict)
     """Kind -> the first `MAX_DRIFTED_KEPT` drifted keys of this invocation, in key order."""
 
@@ -217,6 +225,7 @@ class Summary:
             "dry_run": self.dry_run,
             "resumed_after": self.resumed_after,
             "failures": dict(self.failures),
+            **({"totals": self.totals.report()} if self.totals is not None else {}),
             "drifted_keys": self.drifted_keys(),
         }
 
@@ -392,10 +401,19 @@ class Repairer:
     clock: Callable[[], float] = time.time
     before_write: Callable[[Sequence[ConditionalWrite]], None] | None = None
 
-    def repair(self, batch: Sequence[Drift], summary: Summary) -> None:
-        """Repair `batch` (unique keys), counting repaired, skipped and failed in `summary`."""
+    def repair(
+        self,
+        batch: Sequence[Drift],
+        summary: Summary,
+        settled: dict[str, Totals | None] | None = None,
+    ) -> None:
+        """Repair `batch` (unique keys), counting repaired, skipped and failed in `summary`.
+
+        `settled` receives, per key, what the table holds for it now as the folder totals
+        count it (None: unknown, because the repair failed or an event won the race)."""
         if not batch:
             return
+        settled = settled if settled is not None else {}
         current = self.store.read_rows([drift.key for drift in batch])
         need_head: list[Drift] = []
         writes: list[ConditionalWrite] = []
@@ -408,20 +426,25 @@ class Repairer:
             elif row is None or row.get(DELETED) is True:
                 if drift.listed is None:  # extra, and already hidden or gone: nothing to do
                     summary.skipped += 1
+                    settled[drift.key] = ZERO
                 else:  # listed, but a tombstone (or no row and we must confirm): ask S3
                     need_head.append(drift)
             elif drift.listed is not None and matches(drift.listed, row):
                 summary.skipped += 1  # an event fixed it since the join read the index
+                settled[drift.key] = counted(row)
             else:
                 need_head.append(drift)
         heads = self.heads.head_many([drift.key for drift in need_head]) if need_head else {}
         for drift in need_head:
             if drift.key not in heads:  # S3 did not answer: never guess "gone" from an error
                 _fail(summary, drift.key, "HeadObject failed")
+                settled[drift.key] = None
                 continue
-            write = self._decide(drift, current.get(drift.key), heads[drift.key])
+            row = current.get(drift.key)
+            write = self._decide(drift, row, heads[drift.key])
             if write is None:
                 summary.skipped += 1
+                settled[drift.key] = counted(row)
             else:
                 writes.append(write)
         if not writes:
@@ -432,6 +455,8 @@ class Repairer:
         for write in writes:
             key = write.row[FILENAME]
             outcome = outcomes.get(key, WriteOutcome.FAILED)
+            written = outcome == WriteOutcome.WRITTEN
+            settled[write.row["filename"]] = counted(write.row) if written else None
             if outcome == WriteOutcome.WRITTEN:
                 summary.repaired += 1
             elif outcome == WriteOutcome.CONFLICT:
@@ -462,6 +487,20 @@ class Repairer:
         return ConditionalWrite(live_row(head, self.bucket, version, REPAIR_EVENT), row)
 
 
+def _listed(obj: S3Object | None) -> Totals:
+    """What a listed object counts for in the folder totals (one file of its size)."""
+    return Totals(1, obj.size) if obj is not None else ZERO
+
+
+def _no_time(walk: FolderWalk, key: str) -> float | None:
+    """A folder entered at a row the bucket did not list: when the listing began is that of
+    the enclosing open folder (the listing had reached past it), if known."""
+    for entry in reversed(walk.open):
+        if entry.listed_at is not None and key.startswith(entry.folder):
+            return entry.listed_at
+    return None
+
+
 def _fail(summary: Summary, key: str, why: str) -> None:
     summary.failed += 1
     if len(summary.failures) < MAX_FAILURES_KEPT:
@@ -489,6 +528,7 @@ def reconcile(
     batch_size: int = DEFAULT_BATCH,
     checkpoint_every: int = CHECKPOINT_EVERY,
     progress_every: int = 1_000,
+    totals: TotalsAudit | None = None,
 ) -> Summary:
     """Compare the bucket with the table under `prefix`; repair unless `repairer` is None.
 
@@ -497,6 +537,10 @@ def reconcile(
     even a checkpoint). Otherwise the run resumes from the checkpoint of `prefix` (unless
     `restart`), saves one every `checkpoint_every` keys and when `should_stop()` turns true,
     and clears it when the whole prefix was compared.
+
+    With `totals`, the folder totals are recounted as the walk goes and compared with the
+    counters (`pipeline.totals.audit`): drift of a folder's keys is repaired before the walk
+    leaves the folder, so that each key counts for what the table holds after its repair.
     """
     started = time.monotonic()
     dry_run = repairer is None
@@ -518,11 +562,43 @@ def reconcile(
     pending: list[Drift] = []
     since_checkpoint = 0
     last_key: str | None = start_after
+    walk = FolderWalk() if totals is not None else None
+    if totals is not None:
+        totals.start(start_after)
+        summary.totals = totals.report
 
     def flush() -> None:
-        if pending and repairer is not None:
-            repairer.repair(pending, summary)
+        if not pending:
+            return
+        if walk is None:
+            if repairer is not None:
+                repairer.repair(pending, summary)
+        elif repairer is None:  # dry run: count what the bucket listed
+            for drift in pending:
+                walk.count(drift.key, _listed(drift.listed))
+        else:
+            settled: dict[str, Totals | None] = {}
+            repairer.repair(pending, summary, settled)
+            for drift in pending:
+                value = settled.get(drift.key)
+                if value is None:
+                    walk.doubt(drift.key, "a repair under it failed or lost a race")
+                else:
+                    walk.count(drift.key, value)
         pending.clear()
+
+    def enter(key: str, obj: S3Object | None) -> None:
+        """Move the folder walk to `key`, closing (after their drift is repaired) the
+        folders it leaves and opening those it enters."""
+        assert walk is not None and totals is not None
+        if walk.closes_before(key):
+            flush()
+        closed, opened = walk.advance(key)
+        for entry in closed:
+            totals.closed(entry)
+        for entry in opened:
+            totals.opened(entry, obj.listed_at if obj is not None else _no_time(walk, key))
+        totals.repair_due()
 
     def save() -> None:
         summary.seconds = time.monotonic() - started
@@ -535,12 +611,17 @@ def reconcile(
     joined = merge_join(objects.iter_objects(prefix, start_after), live)
     stopped = False
     for compared, (key, obj, row) in enumerate(joined, start=1):
+        if walk is not None:
+            enter(key, obj)
         if obj is not None:
             summary.listed += 1
         if row is not None:
             summary.rows += 1
         kind = classify(obj, row)
-        if kind is not None:
+        if kind is None:
+            if walk is not None:
+                walk.count(key, _listed(obj))
+        else:
             setattr(summary, kind.value, getattr(summary, kind.value) + 1)
             summary.name_drift(kind.value, key)
             pending.append(Drift(kind, key, obj, row))
@@ -560,6 +641,11 @@ def reconcile(
             stopped = True
             break
     flush()
+    if walk is not None and totals is not None:
+        if not stopped:  # folders still open when a run stops were not walked whole
+            for entry in walk.finish():
+                totals.closed(entry)
+        totals.finish(should_stop)
     summary.last_key = last_key
     summary.seconds = time.monotonic() - started
     if stopped:

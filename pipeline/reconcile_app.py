@@ -23,12 +23,18 @@ from pipeline.dynamo import reconcile_store
 from pipeline.dynamo.reader import DynamoFileReader
 from pipeline.dynamo.reconcile_store import DynamoRowStore
 from pipeline.dynamo.registry import register_bucket
+from pipeline.dynamo.totals import DynamoTotalsStore
 from pipeline.feed.positions import Stamper
 from pipeline.inventory import InventoryObjects
 from pipeline.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
+from pipeline.totals.audit import TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
+DEFAULT_TOTALS_SETTLE_S = 60
+"""The ingest function's timeout (the template's default): a counter repair waits that long
+(plus `pipeline.totals.audit.SETTLE_MARGIN_S`) after its folder's walk
+(`RECONCILE_TOTALS_SETTLE_S`)."""
 DEFAULT_FEED_SETTLE_MS = 5_000
 """The change feed's settle window (`FEED_SETTLE_MS`): repairs follow the writer's rule."""
 
@@ -104,9 +110,12 @@ def run(
     progress: Callable[[Summary], None] | None = None,
     before_write: Callable[[Sequence[ConditionalWrite]], None] | None = None,
     clients: Clients | None = None,
+    totals: bool = True,
+    totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
     feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Summary:
-    """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`)."""
+    """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`); with `totals`,
+    the folder counters too (`pipeline.totals.audit`)."""
     clients = clients or make_clients(target, concurrency)
     bucket = s3_adapter.BucketObjects(clients.s3, target.bucket, concurrency=concurrency)
     source: ObjectSource = bucket
@@ -131,6 +140,15 @@ def run(
             before_write=before_write,
         )
     checkpoints = SsmCheckpoints(clients.ssm, target.bucket, path=target.checkpoint_path)
+    audit = None
+    if totals:
+        audit = TotalsAudit(
+            DynamoTotalsStore(clients.dynamodb, target.table),
+            target.bucket,
+            prefix=prefix,
+            dry_run=dry_run,
+            settle_s=totals_settle_s,
+        )
     return reconcile(
         source,
         rows,
@@ -141,6 +159,7 @@ def run(
         restart=restart,
         should_stop=should_stop,
         progress=progress,
+        totals=audit,
     )
 
 
@@ -167,6 +186,7 @@ def lambda_run(
     margin_ms: int = 30_000,
     tombstone_ttl_s: int = DEFAULT_TOMBSTONE_TTL_S,
     concurrency: int = 16,
+    totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
     feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Invocation:
     """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
@@ -189,6 +209,7 @@ def lambda_run(
         tombstone_ttl_s=tombstone_ttl_s,
         should_stop=lambda: remaining_ms() < margin_ms,
         clients=clients,
+        totals_settle_s=totals_settle_s,
         feed_settle_ms=feed_settle_ms,
     )
     continued = False

@@ -26,6 +26,12 @@ class Deadline:
         """Seconds left (negative once passed)."""
         return self._at - self._clock()
 
+    def shortened(self, seconds: float) -> Deadline:
+        """A deadline `seconds` earlier than this one (on the same clock)."""
+        earlier = Deadline(0, self._clock)
+        earlier._at = self._at - seconds
+        return earlier
+
 
 async def real_sleep(seconds: float) -> None:
     """The production `Sleep`."""
@@ -55,6 +61,12 @@ class OpStats:
     """Conditional writes refused because the stored version changed since it was read."""
     failures: dict[str, str] = field(default_factory=dict)
     """Failed partition key -> short reason."""
+    uncertain: set[str] = field(default_factory=set)
+    """Keys whose conditional write was sent again after an attempt of unknown outcome (a
+    timeout, a 5xx): that attempt may have applied, and the retry then conflicts with it."""
+    confirmed_by_restamp: set[str] = field(default_factory=set)
+    """Keys refused after an unanswered attempt and then found holding the version written
+    (the feed's re-stamp): written, but perhaps by another invocation of the same event."""
     restamps: int = 0
     """Rows stamped again for the change feed (an answer came later than the stamping rule
     allows, or not at all: `pipeline.feed.positions`)."""

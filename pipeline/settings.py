@@ -60,6 +60,17 @@ def _bucket(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 def _checkpoint_path(env: Mapping[str, str]) -> str:
     path = _optional(env, "RECONCILE_CHECKPOINT_PATH") or "/file-tracker/reconcile/"
     if not path.startswith("/") or len(path) > 900:
@@ -100,6 +111,9 @@ class Settings:
     """`conditional` (race-free, default) or `batch` (unconditional BatchWriteItem)."""
     tombstone_ttl_days: int = 15
     """How long a delete marker is kept to reject late, older creates (> SQS's 14-day retention)."""
+    folder_totals: bool = True
+    """Keep per-folder counters of files and bytes (`FOLDER_TOTALS`, on/off): one UpdateItem
+    per changed folder per invocation (`pipeline.totals`)."""
     # Change feed (pipeline/feed/)
     feed_settle_ms: int = 5_000
     """The settle window W: pages return positions older than W; writers re-stamp a row
@@ -118,6 +132,10 @@ class Settings:
     """SSM Parameter Store path of reconcile's checkpoints (`RECONCILE_CHECKPOINT_PATH`)."""
     reconcile_concurrency: int = 16
     """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
+    reconcile_totals_settle_s: int = 60
+    """The ingest function's timeout (`RECONCILE_TOTALS_SETTLE_S`): a folder counter's repair
+    waits that long (plus a margin) after its walk, so that no ingest invocation still holds
+    a delta for a row written before the walk ended (docs/reconcile.md)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""
@@ -150,6 +168,7 @@ class Settings:
             safety_margin_ms=_int(env, "INGEST_SAFETY_MARGIN_MS", 2_000, 0, 60_000),
             write_mode=_write_mode(env),
             tombstone_ttl_days=tombstone_ttl_days,
+            folder_totals=_switch(env, "FOLDER_TOTALS", True),
             feed_settle_ms=_int(env, "FEED_SETTLE_MS", 5_000, 10, 600_000),
             feed_retention_days=_int(env, "FEED_RETENTION_DAYS", 7, 1, tombstone_ttl_days),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),
@@ -157,5 +176,6 @@ class Settings:
             reconcile_bucket=_bucket(env, "RECONCILE_BUCKET") or tracked_bucket,
             reconcile_checkpoint_path=_checkpoint_path(env),
             reconcile_concurrency=_int(env, "RECONCILE_CONCURRENCY", 16, 1, 128),
+            reconcile_totals_settle_s=_int(env, "RECONCILE_TOTALS_SETTLE_S", 60, 0, 900),
             metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",
         )

@@ -4,7 +4,9 @@
 - `write_conditional`: PartiQL BatchExecuteStatement (25 statements a call). A row is
   `INSERT`ed where the caller saw no item (DynamoDB refuses it with `DuplicateItem` if one
   appeared since) and `UPDATE`d where it saw one, with a WHERE condition that holds only
-  while the stored version attributes are still those the caller saw (compare-and-swap),
+  while the stored version attributes and size are still those the caller saw
+  (compare-and-swap: exactly one transition from the row read, whose delta the folder
+  totals add),
   or, for an `ordered` write, while the stored `seq` is still lower than the row's. So a
   write can never replace a newer row, whatever other invocations do in between: a
   refused write comes back as a `conflict` for the caller to re-read and decide again.
@@ -40,7 +42,7 @@ import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from pipeline.dynamo.errors import error_code, is_transient
+from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
 from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
     CHANGED,
@@ -49,7 +51,7 @@ from pipeline.model import (
     PARTITION_KEY,
     ROW_ATTRIBUTES,
     SEQ,
-    VERSION_ATTRIBUTES,
+    STATE_ATTRIBUTES,
     ConditionalWrite,
     WriteOutcome,
 )
@@ -76,7 +78,7 @@ RETRYABLE_STATEMENT_CODES = frozenset(
     }
 )
 """Per-statement errors meaning "not now": the statement is sent again after a backoff."""
-COMPARED_ATTRIBUTES = tuple(name for name in VERSION_ATTRIBUTES if name != PARTITION_KEY)
+COMPARED_ATTRIBUTES = tuple(name for name in STATE_ATTRIBUTES if name != PARTITION_KEY)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -304,12 +306,17 @@ class DynamoFileStore:
         self._backoff = backoff or Backoff()
         self._sleep = sleep
 
+    @property
+    def client(self) -> Any:
+        """The aiobotocore client (shared with the folder counters' writer)."""
+        return self._client
+
     async def read_versions(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats
     ) -> dict[str, dict[str, Any]]:
-        """Stored version attributes (`VERSION_ATTRIBUTES`) of each key that has a row,
+        """Stored version and size (`STATE_ATTRIBUTES`) of each key that has a row,
         read consistently; keys that could not be read land in `stats.failures`."""
-        return await self._batch_get(keys, VERSION_ATTRIBUTES, deadline, stats)
+        return await self._batch_get(keys, STATE_ATTRIBUTES, deadline, stats)
 
     async def read_rows(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats
@@ -415,6 +422,8 @@ class DynamoFileStore:
                     stats.conflicts += 1
                     outcomes[key] = WriteOutcome.CONFLICT
                 elif code in RETRYABLE_STATEMENT_CODES:
+                    if code == "InternalServerError":  # it may have been applied
+                        stats.uncertain.add(key)
                     left.append(entry)
                 else:
                     message = str(error.get("Message", ""))[:200]
@@ -430,6 +439,7 @@ class DynamoFileStore:
                     lambda entry: entry.key,
                     deadline,
                     stats,
+                    unknown=stats.uncertain,
                 )
                 for i in range(0, len(statements), STATEMENT_CHUNK)
             )
@@ -451,6 +461,7 @@ class DynamoFileStore:
                     if outcomes[key] is WriteOutcome.CONFLICT:
                         stats.conflicts -= 1
                         stats.landed_at[key] = self._clock()
+                        stats.confirmed_by_restamp.add(key)
                     outcomes[key] = WriteOutcome.WRITTEN
         return outcomes
 
@@ -563,8 +574,12 @@ class DynamoFileStore:
         key_of: Callable[[T], str],
         deadline: Deadline,
         stats: OpStats,
+        unknown: set[str] | None = None,
     ) -> None:
-        """Call until nothing is pending, retrying and isolating failures; never raises."""
+        """Call until nothing is pending, retrying and isolating failures; never raises.
+
+        `unknown` collects the keys of a call retried after an error that does not say
+        whether DynamoDB applied it (writes only: a retried write may conflict with itself)."""
         attempt = 0
         while pending:
             if deadline.remaining() <= 0:
@@ -578,14 +593,16 @@ class DynamoFileStore:
                 if is_retryable(error):
                     left = pending
                     reason = _describe(error)
+                    if unknown is not None and not surely_not_applied(error):
+                        unknown.update(key_of(entry) for entry in pending)
                 elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
                     if len(pending) == 1:
                         self._fail(pending, key_of, stats, _describe(error))
                         return
                     middle = len(pending) // 2
                     await asyncio.gather(
-                        self._run(pending[:middle], call, key_of, deadline, stats),
-                        self._run(pending[middle:], call, key_of, deadline, stats),
+                        self._run(pending[:middle], call, key_of, deadline, stats, unknown),
+                        self._run(pending[middle:], call, key_of, deadline, stats, unknown),
                     )
                     return
                 else:

@@ -39,7 +39,7 @@ from pipeline.listing import StoreError
 from pipeline.local.provision import ResourceError
 from pipeline.local.state import LocalStack, read_local_stack
 from pipeline.reconcile import Summary
-from pipeline.reconcile_app import Target, run
+from pipeline.reconcile_app import DEFAULT_TOTALS_SETTLE_S, Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
@@ -80,6 +80,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--concurrency", type=int, default=16, help="HeadObject/PutItem calls in flight (16)"
     )
+    sub.add_argument(
+        "--totals-settle",
+        type=float,
+        default=DEFAULT_TOTALS_SETTLE_S,
+        metavar="SECONDS",
+        help="the ingest function's timeout: a folder counter's repair waits that long "
+        f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+    )
+    sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
     target = sub.add_argument_group("target")
     target.add_argument("--stack-name", help="a deployed stack (bucket and table from outputs)")
     target.add_argument("--bucket", help="the bucket (with --table)")
@@ -315,6 +324,18 @@ def _human(summary: Summary, target: Target, prefix: str, *, listed: bool = Fals
         f"  {verb} {summary.drift if summary.dry_run else summary.repaired:,}, "
         f"skipped {summary.skipped:,}, failed {summary.failed:,}  in {summary.seconds:.1f} s",
     ]
+    if summary.totals is not None:
+        t = summary.totals
+        lines.append(
+            f"  folder totals: {t.folders:,} folders compared, drift {t.drift:,}, "
+            f"{verb} {t.drift if summary.dry_run else t.repaired:,}, skipped {t.skipped:,}"
+        )
+        for folder, values in t.drifted.items():
+            lines.append(
+                f"  totals drift: {folder[:120]!r}: counter {values['counter_files']:,} files "
+                f"{values['counter_bytes']:,} B, counted {values['files']:,} files "
+                f"{values['bytes']:,} B"
+            )
     for key, why in summary.failures.items():
         lines.append(f"  failed: {key[:120]!r}: {why}")
     if listed:
@@ -349,6 +370,8 @@ def main(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 should_stop=stop.event.is_set,
                 progress=progress,
+                totals=not args.no_totals,
+                totals_settle_s=max(0.0, args.totals_settle),
             )
     except (CheckpointError, InventoryError, StoreError, ValueError) as error:
         progress.close()
@@ -375,7 +398,8 @@ def _status(summary: Summary) -> int:
         return EXIT_STOPPED
     if summary.failed:
         return EXIT_FAILED
-    return EXIT_DRIFT if summary.dry_run and summary.drift else EXIT_OK
+    totals_drift = summary.totals.drift if summary.totals is not None else 0
+    return EXIT_DRIFT if summary.dry_run and (summary.drift or totals_drift) else EXIT_OK
 
 
 # --------------------------------------------------------------------------------- adopt
@@ -413,6 +437,14 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     )
     sub.add_argument("--queue-name", help="emulators: the ingest queue (default: template's)")
     sub.add_argument("--no-reconcile", action="store_true", help="skip step 3 (the backfill)")
+    sub.add_argument(
+        "--totals-settle",
+        type=float,
+        default=DEFAULT_TOTALS_SETTLE_S,
+        metavar="SECONDS",
+        help="step 3: the ingest function's timeout: a folder counter's repair waits that "
+        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+    )
     sub.add_argument(
         "--dry-run",
         action="store_true",
@@ -555,6 +587,7 @@ def adopt_main(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             should_stop=stop.event.is_set,
             progress=progress,
+            totals_settle_s=max(0.0, args.totals_settle),
         )
     progress.close()
     print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     config = (
-        read_stack_config().with_suffix(uuid.uuid4().hex[:8]).with_overrides(batching_window_s=0)
+        read_stack_config()
+        .with_suffix(uuid.uuid4().hex[:8])
+        .with_overrides(batching_window_s=0, function_timeout_s=5)
     )
     with Stack(config, pollers=1) as running:
         running.wait_until_idle(30)
@@ -56,6 +58,7 @@ def test_adopt_keeps_other_notifications_backfills_and_then_follows_events(stack
                 *("--endpoint-url", str(stack.endpoint_url), "--region", stack.region),
                 *("--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)),
                 *("--queue-name", stack.queue_url.rsplit("/", 1)[-1]),
+                *("--totals-settle", "5"),  # counter repairs wait the ingest timeout (5 s)
             ]
         )
     report = json.loads(out.getvalue())

@@ -30,6 +30,8 @@ from tests.support import moto_state
 pytestmark = pytest.mark.e2e
 
 OBJECTS = 5_000
+SETTLE_S = 20
+"""Folder counter repairs wait the ingest function's timeout (20 s here) after a folder."""
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,7 @@ def reconcile_cli(stack: Stack, *flags: str) -> tuple[int, dict[str, Any]]:
     args += ["--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)]
     args += ["--bucket", stack.bucket, "--table", stack.table_name, "--region", stack.region]
     args += ["--checkpoint-path", f"/file-tracker/{stack.table_name}/reconcile/", *flags]
+    args += ["--totals-settle", str(SETTLE_S)]
     out = io.StringIO()
     with redirect_stdout(out):
         status = cli(args)
@@ -195,7 +198,7 @@ def test_repairs_while_uploads_overwrites_and_deletes_continue(stack: Stack) -> 
         worker.start()
     try:
         # When reconcile runs while it flows
-        summary = run(target(stack), concurrency=4)
+        summary = run(target(stack), concurrency=4, totals_settle_s=SETTLE_S)
         assert summary.complete and summary.failed == 0
         assert summary.repaired > 0
     finally:
@@ -216,7 +219,7 @@ def test_a_run_stopped_midway_resumes_and_ends_with_the_same_result(stack: Stack
         state["asked"] += 1
         return state["asked"] >= len(keys) // 2
 
-    first = run(target(stack), should_stop=stop_at_half, concurrency=4)
+    first = run(target(stack), should_stop=stop_at_half, concurrency=4, totals_settle_s=SETTLE_S)
     assert not first.complete and 0 < first.repaired < 200
     status, report = reconcile_cli(stack)  # the CLI resumes the same checkpoint
     assert status == 0 and report["resumed_after"] == first.last_key

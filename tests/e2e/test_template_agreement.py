@@ -44,11 +44,14 @@ def test_settings_are_the_template_parameter_defaults() -> None:
         ("GET", "/changes"),
         ("OPTIONS", "/files"),
         ("OPTIONS", "/files/{filename+}"),
+        ("GET", "/summary"),
+        ("OPTIONS", "/summary"),
         ("OPTIONS", "/changes"),
     }
     assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
+        ("GET", "/summary"),
         ("GET", "/changes"),
     }
     for function in (config.ingest, config.api):  # the feed's settings reach every function

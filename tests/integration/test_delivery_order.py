@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.dynamo.totals import DynamoTotalsStore
+from pipeline.totals.deltas import Totals
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.s3events import notification, s3_record, sqs_record
 
@@ -84,7 +86,8 @@ def test_duplicated_shuffled_deliveries_converge_to_the_bucket(
     rows = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table_name):
         for item in page["Items"]:
-            rows[item["filename"]["S"]] = item
+            if not item["pk"]["S"].startswith("#"):  # system items: folder counters
+                rows[item["filename"]["S"]] = item
     live = {k: v for k, v in rows.items() if "deleted" not in v}
     assert set(live) == set(bucket)
     for key, (size, sequencer) in bucket.items():
@@ -92,3 +95,9 @@ def test_duplicated_shuffled_deliveries_converge_to_the_bucket(
         assert live[key]["size"]["N"] == str(size)
     # and every key that is gone is a tombstone, not a resurrected row
     assert all(rows[k]["deleted"]["BOOL"] for k in set(rows) - set(bucket))
+    # and the folder counters hold exactly the bucket's files and bytes: every delivery
+    # twice, in any order, each transition counted once
+    expected = Totals(len(bucket), sum(size for size, _ in bucket.values()))
+    counters = DynamoTotalsStore(dynamodb, table_name)
+    assert counters.get("serverless-event4", "").totals == expected
+    assert counters.get("serverless-event4", "k/").totals == expected

@@ -300,6 +300,8 @@ def scan_prefix(dynamodb: Any, table: str, prefix: str) -> dict[str, dict[str, A
     rows: dict[str, dict[str, Any]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
+            if "filename" not in item:  # a system item (a folder counter): not a file
+                continue
             if item["filename"]["S"].startswith(prefix):
                 rows[item["filename"]["S"]] = item
     return rows

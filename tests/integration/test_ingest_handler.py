@@ -31,10 +31,13 @@ def handler(table_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Module
 
 
 def scan(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
+    """Every row of the table; system items (keys starting with "#": the folder counters)
+    left out."""
     rows: dict[str, dict[str, Any]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
-            rows[item["filename"]["S"]] = item
+            if not item["pk"]["S"].startswith("#"):
+                rows[item["filename"]["S"]] = item
     return rows
 
 

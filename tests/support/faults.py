@@ -17,6 +17,7 @@ BatchWriteItem does (ValidationException), so code that relies on either answer 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,29 @@ class InMemoryDynamo:
                 rows[_write_key(request)] = request["PutRequest"]["Item"]
         return {"UnprocessedItems": {}}
 
+    async def update_item(
+        self,
+        TableName: str,
+        Key: dict[str, Any],
+        UpdateExpression: str,
+        ExpressionAttributeNames: dict[str, str] | None = None,
+        ExpressionAttributeValues: dict[str, Any] | None = None,
+        ConditionExpression: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        """The UpdateItem forms the folder counters use: `SET #a = :v` and `ADD #a :v`
+        clauses (ADD of a number to a missing attribute starts from 0), and the conditions
+        `attribute_not_exists(#a)` and `#a = :v`."""
+        return update_item(
+            self.tables.setdefault(TableName, {}),
+            Key[self.key]["S"],
+            UpdateExpression,
+            ExpressionAttributeNames or {},
+            ExpressionAttributeValues or {},
+            ConditionExpression,
+            self.key,
+        )
+
     async def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         responses: dict[str, list[dict[str, Any]]] = {}
         for table, spec in RequestItems.items():
@@ -282,3 +306,45 @@ class StrictFaultyClient:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+_CLAUSE = re.compile(r"\b(SET|ADD)\b")
+
+
+def update_item(
+    rows: dict[str, dict[str, Any]],
+    key: str,
+    expression: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+    condition: str | None,
+    key_name: str = "filename",
+) -> dict[str, Any]:
+    """Apply an UpdateItem of the counters' forms to `rows` (see `InMemoryDynamo.update_item`)."""
+    current = rows.get(key)
+    if condition is not None:
+        match = re.fullmatch(r"attribute_not_exists\((#\w+)\)|(#\w+) = (:\w+)", condition.strip())
+        if match is None:
+            raise client_error("ValidationException", f"unsupported condition {condition!r}")
+        if match.group(1):
+            holds = current is None or names[match.group(1)] not in current
+        else:
+            stored = (current or {}).get(names[match.group(2)])
+            holds = stored is not None and stored == values[match.group(3)]
+        if not holds:
+            message = "The conditional request failed"
+            raise client_error("ConditionalCheckFailedException", message, 400, "UpdateItem")
+    new = dict(current or {key_name: {"S": key}})
+    parts = _CLAUSE.split(expression)
+    for verb, body in zip(parts[1::2], parts[2::2], strict=True):
+        for action in (part.strip() for part in body.split(",") if part.strip()):
+            if verb == "SET":
+                name, value = (side.strip() for side in action.split("="))
+                new[names[name]] = values[value]
+            else:
+                name, value = action.split()
+                before = new.get(names[name], {"N": "0"})
+                total = int(before["N"]) + int(values[value]["N"])
+                new[names[name]] = {"N": str(total)}
+    rows[key] = new
+    return {}

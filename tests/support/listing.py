@@ -68,5 +68,5 @@ def s3_walk(
 def api_entries(page: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """A `GET /files` page as ('key' | 'prefix', name) in name order."""
     batch = [("key", item["filename"]) for item in page["items"]]
-    batch += [("prefix", p) for p in page.get("common_prefixes", [])]
+    batch += [("prefix", entry["prefix"]) for entry in page.get("common_prefixes", [])]
     yield from sorted(batch, key=lambda entry: entry[1])

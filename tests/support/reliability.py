@@ -159,11 +159,13 @@ def bucket_state(s3: Any, bucket: str) -> FileState:
 
 
 def table_rows(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
-    """Every item of the table (consistent scan), by filename."""
+    """Every row of the table (consistent scan), by filename; system items (keys starting
+    with "#": the folder counters) left out."""
     rows: dict[str, dict[str, Any]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
-            rows[item["filename"]["S"]] = item
+            if not item["pk"]["S"].startswith("#"):
+                rows[item["filename"]["S"]] = item
     return rows
 
 

@@ -12,7 +12,9 @@ from jsonschema import Draft202012Validator
 from pipeline.api import build_app, main, openapi_document
 from pipeline.listing import StoreUnavailableError
 from pipeline.settings import Settings
+from pipeline.totals.deltas import Totals
 from tests.support.api import FakeFileReader, api_context, body, file_event, rest_event
+from tests.support.totals import FakeTotals
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi.json"
 REGENERATE = "python -m pipeline.api --openapi openapi.json"
@@ -41,6 +43,8 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
     limit = next(p for p in listing["parameters"] if p["name"] == "limit")
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
     assert limit["schema"]["default"] == 100
+    summary = document["paths"]["/summary"]["get"]
+    assert set(summary["responses"]) == {"200", "400", "404", "500", "503"}
     changes = document["paths"]["/changes"]["get"]
     assert set(changes["responses"]) == {"200", "400", "404", "410", "500", "503"}
     assert {p["name"] for p in changes["parameters"]} == {
@@ -51,9 +55,11 @@ def test_the_document_describes_the_routes_and_their_responses() -> None:
         "bucket",
     }
     assert set(document["components"]["schemas"]) == {
+        "CommonPrefix",
         "ErrorMessage",
         "FilePage",
         "FileRecord",
+        "FolderSummary",
         "Change",
         "ChangePageBody",
     }
@@ -84,14 +90,21 @@ ROWS = [
         (rest_event("/files", query={"prefix": "p" * 2_000}), 400),
         (file_event("a b/ü+%.txt"), 200),
         (file_event("gone"), 404),
+        (rest_event("/files", query={"delimiter": "/"}), 200),
+        (rest_event("/summary", query={"prefix": "a b/"}), 200),
+        (rest_event("/summary", query={"prefix": "a b"}), 400),
     ],
 )
 def test_responses_match_the_document(event: dict[str, Any], status: int) -> None:
     document = openapi_document()
-    app = build_app(FakeFileReader(ROWS), Settings(table_name="files"))
+    totals = FakeTotals()
+    totals.add("b", "a b/", Totals(1, 3))
+    app = build_app(
+        FakeFileReader(ROWS), Settings(table_name="files", reconcile_bucket="b"), totals=totals
+    )
     response = app.resolve(event, api_context())
     assert response["statusCode"] == status
-    route = "/files" if event["path"] == "/files" else "/files/{filename}"
+    route = event["path"] if event["path"] in ("/files", "/summary") else "/files/{filename}"
     _validator(document, document["paths"][route]["get"], status).validate(body(response))
 
 

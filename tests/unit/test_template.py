@@ -39,8 +39,9 @@ DYNAMODB_ACTIONS = {
         "dynamodb:PartiQLInsert",
         "dynamodb:PartiQLUpdate",
         "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",  # folder totals: one ADD per changed folder per invocation
     },
-    "ApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
+    "ApiFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
 }
 CONTRACT_DEFAULTS: dict[str, Any] = {
     "BucketName": "serverless-event4",
@@ -451,7 +452,7 @@ def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
 
 def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
     api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
-    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/changes"}
+    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/changes", "/summary"}
     assert all(set(methods) == {"get", "options"} for methods in api["paths"].values())
     stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
     settings = stage["Properties"]["MethodSettings"]
@@ -478,7 +479,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]  # OpenApiVersion 3.0
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
-    for path in ("/files", "/files/{filename+}", "/changes"):
+    for path in ("/files", "/files/{filename+}", "/changes", "/summary"):
         method = body["paths"][path]["get"]
         assert method["security"] == [{"AWS_IAM": []}], path
         # InvokeRole NONE: API Gateway invokes through the function's resource policy, not
@@ -497,7 +498,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
 def test_api_auth_none_turns_authentication_off(template: dict[str, Any]) -> None:
     cfn = _transform(template, {"ApiAuth": "NONE"})
     body = cfn["Resources"]["FilesApi"]["Properties"]["Body"]
-    for path in ("/files", "/files/{filename+}"):
+    for path in ("/files", "/files/{filename+}", "/summary"):
         assert "AWS_IAM" not in json.dumps(body["paths"][path]["get"].get("security", []))
     # the caller policy and its output exist only with auth on
     assert cfn["Resources"]["ApiInvokePolicy"]["Condition"] == "ApiAuthEnabled"
@@ -531,6 +532,7 @@ def test_the_caller_policy_grants_invoke_on_the_get_routes_only(
     assert [r["Fn::Sub"] for r in statement["Resource"]] == [
         f"{api_arn}/{stage}/GET/files",
         f"{api_arn}/{stage}/GET/files/*",
+        f"{api_arn}/{stage}/GET/summary",
         f"{api_arn}/{stage}/GET/changes",
     ]
     output = transformed["Outputs"]["ApiInvokePolicyArn"]
@@ -614,10 +616,15 @@ def test_reconcile_role_is_exactly_least_privilege(transformed: dict[str, Any]) 
     assert granted[("s3:GetObject",)] == {
         "Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/*", {"Bucket": RECONCILE_BUCKET}]
     }
-    # read rows consistently and write repairs (conditional puts) on the table only
-    assert (
-        granted[("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")] == TABLE_ARN
+    # read rows consistently and write repairs (conditional puts) on the table only; read
+    # folder counters and repair them (conditional UpdateItem)
+    repairs = (
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
     )
+    assert granted[repairs] == TABLE_ARN
     # query the listing index only
     assert granted[("dynamodb:Query",)] == {"Fn::Sub": "${FilesTable.Arn}/index/by_name"}
     # keep its checkpoints under the stack's own SSM path

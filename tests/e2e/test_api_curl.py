@@ -4,6 +4,7 @@ with curl and with botocore's SigV4Auth alike."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -76,8 +77,15 @@ def run_bash(script: str, stack: Stack) -> subprocess.CompletedProcess[str]:
 
 def test_every_curl_example_of_the_api_doc_works_as_printed(stack: Stack) -> None:
     blocks = bash_blocks_with_curl()
-    assert len(blocks) == 3
-    calling, one_file, walk = blocks
+    assert len(blocks) == 5
+    calling, one_file, summary, changes, walk = blocks
+    # a folder's totals, and the change feed from a time, then from its cursor
+    result = run_bash(summary, stack)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["prefix"] == "photos/2025/"
+    result = run_bash(changes, stack)
+    assert result.returncode == 0, result.stderr
+    assert "next_cursor" in json.loads(result.stdout)
     # calling the API signed: a page of the listing
     result = run_bash(calling, stack)
     assert result.returncode == 0, result.stderr

@@ -11,11 +11,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline.api import build_app, feed_for
-from pipeline.dynamo.feed import DynamoChangeIndex
-from pipeline.dynamo.reader import DynamoFileReader, make_client
-from pipeline.dynamo.totals import DynamoTotalsStore
-from pipeline.settings import Settings
+from pipeline.adapters.dynamo.feed import DynamoChangeIndex
+from pipeline.adapters.dynamo.reader import DynamoFileReader, make_client
+from pipeline.adapters.dynamo.totals import DynamoTotalsStore
+from pipeline.core.settings import Settings
+from pipeline.read.api import build_app, feed_for
 
 # 404s and GET /files/{filename+} add no metric; that is expected, not worth a warning each time
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -12,15 +12,15 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline.dynamo.totals import DynamoTotalsWriter
-from pipeline.dynamo.writer import DynamoFileStore
+from pipeline.adapters.dynamo.totals import DynamoTotalsWriter
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.adapters.runtime import LoopRuntime, open_dynamodb_client, open_s3_client
+from pipeline.core.retry import Backoff, Deadline
+from pipeline.core.settings import Settings
 from pipeline.feed.positions import Stamper
-from pipeline.ingest import IngestResult, ingest
-from pipeline.objects import LazyObjectReader, ObjectReader, S3ObjectReader
-from pipeline.retry import Backoff, Deadline
-from pipeline.runtime import LoopRuntime, open_dynamodb_client, open_s3_client
-from pipeline.settings import Settings
-from pipeline.versions import VersionResolver
+from pipeline.ingest.batch import IngestResult, ingest
+from pipeline.ingest.objects import LazyObjectReader, ObjectReader, S3ObjectReader
+from pipeline.ingest.versions import VersionResolver
 
 settings = Settings.from_env()  # cold start: fails fast with a clear message
 logger = Logger()

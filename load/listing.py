@@ -42,9 +42,9 @@ from load.report import (
     verdict_of,
     write_json,
 )
-from pipeline.api import build_app
-from pipeline.model import INDEX_SHARDS
-from pipeline.settings import Settings
+from pipeline.core.model import INDEX_SHARDS
+from pipeline.core.settings import Settings
+from pipeline.read.api import build_app
 
 MAX_PAGES = 2_000
 MIN_LARGE_SIZE = 100_000
@@ -321,11 +321,11 @@ def local_engine(items: int, pages: int = 10, buckets: int = 1) -> dict[str, Any
 
     import boto3
 
-    from pipeline.dynamo.reader import DynamoFileReader
-    from pipeline.dynamo.schema import create_files_table
-    from pipeline.listing import read_page
+    from pipeline.adapters.dynamo.reader import DynamoFileReader
+    from pipeline.adapters.dynamo.schema import create_files_table
+    from pipeline.core.model import item_key, name_shard_of
     from pipeline.local.dynamodb_local import DynamoDBLocal
-    from pipeline.model import item_key, name_shard_of
+    from pipeline.read.listing import read_page
 
     results: dict[str, Any] = {"items": items, "buckets": buckets, "engine": "DynamoDB Local"}
     with DynamoDBLocal() as engine:

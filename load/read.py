@@ -45,7 +45,7 @@ MAX_PAGES = 100_000
 
 def seed(table: Any, count: int, run: str, bucket: str, prefixes: int = 32) -> None:
     """Write `count` rows of `bucket` shaped like the ingest's under `load-read/<run>/`."""
-    from pipeline.model import Action, FileEvent
+    from pipeline.core.model import Action, FileEvent
 
     now = time.time()
     with table.batch_writer() as batch:

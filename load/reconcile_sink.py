@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from pipeline.model import INDEX_SHARDS, item_key, name_shard_of, shard_of
+from pipeline.core.model import INDEX_SHARDS, item_key, name_shard_of, shard_of
 
 BUCKET = "bench"
 """The bucket the benchmark reconciles (load/reconcile.py's target)."""

@@ -12,7 +12,8 @@ It counts the request units DynamoDB would bill (on-demand), per design element
 (`SinkState.units`, one entry per element; `wru` is the base table's): writes 1 WRU per
 started KB of the larger of the old and new item (also when a condition fails), twice that
 inside a transaction; each global secondary index of the table's schema
-(`pipeline.dynamo.schema`: the listing index `by_name`, the change feed's `by_change`) bills
+(`pipeline.adapters.dynamo.schema`: the listing index `by_name`, the change feed's
+`by_change`) bills
 its own writes for every applied write, as AWS documents (GSI.html#GSI.Writes): 1 unit per
 started KB of the projected entry when an item enters or leaves the index or changes there
 without changing its index keys, 2 writes (delete + put) when an index key changes, nothing
@@ -51,7 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.model import PARTITION_KEY
+from pipeline.core.model import PARTITION_KEY
 
 KEY = PARTITION_KEY
 JSON_TYPE = "application/x-amz-json-1.0"
@@ -125,8 +126,8 @@ def _kb_units(item: dict[str, Any] | None) -> int:
 
 
 def table_indexes() -> tuple[IndexElement, ...]:
-    """The GSIs of the files table as the project defines it (`pipeline.dynamo.schema`)."""
-    from pipeline.dynamo.schema import feed_index_definition, index_definition
+    """The GSIs of the files table as the project defines it (`pipeline.adapters.dynamo.schema`)."""
+    from pipeline.adapters.dynamo.schema import feed_index_definition, index_definition
 
     return tuple(
         IndexElement.from_definition(d) for d in (index_definition(), feed_index_definition())

@@ -40,7 +40,7 @@ from load.report import (
     target,
     targets_table,
 )
-from pipeline.events import NotificationError, parse_body
+from pipeline.ingest.events import NotificationError, parse_body
 
 MAX_OBJECTS = 200_000
 """A bound on what one run may upload."""

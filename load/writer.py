@@ -53,7 +53,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from rich.table import Table
 
-import pipeline.runtime
+import pipeline.adapters.runtime
 from load import totals_cost
 from load.events import sqs_event
 from load.report import (
@@ -68,7 +68,7 @@ from load.report import (
     targets_table,
 )
 from load.sink import SinkProcess
-from pipeline.events import parse_body
+from pipeline.ingest.events import parse_body
 
 TABLE = "bench-files"
 REGION = "ap-south-1"
@@ -180,7 +180,7 @@ class Baselines:
     """The designs (d) is compared with, each a handler of the same SQS event."""
 
     def __init__(self, sink_url: str) -> None:
-        from pipeline.dynamo.writer import to_item
+        from pipeline.adapters.dynamo.writer import to_item
 
         self._to_item = to_item
         self.client = _boto3_client(sink_url)
@@ -272,7 +272,7 @@ class PerRecordWriters:
     CONDITION = "attribute_not_exists(#k) OR #q < :q"
 
     def __init__(self, sink_url: str, concurrency: int) -> None:
-        from pipeline.runtime import LoopRuntime
+        from pipeline.adapters.runtime import LoopRuntime
 
         self.sink_url, self.concurrency = sink_url, concurrency
         self.runtime: Any = LoopRuntime(self._open)
@@ -290,7 +290,7 @@ class PerRecordWriters:
         )
 
     def _put(self, row: dict[str, Any]) -> dict[str, Any]:
-        from pipeline.dynamo.writer import to_item
+        from pipeline.adapters.dynamo.writer import to_item
 
         return {
             "TableName": TABLE,
@@ -342,7 +342,7 @@ class PerRecordWriters:
 @contextlib.contextmanager
 def version_reads_skipped() -> Iterator[None]:
     """Make `DynamoFileStore.read_versions` find nothing without calling DynamoDB."""
-    from pipeline.dynamo.writer import DynamoFileStore
+    from pipeline.adapters.dynamo.writer import DynamoFileStore
 
     original = DynamoFileStore.read_versions
 
@@ -412,7 +412,7 @@ def cpu_floor(
     sink_url: str, event: dict[str, Any], *, sdk_defaults: bool = True
 ) -> tuple[float, float]:
     """(wall s, client CPU s) to build and send (d)'s BatchWriteItem requests, no limits."""
-    from pipeline.dynamo.writer import WRITE_CHUNK, to_item
+    from pipeline.adapters.dynamo.writer import WRITE_CHUNK, to_item
 
     requests = [{"PutRequest": {"Item": to_item(row)}} for row in _rows(event)]
     chunks = [requests[i : i + WRITE_CHUNK] for i in range(0, len(requests), WRITE_CHUNK)]
@@ -454,7 +454,7 @@ def _units_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, flo
 @contextlib.contextmanager
 def feed_off() -> Iterator[None]:
     """Stores opened meanwhile write no change feed attributes: the design without the feed."""
-    from pipeline.dynamo.writer import DynamoFileStore
+    from pipeline.adapters.dynamo.writer import DynamoFileStore
 
     original = DynamoFileStore.__init__
 

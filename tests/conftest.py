@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from pipeline.dynamo.schema import create_files_table
+from pipeline.adapters.dynamo.schema import create_files_table
 from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
 

@@ -1,6 +1,6 @@
 """Opaque change cursors: a feed position, signed and bound to a bucket and a prefix.
 
-A cursor is a page token of `pipeline.tokens` (same format, same signing: `PAGE_TOKEN_SECRET`,
+A cursor is a page token of `pipeline.core.tokens` (same format, same signing: `PAGE_TOKEN_SECRET`,
 else a per-table checksum) under a key of its own, so a page token is not a cursor and a
 cursor is not a page token. Its digests bind it to the `bucket` and the `prefix` it was
 issued for; its payload is one position (`pipeline.feed.positions`).
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.core.tokens import InvalidTokenError, TokenCodec
 from pipeline.feed.positions import is_position
-from pipeline.tokens import InvalidTokenError, TokenCodec
 
 CURSOR_PURPOSE = "change-cursor\x00"
 

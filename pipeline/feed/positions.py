@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pipeline.model import BUCKET, CHANGED, DELETED, FEED_SHARD, FILENAME, KIND
+from pipeline.core.model import BUCKET, CHANGED, DELETED, FEED_SHARD, FILENAME, KIND
 
 FEED_SHARDS = 8
 """Partition key values of the feed index per bucket (spreads a burst of writes)."""

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipeline.core.model import CHANGED, FILENAME, PARTITION_KEY
 from pipeline.feed.positions import FEED_SHARDS, feed_shards_of, time_position
-from pipeline.model import CHANGED, FILENAME, PARTITION_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class ShardPage:
 
 
 class ChangeIndex(Protocol):
-    """The feed index (`pipeline.dynamo.feed.DynamoChangeIndex`; an in-memory fake in tests)."""
+    """The feed index (`pipeline.adapters.dynamo.feed.DynamoChangeIndex`; a fake in tests)."""
 
     def query_changes(self, ranges: Sequence[ShardRange]) -> list[ShardPage]:
         """One answer per range, in order (the ranges may run in parallel)."""

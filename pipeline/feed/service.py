@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.core.fields import MAX_OBJECT_SIZE
+from pipeline.core.model import BUCKET, CHANGED, FILENAME, KIND
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.positions import FEED_SHARDS, position_ms, time_position
 from pipeline.feed.reader import ChangeIndex, ChangePage, read_changes
-from pipeline.fields import MAX_OBJECT_SIZE
-from pipeline.model import BUCKET, CHANGED, FILENAME, KIND
 
 ITEM_FIELDS = ("size", "etag", "version_id", "event_time", "sequencer")
 """Fields of a change copied from its row when present and well-typed."""

@@ -477,7 +477,7 @@ def cmd_migrate_table(args: argparse.Namespace) -> int:
     """`migrate-table`: copy the old table's rows into the new one, printing where to resume."""
     import boto3
 
-    from pipeline.dynamo.migrate import MigrationReport, migrate_table
+    from pipeline.adapters.dynamo.migrate import MigrationReport, migrate_table
 
     def counts(report: MigrationReport) -> str:
         return f"{report.copied} copied, {report.kept} kept (newer), {report.skipped} skipped"

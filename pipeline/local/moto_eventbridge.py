@@ -16,7 +16,7 @@ The replacement below builds AWS's shape, with a sequencer that grows for every 
 process (so, per key, later events carry greater sequencers, as on AWS), and routes it through
 moto's own rules (event patterns and targets unchanged). `time` is whole seconds, as in AWS's
 samples (`2021-11-12T00:00:00Z`); the parser stores it, like S3 notifications' `eventTime`,
-with milliseconds, and the sequencer uppercase (`pipeline.fields`).
+with milliseconds, and the sequencer uppercase (`pipeline.core.fields`).
 """
 
 from __future__ import annotations

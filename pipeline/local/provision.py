@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.dynamo.schema import create_files_table
+from pipeline.adapters.dynamo.schema import create_files_table
 from pipeline.local.template import StackConfig
 
 

@@ -33,13 +33,13 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from pipeline.checkpoints import DEFAULT_PATH, CheckpointError
-from pipeline.inventory import InventoryError
-from pipeline.listing import StoreError
+from pipeline.adapters.s3_inventory import InventoryError
+from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
 from pipeline.local.provision import ResourceError
 from pipeline.local.state import LocalStack, read_local_stack
-from pipeline.reconcile import Summary
-from pipeline.reconcile_app import DEFAULT_TOTALS_SETTLE_S, Target, run
+from pipeline.read.listing import StoreError
+from pipeline.reconcile.app import DEFAULT_TOTALS_SETTLE_S, Target, run
+from pipeline.reconcile.merge import Summary
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
@@ -550,7 +550,7 @@ def adopt_main(args: argparse.Namespace) -> int:
     except ResourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    from pipeline.reconcile_app import make_clients
+    from pipeline.reconcile.app import make_clients
 
     clients = make_clients(target)
     factory: Any = boto3.client

@@ -3,6 +3,6 @@
 - `folders`: which folders a key counts in ("a/b/c.txt" -> "", "a/", "a/b/").
 - `deltas`: what one applied row transition changes, summed per (bucket, folder) per
   invocation, applied once per folder (`TotalsStore` port, DynamoDB adapter in
-  `pipeline.dynamo.totals`).
+  `pipeline.adapters.dynamo.totals`).
 - `walk`: the streaming per-folder accumulator reconcile uses to recompute totals in S3 order.
 """

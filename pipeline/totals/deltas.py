@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.model import DELETED
+from pipeline.core.model import DELETED
 from pipeline.totals.folders import ancestors
 
 

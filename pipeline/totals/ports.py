@@ -1,5 +1,5 @@
 """What the totals need from a store: the ports, apart from their DynamoDB adapter
-(`pipeline.dynamo.totals`)."""
+(`pipeline.adapters.dynamo.totals`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline.retry import Deadline
+from pipeline.core.retry import Deadline
 from pipeline.totals.deltas import DeltaSum, Totals
 
 TOTALS_PREFIX = "#totals/"

@@ -17,10 +17,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from pipeline.api import REPEATED_MESSAGE
 from pipeline.local.api_client import ApiResponse, get
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
+from pipeline.read.api import REPEATED_MESSAGE
 
 pytestmark = [
     pytest.mark.e2e,

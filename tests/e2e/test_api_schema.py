@@ -32,7 +32,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline.api import (
+from pipeline.adapters.dynamo.reader import DynamoFileReader
+from pipeline.core.settings import Settings
+from pipeline.core.tokens import TAG_BYTES, TokenCodec
+from pipeline.feed.service import SINCE_MESSAGE, expired_message
+from pipeline.local.api_client import get
+from pipeline.local.stack import Stack
+from pipeline.local.template import OPENAPI_PATH, read_stack_config
+from pipeline.read.api import (
     BUCKET_MESSAGE,
     CURSOR_AND_SINCE_MESSAGE,
     CURSOR_MESSAGE,
@@ -46,13 +53,6 @@ from pipeline.api import (
     TOKEN_MESSAGE,
     build_app,
 )
-from pipeline.dynamo.reader import DynamoFileReader
-from pipeline.feed.service import SINCE_MESSAGE, expired_message
-from pipeline.local.api_client import get
-from pipeline.local.stack import Stack
-from pipeline.local.template import OPENAPI_PATH, read_stack_config
-from pipeline.settings import Settings
-from pipeline.tokens import TAG_BYTES, TokenCodec
 from tests.support.signing import SignedRequests
 
 pytestmark = pytest.mark.e2e

@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo import reconcile_store, writer
+from pipeline.adapters.dynamo import reconcile_store, writer
+from pipeline.core.model import WriteOutcome
 from pipeline.local.api_client import list_files
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
-from pipeline.model import WriteOutcome
 
 pytestmark = pytest.mark.e2e
 

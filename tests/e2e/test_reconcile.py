@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from pipeline.core.model import item_key, name_shard_of
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import FAKE_CREDENTIALS, Stack
 from pipeline.local.template import read_stack_config
-from pipeline.model import item_key, name_shard_of
-from pipeline.reconcile_app import Target, run
+from pipeline.reconcile.app import Target, run
 from tests.support import moto_state
 
 pytestmark = pytest.mark.e2e

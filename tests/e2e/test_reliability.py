@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-import pipeline.runtime
-from pipeline.dynamo.writer import DynamoFileStore
+import pipeline.adapters.runtime
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.adapters.runtime import LoopRuntime, open_dynamodb_client
 from pipeline.local.provision import queue_counts
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
-from pipeline.runtime import LoopRuntime, open_dynamodb_client
 from tests.support.interleave import ThreadGate
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.reliability import (
@@ -69,7 +69,7 @@ def malformed_bodies() -> list[str]:
 def faulty_stack() -> Iterator[tuple[Stack, FaultyClients]]:
     """A stack whose ingest handler talks to DynamoDB through `StrictFaultyClient`.
 
-    The client factory is patched into `pipeline.runtime` before the stack cold-starts
+    The client factory is patched into `pipeline.adapters.runtime` before the stack cold-starts
     `handlers.ingest`, so the real handler module imports it: the handler, its settings and
     its writer are the real ones. Backoff is shortened (1-50 ms) to keep the run short; the
     visibility timeout is 2 s so that crashed batches come back and poison messages reach
@@ -84,7 +84,7 @@ def faulty_stack() -> Iterator[tuple[Stack, FaultyClients]]:
         .with_overrides(visibility_timeout_s=2, function_timeout_s=10, batching_window_s=0)
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline.runtime, "open_dynamodb_client", clients)
+        patch.setattr(pipeline.adapters.runtime, "open_dynamodb_client", clients)
         patch.setenv("INGEST_BASE_BACKOFF_MS", "1")
         patch.setenv("INGEST_MAX_BACKOFF_MS", "50")
         # in-process: the faulty clients are patched into this process's modules

@@ -25,11 +25,11 @@ from urllib.parse import urlencode
 
 import pytest
 
+from pipeline.core.model import PARTITION_KEY
 from pipeline.local.api_client import get
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
-from pipeline.model import PARTITION_KEY
 from pipeline.totals.audit import STAMP_MARGIN_S
 from pipeline.totals.deltas import Totals
 from pipeline.totals.folders import ancestors

@@ -14,12 +14,12 @@ import boto3
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from pipeline.api import TOKEN_MESSAGE, build_app
-from pipeline.dynamo.reader import DynamoFileReader, make_client
-from pipeline.dynamo.schema import create_files_table
+from pipeline.adapters.dynamo.reader import DynamoFileReader, make_client
+from pipeline.adapters.dynamo.schema import create_files_table
+from pipeline.core.model import shard_of
+from pipeline.core.settings import Settings
 from pipeline.local.dynamodb_local import DynamoDBLocal
-from pipeline.model import shard_of
-from pipeline.settings import Settings
+from pipeline.read.api import TOKEN_MESSAGE, build_app
 from tests.support.api import api_context, body, file_event, rest_event
 from tests.support.lambda_context import FakeLambdaContext
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.totals import DynamoTotalsStore
+from pipeline.adapters.dynamo.totals import DynamoTotalsStore
 from pipeline.totals.deltas import Totals
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.s3events import notification, s3_record, sqs_record

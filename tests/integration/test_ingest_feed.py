@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.feed import DynamoChangeIndex
+from pipeline.adapters.dynamo.feed import DynamoChangeIndex
 from pipeline.feed.positions import is_position, position, position_ms, time_position
 from pipeline.feed.reader import read_changes
 from tests.support.lambda_context import FakeLambdaContext
@@ -143,12 +143,12 @@ def test_the_re_stamp_statement_runs_on_the_real_engine(dynamodb: Any, table_nam
     import asyncio
     from contextlib import AsyncExitStack
 
-    from pipeline.dynamo.writer import DynamoFileStore
+    from pipeline.adapters.dynamo.writer import DynamoFileStore
+    from pipeline.adapters.runtime import open_dynamodb_client
+    from pipeline.core.model import ConditionalWrite, WriteOutcome, item_key
+    from pipeline.core.retry import Deadline, OpStats
+    from pipeline.core.settings import Settings
     from pipeline.feed.positions import Stamper
-    from pipeline.model import ConditionalWrite, WriteOutcome, item_key
-    from pipeline.retry import Deadline, OpStats
-    from pipeline.runtime import open_dynamodb_client
-    from pipeline.settings import Settings
 
     clock = _Steps()
     row = {

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.writer import DynamoFileStore
-from pipeline.retry import Backoff
-from pipeline.runtime import LoopRuntime, open_dynamodb_client
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.adapters.runtime import LoopRuntime, open_dynamodb_client
+from pipeline.core.retry import Backoff
 from tests.support.faults import StrictFaultyClient
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sqs_event, sqs_record
@@ -167,7 +167,7 @@ def test_cold_start_without_table_name_fails_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import handlers.ingest
-    from pipeline.settings import SettingsError
+    from pipeline.core.settings import SettingsError
 
     monkeypatch.delenv("TABLE_NAME", raising=False)
     with pytest.raises(SettingsError, match="TABLE_NAME is required"):

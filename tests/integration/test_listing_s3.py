@@ -17,13 +17,13 @@ import boto3
 import boto3.dynamodb.types
 import pytest
 
-from pipeline.api import build_app
-from pipeline.dynamo.reader import DynamoFileReader
-from pipeline.dynamo.schema import create_files_table
+from pipeline.adapters.dynamo.reader import DynamoFileReader
+from pipeline.adapters.dynamo.schema import create_files_table
+from pipeline.core.model import Action, FileEvent
+from pipeline.core.settings import Settings
 from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
-from pipeline.model import Action, FileEvent
-from pipeline.settings import Settings
+from pipeline.read.api import build_app
 from tests.support.api import FakeFileReader, api_context, body, rest_event
 from tests.support.listing import (
     DELIMITERS,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.migrate import migrate_table
-from pipeline.dynamo.reader import DynamoFileReader
+from pipeline.adapters.dynamo.migrate import migrate_table
+from pipeline.adapters.dynamo.reader import DynamoFileReader
+from pipeline.core.model import name_shard_of
 from pipeline.local.cli import main
-from pipeline.model import name_shard_of
 from tests.support.tables import create_filename_table
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from typing import Any
 
 import boto3
 
-from pipeline.events import parse_body
-from pipeline.model import Action
+from pipeline.core.model import Action
+from pipeline.ingest.events import parse_body
 from tests.conftest import REGION
 
 

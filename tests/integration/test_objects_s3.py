@@ -9,9 +9,9 @@ from contextlib import AsyncExitStack
 import boto3
 import pytest
 
-from pipeline.objects import ObjectHead, ObjectLookupError, S3ObjectReader
-from pipeline.runtime import open_s3_client
-from pipeline.settings import Settings
+from pipeline.adapters.runtime import open_s3_client
+from pipeline.core.settings import Settings
+from pipeline.ingest.objects import ObjectHead, ObjectLookupError, S3ObjectReader
 
 REGION = "ap-south-1"
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.writer import ConditionalWrite, DynamoFileStore, WriteOutcome
-from pipeline.ingest import IngestResult, ingest
-from pipeline.model import LOWEST_SEQ, SEQ, SEQ_WIDTH
-from pipeline.retry import Deadline, OpStats
-from pipeline.runtime import open_dynamodb_client
-from pipeline.settings import Settings
+from pipeline.adapters.dynamo.writer import ConditionalWrite, DynamoFileStore, WriteOutcome
+from pipeline.adapters.runtime import open_dynamodb_client
+from pipeline.core.model import LOWEST_SEQ, SEQ, SEQ_WIDTH
+from pipeline.core.retry import Deadline, OpStats
+from pipeline.core.settings import Settings
+from pipeline.ingest.batch import IngestResult, ingest
 from tests.support.interleave import Gate
 from tests.support.s3events import notification, s3_record, sqs_record
 

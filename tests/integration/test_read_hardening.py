@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.api import build_app
-from pipeline.dynamo.reader import DynamoFileReader, from_item
-from pipeline.fields import MAX_OBJECT_SIZE
-from pipeline.model import shard_of
-from pipeline.settings import Settings
+from pipeline.adapters.dynamo.reader import DynamoFileReader, from_item
+from pipeline.core.fields import MAX_OBJECT_SIZE
+from pipeline.core.model import shard_of
+from pipeline.core.settings import Settings
+from pipeline.read.api import build_app
 from tests.support.api import api_context, body, file_event, rest_event
 
 POISON: dict[str, dict[str, Any]] = {

@@ -18,12 +18,12 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.bucket import BucketObjects
-from pipeline.checkpoints import CheckpointError, SsmCheckpoints
-from pipeline.dynamo.reader import DynamoFileReader
-from pipeline.dynamo.reconcile_store import DynamoRowStore
-from pipeline.model import ConditionalWrite, WriteOutcome
-from pipeline.reconcile import (
+from pipeline.adapters.dynamo.reader import DynamoFileReader
+from pipeline.adapters.dynamo.reconcile_store import DynamoRowStore
+from pipeline.adapters.s3_bucket import BucketObjects
+from pipeline.adapters.ssm_checkpoints import CheckpointError, SsmCheckpoints
+from pipeline.core.model import ConditionalWrite, WriteOutcome
+from pipeline.reconcile.merge import (
     Checkpoint,
     Drift,
     DriftKind,

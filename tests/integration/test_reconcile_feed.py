@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.dynamo.reconcile_store import DynamoRowStore
+from pipeline.adapters.dynamo.reconcile_store import DynamoRowStore
+from pipeline.core.model import ConditionalWrite, WriteOutcome, item_key
 from pipeline.feed.positions import Stamper, position, position_ms
-from pipeline.model import ConditionalWrite, WriteOutcome, item_key
 
 T0 = 1_800_000_000.0
 BUCKET = "repair-bucket"

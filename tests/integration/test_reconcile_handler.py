@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.dynamo.reader import DynamoFileReader
+from pipeline.adapters.dynamo.reader import DynamoFileReader
 from tests.conftest import REGION
 from tests.support.lambda_context import FakeLambdaContext
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.reader import DynamoFileReader
-from pipeline.dynamo.totals import DynamoTotalsStore, DynamoTotalsWriter
-from pipeline.dynamo.writer import DynamoFileStore
-from pipeline.ingest import IngestResult, ingest
-from pipeline.retry import Deadline
-from pipeline.runtime import open_dynamodb_client
-from pipeline.settings import Settings
+from pipeline.adapters.dynamo.reader import DynamoFileReader
+from pipeline.adapters.dynamo.totals import DynamoTotalsStore, DynamoTotalsWriter
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.adapters.runtime import open_dynamodb_client
+from pipeline.core.retry import Deadline
+from pipeline.core.settings import Settings
+from pipeline.ingest.batch import IngestResult, ingest
 from pipeline.totals.deltas import Totals
 from pipeline.totals.ports import StoredTotals
 from tests.support.interleave import Gate

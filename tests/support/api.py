@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.listing import ShardQuery, ShardResult, iter_live
-from pipeline.model import INDEX_SHARDS, SHARD_ATTRIBUTE, name_shard
+from pipeline.core.model import INDEX_SHARDS, SHARD_ATTRIBUTE, name_shard
+from pipeline.read.listing import ShardQuery, ShardResult, iter_live
 from tests.support.lambda_context import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

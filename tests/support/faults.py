@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.model import PARTITION_KEY
+from pipeline.core.model import PARTITION_KEY
 from tests.support import partiql
 
 MAX_STATEMENTS = 25

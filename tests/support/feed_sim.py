@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError
 
-from pipeline.dynamo.writer import from_attribute
+from pipeline.adapters.dynamo.writer import from_attribute
+from pipeline.core.model import CHANGED, DELETED, FEED_SHARD, FILENAME, PARTITION_KEY
 from pipeline.feed.positions import time_position
 from pipeline.feed.reader import ShardPage, ShardRange, read_changes
-from pipeline.model import CHANGED, DELETED, FEED_SHARD, FILENAME, PARTITION_KEY
 from tests.support.faults import InMemoryDynamo
 
 TABLE = "files"

@@ -1,6 +1,6 @@
 """Just enough PartiQL for DynamoDB to run the statements the ingest writer emits, strictly.
 
-Forms (parameters always `?`, names always double-quoted, like `pipeline.dynamo.writer`):
+Forms (parameters always `?`, names always double-quoted, like `pipeline.adapters.dynamo.writer`):
 
     INSERT INTO "t" VALUE {'a': ?, 'b': ?}
     UPDATE "t" SET "a"=? ... REMOVE "b" ... WHERE "k"=? AND <condition>

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pipeline.model import (
+from pipeline.core.model import (
     SHARD_ATTRIBUTE,
     Action,
     ConditionalWrite,
@@ -23,7 +23,7 @@ from pipeline.model import (
     WriteOutcome,
     is_newer,
 )
-from pipeline.reconcile import Checkpoint, S3Object
+from pipeline.reconcile.merge import Checkpoint, S3Object
 
 CAS_ATTRIBUTES = ("filename", "seq", "sequencer", "event_time", "deleted")
 TTL_S = 15 * 86_400

@@ -19,9 +19,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.adapters.runtime import open_dynamodb_client
+from pipeline.core.settings import Settings
 from pipeline.local.api_client import list_files
-from pipeline.runtime import open_dynamodb_client
-from pipeline.settings import Settings
 from tests.support.faults import StrictFaultyClient
 from tests.support.s3events import notification, s3_record
 

@@ -12,7 +12,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pipeline.objects import ObjectHead, ObjectLookupError
+from pipeline.ingest.objects import ObjectHead, ObjectLookupError
 
 
 @dataclass

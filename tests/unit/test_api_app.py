@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from pipeline.api import LIMIT_MESSAGE, REPEATED_MESSAGE, TOKEN_MESSAGE, build_app
-from pipeline.listing import StoreError, StoreUnavailableError
-from pipeline.model import INDEX_SHARDS
-from pipeline.settings import Settings
-from pipeline.tokens import TokenCodec
+from pipeline.core.model import INDEX_SHARDS
+from pipeline.core.settings import Settings
+from pipeline.core.tokens import TokenCodec
+from pipeline.read.api import LIMIT_MESSAGE, REPEATED_MESSAGE, TOKEN_MESSAGE, build_app
+from pipeline.read.listing import StoreError, StoreUnavailableError
 from tests.support.api import (
     FakeFileReader,
     MetricsRecorder,

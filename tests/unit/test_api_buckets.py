@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.api import BUCKET_MESSAGE, build_app
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.read.api import BUCKET_MESSAGE, build_app
 from tests.support.api import FakeFileReader, api_context, body, file_event, rest_event
 
 OWN, ADOPTED = "own-bucket", "adopted.bucket-2"

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.api import build_app
-from pipeline.listing import (
+from pipeline.core.settings import Settings
+from pipeline.core.tokens import MAX_ISSUED_TOKEN_CHARS
+from pipeline.read.api import build_app
+from pipeline.read.listing import (
     MAX_PAGE_BYTES,
     Page,
     common_prefix,
@@ -20,8 +22,6 @@ from pipeline.listing import (
     public_view,
     read_page,
 )
-from pipeline.settings import Settings
-from pipeline.tokens import MAX_ISSUED_TOKEN_CHARS
 from tests.support.api import FakeFileReader, api_context, rest_event
 
 LAMBDA_RESPONSE_LIMIT = 6_291_456

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipeline.api import build_app, main, openapi_document
-from pipeline.listing import StoreUnavailableError
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.read.api import build_app, main, openapi_document
+from pipeline.read.listing import StoreUnavailableError
 from pipeline.totals.deltas import Totals
 from tests.support.api import FakeFileReader, api_context, body, file_event, rest_event
 from tests.support.totals import FakeTotals
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi.json"
-REGENERATE = "python -m pipeline.api --openapi openapi.json"
+REGENERATE = "python -m pipeline.read.api --openapi openapi.json"
 
 
 def test_the_committed_document_matches_the_code() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.bucket import BucketObjects, prefetched
+from pipeline.adapters.s3_bucket import BucketObjects, prefetched
 
 
 class ScriptedS3:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pipeline.ingest import collapse
-from pipeline.model import Action, FileEvent
+from pipeline.core.model import Action, FileEvent
+from pipeline.ingest.batch import collapse
 
 
 def ev(

@@ -20,17 +20,17 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pipeline.dynamo.writer import (
+from pipeline.adapters.dynamo.writer import (
     ConditionalWrite,
     DynamoFileStore,
     WriteOutcome,
     insert_statement,
     write_statement,
 )
-from pipeline.ingest import MAX_ROUNDS, IngestResult, ingest
-from pipeline.model import LOWEST_SEQ, SEQ, SEQ_WIDTH, item_key, name_shard_of
-from pipeline.retry import Backoff, Deadline, OpStats
-from pipeline.settings import WriteMode
+from pipeline.core.model import LOWEST_SEQ, SEQ, SEQ_WIDTH, item_key, name_shard_of
+from pipeline.core.retry import Backoff, Deadline, OpStats
+from pipeline.core.settings import WriteMode
+from pipeline.ingest.batch import MAX_ROUNDS, IngestResult, ingest
 from tests.support.faults import InMemoryDynamo, StrictFaultyClient
 from tests.support.interleave import Gate
 from tests.support.s3events import notification, s3_record, sqs_record

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.api import build_app
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.read.api import build_app
 from tests.support.api import FakeFileReader, api_context, header, rest_event
 
 

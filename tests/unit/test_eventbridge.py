@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.eventbridge import EventBridgeError, parse_event
-from pipeline.events import NotificationError, parse_body
-from pipeline.model import Action, FileEvent
+from pipeline.core.model import Action, FileEvent
+from pipeline.ingest.eventbridge import EventBridgeError, parse_event
+from pipeline.ingest.events import NotificationError, parse_body
 from tests.support.s3events import notification, s3_record
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

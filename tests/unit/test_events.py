@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.events import Notification, parse_body
-from pipeline.fields import MAX_OBJECT_SIZE, NotificationError, decode_key
-from pipeline.model import Action, FileEvent
+from pipeline.core.fields import MAX_OBJECT_SIZE, NotificationError, decode_key
+from pipeline.core.model import Action, FileEvent
+from pipeline.ingest.events import Notification, parse_body
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipeline.api import build_app, feed_for, openapi_document
+from pipeline.core.settings import Settings
+from pipeline.core.tokens import InvalidTokenError, TokenCodec, TokenPrefixMismatchError
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.positions import (
     ChangeKind,
@@ -24,8 +25,7 @@ from pipeline.feed.positions import (
 )
 from pipeline.feed.reader import ShardPage, ShardRange, read_changes
 from pipeline.feed.service import ChangeFeed, CursorExpiredError, change_view
-from pipeline.settings import Settings
-from pipeline.tokens import InvalidTokenError, TokenCodec, TokenPrefixMismatchError
+from pipeline.read.api import build_app, feed_for, openapi_document
 from tests.support.api import FakeFileReader, api_context, body, rest_event
 
 BUCKET = "photos-bucket"

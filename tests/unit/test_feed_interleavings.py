@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.writer import DynamoFileStore
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.core.model import ConditionalWrite, WriteOutcome
+from pipeline.core.retry import Backoff, Deadline, OpStats
 from pipeline.feed.positions import Stamper
-from pipeline.ingest import ingest
-from pipeline.model import ConditionalWrite, WriteOutcome
-from pipeline.retry import Backoff, Deadline, OpStats
+from pipeline.ingest.batch import ingest
 from tests.support.feed_sim import TABLE, Consumer, LaggyIndex, LandingTable, SimClock
 from tests.support.s3events import notification, s3_record, sqs_record
 
@@ -141,7 +141,7 @@ async def test_without_the_restamp_rule_the_retry_is_missed(monkeypatch: Any) ->
     # The same interleaving with the rule removed (every attempt sends the first stamp):
     # the reader's cursor has passed that stamp when the retry lands, so the change is lost.
     # This is what the rule is for; the test above fails the same way without it.
-    from pipeline.dynamo import writer
+    from pipeline.adapters.dynamo import writer
 
     first: dict[str, int] = {}
     original = writer._Statement.stamped

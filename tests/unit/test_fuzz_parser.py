@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.events import Notification, NotificationError, parse_body
-from pipeline.fields import MAX_OBJECT_SIZE
-from pipeline.model import Action
+from pipeline.core.fields import MAX_OBJECT_SIZE
+from pipeline.core.model import Action
+from pipeline.ingest.events import Notification, NotificationError, parse_body
 from tests.support.poison import mutate, poisoned_bodies, shapes
 from tests.support.s3events import TEST_EVENT, notification, s3_record, sns_envelope
 

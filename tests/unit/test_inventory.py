@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.inventory import InventoryError, InventoryObjects
+from pipeline.adapters.s3_inventory import InventoryError, InventoryObjects
 
 SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag"
 

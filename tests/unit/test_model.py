@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.model import (
+from pipeline.core.model import (
     DELETED,
     EXPIRES_AT,
     LOWEST_SEQ,
@@ -296,7 +296,7 @@ def test_rows_only_carry_model_attributes() -> None:
 
 
 def test_a_rows_key_is_its_bucket_and_key_and_splits_back() -> None:
-    from pipeline.model import (
+    from pipeline.core.model import (
         bucket_problem,
         bucket_record,
         is_system_key,

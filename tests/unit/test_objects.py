@@ -13,14 +13,14 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pipeline.objects import (
+from pipeline.core.settings import Settings
+from pipeline.ingest.objects import (
     LazyObjectReader,
     ObjectHead,
     ObjectLookupError,
     S3ObjectReader,
     head_from_error,
 )
-from pipeline.settings import Settings
 from tests.support.sdk_errors import BOTOCORE_ERRORS, OTHER_ERRORS, TRANSIENT_FAMILIES, sdk_error
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.model import ConditionalWrite
-from pipeline.reconcile import (
+from pipeline.core.model import ConditionalWrite
+from pipeline.reconcile.merge import (
     BACKFILL_EVENT,
     HIDE_EVENT,
     Drift,

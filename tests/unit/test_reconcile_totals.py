@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.reconcile import Repairer, S3Object, Summary, reconcile
+from pipeline.reconcile.merge import Repairer, S3Object, Summary, reconcile
 from pipeline.totals.audit import STAMP_MARGIN_S, TotalsAudit
 from pipeline.totals.deltas import Totals
 from pipeline.totals.folders import ancestors

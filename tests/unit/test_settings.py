@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.settings import Settings, SettingsError, WriteMode
+from pipeline.core.settings import Settings, SettingsError, WriteMode
 
 
 def test_the_default_write_mode_is_conditional() -> None:

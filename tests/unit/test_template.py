@@ -282,7 +282,7 @@ def _tracked_bucket_arn(suffix: str) -> dict[str, Any]:
 
 
 S3_GRANTS = {
-    # HeadObject on version deletes (pipeline/versions.py): s3:GetObject on the objects, and
+    # HeadObject on version deletes (pipeline/ingest/versions.py): s3:GetObject on the objects, and
     # s3:ListBucket so that a key with no version left answers 404, not 403.
     "IngestFunction": {
         ("s3:GetObject", json.dumps(_tracked_bucket_arn("/*"))),
@@ -563,7 +563,7 @@ def test_outputs(template: dict[str, Any]) -> None:
 
 
 def test_the_table_has_the_sparse_listing_index(template: dict[str, Any]) -> None:
-    from pipeline.dynamo.schema import feed_index_definition, index_definition
+    from pipeline.adapters.dynamo.schema import feed_index_definition, index_definition
 
     props = template["Resources"]["FilesTable"]["Properties"]
     assert props["GlobalSecondaryIndexes"] == [index_definition(), feed_index_definition()]

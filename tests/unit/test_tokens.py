@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.tokens import (
+from pipeline.core.tokens import (
     DIGEST_BYTES,
     MAX_ISSUED_TOKEN_CHARS,
     MAX_TOKEN_CHARS,

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from pipeline.dynamo.errors import surely_not_applied
-from pipeline.dynamo.totals import DynamoTotalsWriter
-from pipeline.dynamo.writer import DynamoFileStore
-from pipeline.ingest import IngestResult, ingest
-from pipeline.model import PARTITION_KEY, item_key
-from pipeline.retry import Backoff, Deadline
-from pipeline.settings import WriteMode
+from pipeline.adapters.dynamo.errors import surely_not_applied
+from pipeline.adapters.dynamo.totals import DynamoTotalsWriter
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.core.model import PARTITION_KEY, item_key
+from pipeline.core.retry import Backoff, Deadline
+from pipeline.core.settings import WriteMode
+from pipeline.ingest.batch import IngestResult, ingest
 from pipeline.totals.deltas import DeltaSum, Totals, counted, delta
 from pipeline.totals.folders import MAX_DEPTH, ancestors, is_counted, is_folder
 from pipeline.totals.ports import totals_key

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from pipeline.api import DEPTH_MESSAGE, FOLDER_MESSAGE, build_app
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.read.api import DEPTH_MESSAGE, FOLDER_MESSAGE, build_app
 from pipeline.totals.deltas import Totals
 from pipeline.totals.folders import MAX_DEPTH
 from tests.support.api import FakeFileReader, api_context, body, rest_event

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.dynamo.writer import DynamoFileStore, from_attribute
-from pipeline.ingest import ingest
-from pipeline.model import Action, FileEvent
-from pipeline.objects import ObjectHead, ObjectLookupError
-from pipeline.retry import Backoff, Deadline
-from pipeline.versions import VersionResolver, apply_head, needs_lookup
+from pipeline.adapters.dynamo.writer import DynamoFileStore, from_attribute
+from pipeline.core.model import Action, FileEvent
+from pipeline.core.retry import Backoff, Deadline
+from pipeline.ingest.batch import ingest
+from pipeline.ingest.objects import ObjectHead, ObjectLookupError
+from pipeline.ingest.versions import VersionResolver, apply_head, needs_lookup
 from tests.support.faults import InMemoryDynamo
 from tests.support.s3events import notification, s3_record, sqs_record
 from tests.support.s3versions import FakeVersionedBucket

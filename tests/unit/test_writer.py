@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.dynamo.writer import DynamoFileStore
-from pipeline.ingest import IngestResult, ingest
-from pipeline.retry import Backoff, Deadline
-from pipeline.settings import WriteMode
+from pipeline.adapters.dynamo.writer import DynamoFileStore
+from pipeline.core.retry import Backoff, Deadline
+from pipeline.core.settings import WriteMode
+from pipeline.ingest.batch import IngestResult, ingest
 from tests.support.faults import InMemoryDynamo, StrictFaultyClient
 from tests.support.s3events import notification, s3_record, sqs_record
 

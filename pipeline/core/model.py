@@ -30,7 +30,7 @@ scan of rows skips them (`is_system_key`).
 `seq` is the sequencer in a fixed-width form (uppercase, right-padded with '0' to
 `SEQ_WIDTH` characters: S3's ordering rule), so that DynamoDB itself compares two of them
 exactly in a write's condition. Rows written before `seq` existed carry only `sequencer`;
-they are compared in Python and replaced by compare-and-swap (pipeline/dynamo/writer.py).
+they are compared in Python and replaced by compare-and-swap (pipeline/adapters/dynamo/writer.py).
 
 Deletes are stored as tombstones rather than removed, so that a late, older create
 delivered after the delete (S3 delivery is at-least-once and unordered) cannot bring

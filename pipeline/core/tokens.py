@@ -33,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from pipeline.model import MAX_KEY_BYTES
+from pipeline.core.model import MAX_KEY_BYTES
 
 TOKEN_VERSION = 3
 MAX_TOKEN_CHARS = 4_096

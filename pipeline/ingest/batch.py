@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Protocol
 
-from pipeline.events import NotificationError, parse_body
-from pipeline.model import (
+from pipeline.core.model import (
     DELETED,
     PARTITION_KEY,
     ConditionalWrite,
@@ -48,11 +47,12 @@ from pipeline.model import (
     is_newer,
     parse_time,
 )
-from pipeline.retry import Deadline, OpStats
-from pipeline.settings import WriteMode
+from pipeline.core.retry import Deadline, OpStats
+from pipeline.core.settings import WriteMode
+from pipeline.ingest.events import NotificationError, parse_body
+from pipeline.ingest.versions import Resolution, VersionResolver, needs_lookup
 from pipeline.totals.deltas import DeltaSum
 from pipeline.totals.ports import TotalsWriter
-from pipeline.versions import Resolution, VersionResolver, needs_lookup
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ MAX_ROUNDS = 5
 
 
 class FileStore(Protocol):
-    """What ingest needs from the table (`pipeline.dynamo.writer.DynamoFileStore`)."""
+    """What ingest needs from the table (`pipeline.adapters.dynamo.writer.DynamoFileStore`)."""
 
     async def read_versions(
         self, keys: Sequence[str], deadline: Deadline, stats: OpStats
@@ -179,7 +179,7 @@ async def ingest(
     """Apply the SQS `records` to the table; never raises for bad message bodies.
 
     With a `resolver`, the newest event of each key is first checked against S3 where the
-    event alone cannot tell the object's state (version deletes: `pipeline.versions`).
+    event alone cannot tell the object's state (version deletes: `pipeline.ingest.versions`).
     With `totals`, the applied transitions' deltas are added to the folder counters.
     """
     result = IngestResult(messages=len(records))

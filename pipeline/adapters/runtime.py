@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 import aioboto3
 from botocore.config import Config
 
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
 
 T = TypeVar("T")
 C = TypeVar("C")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from pipeline.model import sequencer_problem
+from pipeline.core.model import sequencer_problem
 
 MAX_OBJECT_SIZE = 10_000 * 5 * 1024**3
 """The largest object S3 can hold, in bytes: 53,687,091,200,000 (48.8 TiB).

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pipeline.model import bucket_problem
+from pipeline.core.model import bucket_problem
 
 
 class SettingsError(ValueError):
@@ -125,7 +125,7 @@ class Settings:
     page_token_secret: str | None = None
     """Key for signing page tokens; without it they are checksummed and strictly validated."""
     cors_origin: str | None = None
-    # Reconcile (pipeline/reconcile.py)
+    # Reconcile (pipeline/reconcile/merge.py)
     reconcile_bucket: str | None = None
     """The bucket reconcile compares the table with (`RECONCILE_BUCKET`, else `TRACKED_BUCKET`)."""
     reconcile_checkpoint_path: str = "/file-tracker/reconcile/"

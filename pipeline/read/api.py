@@ -6,7 +6,7 @@ with the right status; exception text never reaches a client.
 
 The OpenAPI document (`openapi.json` at the repo root) is generated from these routes:
 
-    python -m pipeline.api --openapi > openapi.json
+    python -m pipeline.read.api --openapi > openapi.json
 """
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on Python < 3.12
 
+from pipeline.core.model import BUCKET_RULE, MAX_BUCKET_CHARS, MAX_KEY_BYTES, bucket_problem
+from pipeline.core.settings import Settings
+from pipeline.core.tokens import (
+    MAX_PREFIX_CHARS,
+    MAX_TOKEN_CHARS,
+    InvalidTokenError,
+    TokenCodec,
+    TokenPrefixMismatchError,
+)
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.reader import ChangeIndex, ShardPage, ShardRange
 from pipeline.feed.service import (
@@ -43,7 +52,7 @@ from pipeline.feed.service import (
     ChangeFeed,
     CursorExpiredError,
 )
-from pipeline.listing import (
+from pipeline.read.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     MAX_ROUNDS,
@@ -52,15 +61,6 @@ from pipeline.listing import (
     public_view,
     read_page,
     start_cursor,
-)
-from pipeline.model import BUCKET_RULE, MAX_BUCKET_CHARS, MAX_KEY_BYTES, bucket_problem
-from pipeline.settings import Settings
-from pipeline.tokens import (
-    MAX_PREFIX_CHARS,
-    MAX_TOKEN_CHARS,
-    InvalidTokenError,
-    TokenCodec,
-    TokenPrefixMismatchError,
 )
 from pipeline.totals.folders import MAX_DEPTH, SEPARATOR, depth, is_counted, is_folder
 from pipeline.totals.ports import TotalsReader
@@ -794,8 +794,8 @@ def openapi_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.api --openapi [FILE]`: print or write the OpenAPI document."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.api", description=__doc__)
+    """`python -m pipeline.read.api --openapi [FILE]`: print or write the OpenAPI document."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.read.api", description=__doc__)
     parser.add_argument("--openapi", action="store_true", help="emit the OpenAPI document")
     parser.add_argument("output", nargs="?", help="write to this file instead of stdout")
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ whatever happens after the read changes the row and makes the swap fail (the eve
 arrives later with a newer version and wins then.
 
 A checkpoint (the last key fully handled) is saved as the join advances, so a run cut off
-(Lambda timeout, Ctrl-C) resumes where it stopped; see `pipeline.dynamo.reconcile_store`.
+(Lambda timeout, Ctrl-C) resumes where it stopped; see `pipeline.adapters.dynamo.reconcile_store`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pipeline.model import (
+from pipeline.core.model import (
     BUCKET,
     DELETED,
     EXPIRES_AT,

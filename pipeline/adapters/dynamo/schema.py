@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.model import (
+from pipeline.core.model import (
     BUCKET,
     CHANGED,
     FEED_INDEX_NAME,

@@ -22,7 +22,7 @@ troubleshooting"):
 - Field names are kebab-case (`version-id`, `deletion-type`), `etag` is lower-case, the time
   is the envelope's `time` (whole seconds); `sequencer` orders events for a key as in S3's own
   notifications. Rows store both in the forms S3's own notifications give them (time with
-  milliseconds, sequencer uppercase: `pipeline.fields`), whichever route an event took.
+  milliseconds, sequencer uppercase: `pipeline.core.fields`), whichever route an event took.
 - The key: unlike S3's notification (form-URL-encoded, `red+flower.jpg`), AWS's documentation of
   the EventBridge shape says nothing about encoding, and its samples, Powertools'
   `S3EventBridgeNotificationObject.key` and moto all carry the key as is. We take it as is
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.fields import (
+from pipeline.core.fields import (
     NotificationError,
     check_sequencer,
     check_size,
@@ -43,7 +43,7 @@ from pipeline.fields import (
     check_time,
     decode_key,
 )
-from pipeline.model import Action, FileEvent
+from pipeline.core.model import Action, FileEvent
 
 SOURCE = "aws.s3"
 CREATED = "Object Created"

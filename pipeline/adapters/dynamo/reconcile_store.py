@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.dynamo.errors import error_code
-from pipeline.dynamo.reader import from_item
-from pipeline.dynamo.writer import to_item
-from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
-from pipeline.model import (
+from pipeline.adapters.dynamo.errors import error_code
+from pipeline.adapters.dynamo.reader import from_item
+from pipeline.adapters.dynamo.writer import to_item
+from pipeline.core.model import (
     BUCKET,
     CHANGED,
     FILENAME,
@@ -39,6 +38,7 @@ from pipeline.model import (
     WriteOutcome,
     item_key,
 )
+from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 GET_CHUNK = 100
 """BatchGetItem's limit on keys per call."""
 CAS_ATTRIBUTES = tuple(name for name in VERSION_ATTRIBUTES if name != PARTITION_KEY)
-"""The version of a row, as ingest's conditional writes compare it (`pipeline.model`)."""
+"""The version of a row, as ingest's conditional writes compare it (`pipeline.core.model`)."""
 
 
 def client_config(max_pool_connections: int = 20) -> Config:

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.dynamo.errors import error_code
-from pipeline.model import (
+from pipeline.adapters.dynamo.errors import error_code
+from pipeline.core.model import (
     BUCKET,
     DELETED,
     FILENAME,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.dynamo.writer import to_item
-from pipeline.model import bucket_problem, bucket_record
+from pipeline.adapters.dynamo.writer import to_item
+from pipeline.core.model import bucket_problem, bucket_record
 
 
 def register_bucket(client: Any, table_name: str, bucket: str, *, by: str) -> None:

@@ -2,11 +2,11 @@
 
     summary = run(Target(bucket="b", table="files"), prefix="logs/", dry_run=False)
 
-The bucket side is S3 ListObjectsV2 (`pipeline.bucket`) or an S3 Inventory report
-(`pipeline.inventory`); the table side is the sorted listing index
-(`pipeline.dynamo.reader.DynamoFileReader.iter_live`); repairs are conditional PutItems
-(`pipeline.dynamo.reconcile_store`); checkpoints live in SSM Parameter Store
-(`pipeline.checkpoints`).
+The bucket side is S3 ListObjectsV2 (`pipeline.adapters.s3_bucket`) or an S3 Inventory report
+(`pipeline.adapters.s3_inventory`); the table side is the sorted listing index
+(`pipeline.adapters.dynamo.reader.DynamoFileReader.iter_live`); repairs are conditional PutItems
+(`pipeline.adapters.dynamo.reconcile_store`); checkpoints live in SSM Parameter Store
+(`pipeline.adapters.ssm_checkpoints`).
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from typing import Any
 
 import boto3
 
-from pipeline import bucket as s3_adapter
-from pipeline.checkpoints import DEFAULT_PATH, SsmCheckpoints
-from pipeline.dynamo import reconcile_store
-from pipeline.dynamo.reader import DynamoFileReader
-from pipeline.dynamo.reconcile_store import DynamoRowStore
-from pipeline.dynamo.registry import register_bucket
-from pipeline.dynamo.totals import DynamoTotalsStore
+from pipeline.adapters import s3_bucket as s3_adapter
+from pipeline.adapters.dynamo import reconcile_store
+from pipeline.adapters.dynamo.reader import DynamoFileReader
+from pipeline.adapters.dynamo.reconcile_store import DynamoRowStore
+from pipeline.adapters.dynamo.registry import register_bucket
+from pipeline.adapters.dynamo.totals import DynamoTotalsStore
+from pipeline.adapters.s3_inventory import InventoryObjects
+from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, SsmCheckpoints
+from pipeline.core.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.feed.positions import Stamper
-from pipeline.inventory import InventoryObjects
-from pipeline.model import INDEX_SHARDS, ConditionalWrite
-from pipeline.reconcile import ObjectSource, Repairer, Summary, reconcile
+from pipeline.reconcile.merge import ObjectSource, Repairer, Summary, reconcile
 from pipeline.totals.audit import TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400

@@ -22,9 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from pipeline.model import Action, FileEvent
-from pipeline.objects import ObjectHead, ObjectLookupError, ObjectReader
-from pipeline.retry import Backoff, Deadline
+from pipeline.core.model import Action, FileEvent
+from pipeline.core.retry import Backoff, Deadline
+from pipeline.ingest.objects import ObjectHead, ObjectLookupError, ObjectReader
 
 logger = logging.getLogger(__name__)
 

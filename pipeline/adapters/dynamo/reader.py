@@ -21,15 +21,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from pipeline.dynamo.errors import error_code, is_transient
-from pipeline.listing import (
-    ShardQuery,
-    ShardResult,
-    StoreError,
-    StoreUnavailableError,
-    iter_live,
-)
-from pipeline.model import (
+from pipeline.adapters.dynamo.errors import error_code, is_transient
+from pipeline.core.model import (
     BUCKET_RECORD_PREFIX,
     DELETED,
     FILENAME,
@@ -41,7 +34,14 @@ from pipeline.model import (
     item_key,
     name_shard,
 )
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.read.listing import (
+    ShardQuery,
+    ShardResult,
+    StoreError,
+    StoreUnavailableError,
+    iter_live,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -6,7 +6,7 @@ writer's clock when it sent the last update).
 
 - Ingest (`DynamoTotalsWriter`, aiobotocore): one UpdateItem `ADD` per counter per invocation.
   ADD is not idempotent, so an update is sent again only when DynamoDB surely did not apply
-  it (`pipeline.dynamo.errors.surely_not_applied`): a throttling error (refused before any
+  it (`pipeline.adapters.dynamo.errors.surely_not_applied`): a throttling error (refused before any
   write) or a connection
   that was never established. Anything else (a timeout or a dropped connection after
   sending, a 5xx) may or may not have been applied: it is counted as lost, never retried,
@@ -29,11 +29,11 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
-from pipeline.dynamo.reader import from_item
-from pipeline.listing import StoreError, StoreUnavailableError
-from pipeline.model import PARTITION_KEY
-from pipeline.retry import Backoff, Deadline, Sleep, real_sleep
+from pipeline.adapters.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.adapters.dynamo.reader import from_item
+from pipeline.core.model import PARTITION_KEY
+from pipeline.core.retry import Backoff, Deadline, Sleep, real_sleep
+from pipeline.read.listing import StoreError, StoreUnavailableError
 from pipeline.totals.deltas import DeltaSum, Totals
 from pipeline.totals.ports import ApplyResult, StoredTotals, totals_key
 

@@ -7,7 +7,7 @@ reads one bucket: its shards only, so other buckets' rows are never read. A page
 shards in parallel for a key range, merges their sorted runs (a k-way merge) and stops after
 `limit` entries (files plus common prefixes).
 
-`IndexReader` is the port; `pipeline.dynamo.reader.DynamoFileReader` implements it with
+`IndexReader` is the port; `pipeline.adapters.dynamo.reader.DynamoFileReader` implements it with
 Query and GetItem, tests use `tests.support.api.FakeFileReader`.
 
 Order: DynamoDB orders String sort keys by their UTF-8 bytes, which for valid Unicode is the
@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.fields import MAX_OBJECT_SIZE
-from pipeline.model import FILENAME, INTERNAL_ATTRIBUTES
+from pipeline.core.fields import MAX_OBJECT_SIZE
+from pipeline.core.model import FILENAME, INTERNAL_ATTRIBUTES
 
 MAX_LIMIT = 1_000
 DEFAULT_LIMIT = 100

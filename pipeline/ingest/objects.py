@@ -1,7 +1,7 @@
 """The ingest side's S3 adapter: what HeadObject says about the current version of a key.
 
 Used only for events that cannot tell the object's state on their own (a version deleted
-from a versioned bucket, see `pipeline.versions`). One attempt per call: the caller decides
+from a versioned bucket, see `pipeline.ingest.versions`). One attempt per call: the caller decides
 whether to retry, from the error's type (`ObjectLookupError.transient`), never its text.
 
 Every error the SDK can raise becomes an `ObjectLookupError`: S3's answers (`ClientError`) by
@@ -118,7 +118,7 @@ def head_from_error(error: ClientError) -> ObjectHead:
 
 
 class S3ObjectReader:
-    """`ObjectReader` over an aiobotocore S3 client (opened by `pipeline.runtime`)."""
+    """`ObjectReader` over an aiobotocore S3 client (opened by `pipeline.adapters.runtime`)."""
 
     def __init__(self, client: S3Client) -> None:
         self._client = client

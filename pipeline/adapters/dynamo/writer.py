@@ -42,9 +42,8 @@ import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
-from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
-from pipeline.model import (
+from pipeline.adapters.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.core.model import (
     CHANGED,
     MAX_ITEM_BYTES,
     MAX_KEY_BYTES,
@@ -55,7 +54,8 @@ from pipeline.model import (
     ConditionalWrite,
     WriteOutcome,
 )
-from pipeline.retry import Backoff, Deadline, OpStats, Sleep, real_sleep
+from pipeline.core.retry import Backoff, Deadline, OpStats, Sleep, real_sleep
+from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ FilterExpression (`begins_with`): DynamoDB reads, and charges for, every row of 
 drops the others after reading them; `Limit` counts rows read, so a filtered shard may stop
 early and report where (`covered`, from `LastEvaluatedKey`). The shards of one page run in
 parallel on a small thread pool; errors are translated as the listing's are
-(`pipeline.dynamo.reader`).
+(`pipeline.adapters.dynamo.reader`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pipeline.dynamo.reader import _call, from_item
+from pipeline.adapters.dynamo.reader import _call, from_item
+from pipeline.core.model import CHANGED, FEED_INDEX_NAME, FEED_SHARD, FILENAME
 from pipeline.feed.reader import ShardPage, ShardRange
-from pipeline.model import CHANGED, FEED_INDEX_NAME, FEED_SHARD, FILENAME
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -2,7 +2,7 @@
 
 Handles S3's own shape (form-URL-encoded keys, `s3:TestEvent`, several `Records` per
 message), the same notification wrapped in an SNS envelope (S3 -> SNS -> SQS fan-out), and
-S3 events routed through EventBridge (`pipeline.eventbridge`).
+S3 events routed through EventBridge (`pipeline.ingest.eventbridge`).
 Anything else is a `NotificationError`: the message fails alone and, after the queue's
 maxReceiveCount, lands in the DLQ.
 """
@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.eventbridge import parse_event
-from pipeline.fields import (
+from pipeline.core.fields import (
     NotificationError,
     check_sequencer,
     check_size,
@@ -22,7 +21,8 @@ from pipeline.fields import (
     check_time,
     decode_key,
 )
-from pipeline.model import Action, FileEvent
+from pipeline.core.model import Action, FileEvent
+from pipeline.ingest.eventbridge import parse_event
 
 CREATE_PREFIXES = ("ObjectCreated:",)
 DELETE_NAMES = frozenset(

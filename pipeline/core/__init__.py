@@ -1,0 +1,1 @@
+"""The core: the record model, settings, retry, tokens and event fields. No AWS."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from botocore.credentials import Credentials
@@ -129,6 +130,21 @@ def test_a_path_that_really_names_dot_segments_is_signed_and_routed_encoded(
     status, _, _ = send(gateway, "GET", url.removeprefix(gateway.url), headers)
     assert status == 200
     assert echo.events[0]["pathParameters"] == {"filename": "x/%2E%2E/public.txt"}
+
+
+@pytest.mark.parametrize("key", ["..", ".", "a//b", "x/../y", "a/./b"])
+def test_a_key_with_dot_or_empty_segments_is_signed_and_routed_by_the_query_form(
+    gateway: ApiGateway, echo: Echo, key: str
+) -> None:
+    # Given a key whose path form is normalized away (GET /files/%2E%2E is refused)
+    url, headers = LOCAL.sign("GET", f"{gateway.url}/files?{urlencode({'key': key})}", {})
+    # When it is sent as GET /files?key=, signed by botocore
+    status, _, _ = send(gateway, "GET", url.removeprefix(gateway.url), headers)
+    # Then the signature holds and the handler gets the key exactly
+    assert status == 200
+    (event,) = echo.events
+    assert event["path"] == "/files"
+    assert event["queryStringParameters"] == {"key": key}
 
 
 # --- SigV4 with the Date header ----------------------------------------------------------

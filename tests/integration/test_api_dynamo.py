@@ -338,3 +338,19 @@ def test_the_handler_serves_pages_and_files_and_emits_metrics(
     assert metrics["PagesServed"] == 2
     assert metrics["ItemsReturned"] == 3
     assert metrics["BadRequests"] == 1
+
+
+@pytest.mark.parametrize("filename", ["..", ".", "a//b", "x/../y", "/lead"])
+def test_keys_with_dot_or_empty_segments_are_read_by_the_key_form(
+    client: Any, big_table: str, app: APIGatewayRestResolver, filename: str
+) -> None:
+    # Given a key no URL path can carry (API Gateway normalizes dot and empty segments)
+    put_all(client, big_table, [live_item(filename, 7)])
+    try:
+        # When it is asked for with GET /files?key=
+        response = get(app, rest_event("/files", query={"key": filename}))
+        # Then the page holds exactly that file
+        assert response["statusCode"] == 200, response["body"]
+        assert [item["filename"] for item in body(response)["items"]] == [filename]
+    finally:
+        client.delete_item(TableName=big_table, Key={"pk": {"S": f"uploads/{filename}"}})

@@ -15,11 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline.adapters.dynamo.totals import DynamoTotalsWriter
 from pipeline.adapters.dynamo.writer import DynamoFileStore
 from pipeline.adapters.runtime import LoopRuntime, open_dynamodb_client, open_s3_client
+from pipeline.adapters.s3_objects import S3ObjectReader
 from pipeline.core.retry import Backoff, Deadline
 from pipeline.core.settings import Settings
 from pipeline.feed.positions import Stamper
 from pipeline.ingest.batch import IngestResult, ingest
-from pipeline.ingest.objects import LazyObjectReader, ObjectReader, S3ObjectReader
+from pipeline.ingest.objects import LazyObjectReader, ObjectReader
 from pipeline.ingest.versions import VersionResolver
 
 settings = Settings.from_env()  # cold start: fails fast with a clear message

@@ -10,8 +10,9 @@ import boto3
 import pytest
 
 from pipeline.adapters.runtime import open_s3_client
+from pipeline.adapters.s3_objects import S3ObjectReader
 from pipeline.core.settings import Settings
-from pipeline.ingest.objects import ObjectHead, ObjectLookupError, S3ObjectReader
+from pipeline.ingest.objects import ObjectHead, ObjectLookupError
 
 REGION = "ap-south-1"
 

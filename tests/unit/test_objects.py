@@ -13,14 +13,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from pipeline.adapters.s3_objects import S3ObjectReader, head_from_error
 from pipeline.core.settings import Settings
-from pipeline.ingest.objects import (
-    LazyObjectReader,
-    ObjectHead,
-    ObjectLookupError,
-    S3ObjectReader,
-    head_from_error,
-)
+from pipeline.ingest.objects import LazyObjectReader, ObjectHead, ObjectLookupError
 from tests.support.sdk_errors import BOTOCORE_ERRORS, OTHER_ERRORS, TRANSIENT_FAMILIES, sdk_error
 
 

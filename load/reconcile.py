@@ -63,7 +63,7 @@ class _Generated:
         self.n = n
 
     def iter_objects(self, prefix: str, start_after: str | None) -> Iterator[Any]:
-        from pipeline.reconcile.merge import S3Object
+        from pipeline.reconcile.ports import S3Object
 
         for i in range(self.n):
             yield S3Object(f"key/{i:09d}", i % 1000, f"{i:032x}", "2026-01-01T00:00:00.000Z")
@@ -82,7 +82,7 @@ class _Generated:
         return {write.row["filename"]: "written" for write in writes}
 
     def head_many(self, keys: Sequence[str]) -> dict[str, Any]:
-        from pipeline.reconcile.merge import S3Object
+        from pipeline.reconcile.ports import S3Object
 
         return {
             k: S3Object(k, int(k[4:]) % 1000, f"{int(k[4:]):032x}", "2026-01-01T00:00:00.000Z")
@@ -95,12 +95,13 @@ def _child(args: argparse.Namespace) -> int:
     baseline = _maxrss_mb()
     cpu, started = time.process_time(), time.perf_counter()
     if args.child == "fake":
-        from pipeline.reconcile.merge import Repairer, reconcile
+        from pipeline.reconcile.merge import reconcile
+        from pipeline.reconcile.repair import Repairer
 
         data = _Generated(keys)
         summary = reconcile(data, data, Repairer("bench", data, data, 86_400))
     else:
-        from pipeline.reconcile.app import Target, run
+        from pipeline.wiring.reconcile import Target, run
 
         endpoint = f"http://127.0.0.1:{args.port}"
         credentials = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}

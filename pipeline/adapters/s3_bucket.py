@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.reconcile.merge import S3Object, normalize_etag
+from pipeline.reconcile.ports import S3Object, normalize_etag
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlparse
 
-from pipeline.reconcile.merge import S3Object, normalize_etag
+from pipeline.reconcile.ports import S3Object, normalize_etag
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.reconcile.merge import Checkpoint
+from pipeline.reconcile.ports import Checkpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient

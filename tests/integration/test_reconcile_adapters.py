@@ -23,14 +23,8 @@ from pipeline.adapters.dynamo.reconcile_store import DynamoRowStore
 from pipeline.adapters.s3_bucket import BucketObjects
 from pipeline.adapters.ssm_checkpoints import CheckpointError, SsmCheckpoints
 from pipeline.core.model import ConditionalWrite, WriteOutcome
-from pipeline.reconcile.merge import (
-    Checkpoint,
-    Drift,
-    DriftKind,
-    Repairer,
-    S3Object,
-    Summary,
-)
+from pipeline.reconcile.ports import Checkpoint, Drift, DriftKind, S3Object, Summary
+from pipeline.reconcile.repair import Repairer
 from tests.conftest import REGION
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.s3events import notification, s3_record, sqs_event

@@ -23,7 +23,7 @@ from pipeline.core.model import (
     WriteOutcome,
     is_newer,
 )
-from pipeline.reconcile.merge import Checkpoint, S3Object
+from pipeline.reconcile.ports import Checkpoint, S3Object
 
 CAS_ATTRIBUTES = ("filename", "seq", "sequencer", "event_time", "deleted")
 TTL_S = 15 * 86_400

@@ -14,18 +14,9 @@ from typing import Any
 import pytest
 
 from pipeline.core.model import ConditionalWrite
-from pipeline.reconcile.merge import (
-    BACKFILL_EVENT,
-    HIDE_EVENT,
-    Drift,
-    DriftKind,
-    Repairer,
-    S3Object,
-    Summary,
-    classify,
-    merge_join,
-    reconcile,
-)
+from pipeline.reconcile.merge import classify, merge_join, reconcile
+from pipeline.reconcile.ports import Drift, DriftKind, S3Object, Summary
+from pipeline.reconcile.repair import BACKFILL_EVENT, HIDE_EVENT, Repairer
 from tests.support.reconcile_fakes import (
     TTL_S,
     FakeBucket,

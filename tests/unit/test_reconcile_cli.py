@@ -14,7 +14,7 @@ import pytest
 from pipeline.local import reconcile_cli
 from pipeline.local.cli import _parser, main
 from pipeline.local.state import STATE_ENV, LocalStack, published, read_local_stack
-from pipeline.reconcile.merge import Summary
+from pipeline.reconcile.ports import Summary
 
 
 class Terminal(io.StringIO):

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.reconcile.merge import Repairer, S3Object, Summary, reconcile
+from pipeline.reconcile.merge import reconcile
+from pipeline.reconcile.ports import S3Object, Summary
+from pipeline.reconcile.repair import Repairer
 from pipeline.totals.audit import STAMP_MARGIN_S, TotalsAudit
 from pipeline.totals.deltas import Totals
 from pipeline.totals.folders import ancestors

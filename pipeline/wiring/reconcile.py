@@ -27,7 +27,9 @@ from pipeline.adapters.s3_inventory import InventoryObjects
 from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, SsmCheckpoints
 from pipeline.core.model import INDEX_SHARDS, ConditionalWrite
 from pipeline.feed.positions import Stamper
-from pipeline.reconcile.merge import ObjectSource, Repairer, Summary, reconcile
+from pipeline.reconcile.merge import reconcile
+from pipeline.reconcile.ports import ObjectSource, Summary
+from pipeline.reconcile.repair import Repairer
 from pipeline.totals.audit import TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400

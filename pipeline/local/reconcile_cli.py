@@ -37,7 +37,7 @@ from pipeline.adapters.s3_inventory import InventoryError
 from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
 from pipeline.local.provision import ResourceError
 from pipeline.local.state import LocalStack, read_local_stack
-from pipeline.read.listing import StoreError
+from pipeline.read.ports import StoreError
 from pipeline.reconcile.ports import Summary
 from pipeline.wiring.reconcile import DEFAULT_TOTALS_SETTLE_S, Target, run
 

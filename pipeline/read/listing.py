@@ -24,17 +24,24 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline.core.fields import MAX_OBJECT_SIZE
 from pipeline.core.model import FILENAME, INTERNAL_ATTRIBUTES
+from pipeline.read.keys import (
+    common_prefix,
+    key_after,
+    max_key_with_prefix,
+)
+from pipeline.read.ports import (
+    IndexReader,
+    ShardQuery,
+)
 
 MAX_LIMIT = 1_000
 DEFAULT_LIMIT = 100
-MAX_KEY_BYTES_LISTED = 1_024
-"""S3 keys are at most 1,024 bytes; so are the index's sort keys (DynamoDB's sort key limit)."""
 MAX_ROUNDS = 16
 """Rounds of parallel shard queries a page may use before it ends early (plus one look-ahead).
 
@@ -45,120 +52,6 @@ MAX_PAGE_BYTES = 5_000_000
 """Budget for a page's entries in the Lambda response (6,291,456 bytes), leaving room for the
 envelope, the token and headers. Measured as the proxy response will carry them: each entry's
 JSON (ASCII-escaped, as Powertools serializes it) escaped again inside the response's `body`."""
-_MAX_CHAR = "\U0010ffff"
-_LARGEST_BY_BYTES = {1: "\x7f", 2: "\u07ff", 3: "\uffff"}
-
-
-class StoreError(Exception):
-    """The file store failed in a way a retry will not fix (permissions, missing table...)."""
-
-
-class StoreUnavailableError(StoreError):
-    """The file store is throttling or unreachable: the request may succeed if retried."""
-
-
-@dataclass(frozen=True, slots=True)
-class ShardQuery:
-    """One Query of the index: shard `shard`, names in `[low, high]` (None: open), `limit` rows."""
-
-    shard: int
-    low: str | None
-    high: str | None
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class ShardResult:
-    """Rows of one shard query in ascending name order; `more`: the query stopped early."""
-
-    rows: list[dict[str, Any]]
-    more: bool
-
-
-class IndexReader(Protocol):
-    """Read access to the files table and its sorted listing index."""
-
-    @property
-    def shards(self) -> int:
-        """Number of index shards (`pipeline.model.INDEX_SHARDS`)."""
-        ...
-
-    def query(self, queries: Sequence[ShardQuery]) -> list[ShardResult]:
-        """Run the queries (in parallel where possible); results in the same order."""
-        ...
-
-    def get(self, filename: str) -> dict[str, Any] | None:
-        """The row of `filename` (strongly consistent), or None when absent or a tombstone."""
-        ...
-
-
-class FileIndex(Protocol):
-    """The read API's port: the table's buckets and a reader of each."""
-
-    def for_bucket(self, bucket: str) -> IndexReader:
-        """The reader of `bucket`'s rows."""
-        ...
-
-    def tracked_buckets(self) -> list[str]:
-        """Buckets registered in the table, in name order."""
-        ...
-
-    def is_tracked(self, bucket: str) -> bool:
-        """Whether `bucket` is registered in the table."""
-        ...
-
-
-FileReader = FileIndex
-"""The read API's port (name kept for the handlers and tests)."""
-
-
-# --- key arithmetic ------------------------------------------------------------------------
-
-
-def utf8_len(text: str) -> int:
-    """Bytes of `text` in UTF-8 (lone surrogates counted as 3, as `surrogatepass` writes them)."""
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def max_key_with_prefix(prefix: str) -> str | None:
-    """The greatest string of at most 1,024 UTF-8 bytes that starts with `prefix` (None: none)."""
-    room = MAX_KEY_BYTES_LISTED - utf8_len(prefix)
-    if room < 0:
-        return None
-    fill, rest = divmod(room, 4)
-    return prefix + _MAX_CHAR * fill + _LARGEST_BY_BYTES.get(rest, "")
-
-
-def _next_char(char: str) -> str | None:
-    code = ord(char) + 1
-    if 0xD800 <= code <= 0xDFFF:
-        code = 0xE000
-    return chr(code) if code <= 0x10FFFF else None
-
-
-def key_after(cursor: str) -> str | None:
-    """The least string of at most 1,024 UTF-8 bytes greater than `cursor` (None: there is none).
-
-    A query for names `>= key_after(c)` is exactly a query for names `> c` among S3 keys.
-    """
-    size = utf8_len(cursor)
-    if size < MAX_KEY_BYTES_LISTED:
-        return cursor + "\x00"
-    for i in range(len(cursor) - 1, -1, -1):  # differ as late as possible, by as little
-        size -= utf8_len(cursor[i])
-        room = MAX_KEY_BYTES_LISTED - size
-        char = _next_char(cursor[i])
-        if room > 0 and char is not None and utf8_len(char) <= room:
-            return cursor[:i] + char
-    return None
-
-
-def common_prefix(filename: str, prefix: str, delimiter: str | None) -> str | None:
-    """The common prefix `filename` rolls up into under `prefix` and `delimiter`, if any."""
-    if not delimiter:
-        return None
-    at = filename.find(delimiter, len(prefix))
-    return None if at < 0 else filename[: at + len(delimiter)]
 
 
 # --- rows as the API shows them ------------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.core.model import INDEX_SHARDS, SHARD_ATTRIBUTE, name_shard
-from pipeline.read.listing import ShardQuery, ShardResult, iter_live
+from pipeline.read.listing import iter_live
+from pipeline.read.ports import ShardQuery, ShardResult
 from tests.support.lambda_context import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

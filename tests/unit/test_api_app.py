@@ -11,7 +11,7 @@ from pipeline.core.model import INDEX_SHARDS
 from pipeline.core.settings import Settings
 from pipeline.core.tokens import TokenCodec
 from pipeline.read.api import LIMIT_MESSAGE, REPEATED_MESSAGE, TOKEN_MESSAGE, build_app
-from pipeline.read.listing import StoreError, StoreUnavailableError
+from pipeline.read.ports import StoreError, StoreUnavailableError
 from tests.support.api import (
     FakeFileReader,
     MetricsRecorder,

@@ -12,16 +12,8 @@ from hypothesis import strategies as st
 from pipeline.core.settings import Settings
 from pipeline.core.tokens import MAX_ISSUED_TOKEN_CHARS
 from pipeline.read.api import build_app
-from pipeline.read.listing import (
-    MAX_PAGE_BYTES,
-    Page,
-    common_prefix,
-    iter_live,
-    key_after,
-    max_key_with_prefix,
-    public_view,
-    read_page,
-)
+from pipeline.read.keys import common_prefix, key_after, max_key_with_prefix
+from pipeline.read.listing import MAX_PAGE_BYTES, Page, iter_live, public_view, read_page
 from tests.support.api import FakeFileReader, api_context, rest_event
 
 LAMBDA_RESPONSE_LIMIT = 6_291_456

@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from pipeline.core.settings import Settings
 from pipeline.read.api import build_app, main, openapi_document
-from pipeline.read.listing import StoreUnavailableError
+from pipeline.read.ports import StoreUnavailableError
 from pipeline.totals.deltas import Totals
 from tests.support.api import FakeFileReader, api_context, body, file_event, rest_event
 from tests.support.totals import FakeTotals

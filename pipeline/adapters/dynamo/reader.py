@@ -35,13 +35,8 @@ from pipeline.core.model import (
     name_shard,
 )
 from pipeline.core.settings import Settings
-from pipeline.read.listing import (
-    ShardQuery,
-    ShardResult,
-    StoreError,
-    StoreUnavailableError,
-    iter_live,
-)
+from pipeline.read.listing import iter_live
+from pipeline.read.ports import ShardQuery, ShardResult, StoreError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

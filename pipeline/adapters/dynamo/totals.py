@@ -33,7 +33,7 @@ from pipeline.adapters.dynamo.errors import error_code, is_transient, surely_not
 from pipeline.adapters.dynamo.reader import from_item
 from pipeline.core.model import PARTITION_KEY
 from pipeline.core.retry import Backoff, Deadline, Sleep, real_sleep
-from pipeline.read.listing import StoreError, StoreUnavailableError
+from pipeline.read.ports import StoreError, StoreUnavailableError
 from pipeline.totals.deltas import DeltaSum, Totals
 from pipeline.totals.ports import ApplyResult, StoredTotals, totals_key
 

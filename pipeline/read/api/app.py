@@ -38,7 +38,8 @@ from pipeline.read.api.context import (
 from pipeline.read.api.files import files_router
 from pipeline.read.api.schemas import CURSOR_MESSAGE, MESSAGES, SINCE_MESSAGE, TOKEN_MESSAGE
 from pipeline.read.api.summary import summary_router
-from pipeline.read.listing import MAX_ROUNDS, FileReader, StoreUnavailableError
+from pipeline.read.listing import MAX_ROUNDS
+from pipeline.read.ports import FileReader, StoreUnavailableError
 from pipeline.totals.ports import TotalsReader
 
 logger = logging.getLogger(__name__)

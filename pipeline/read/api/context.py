@@ -13,7 +13,8 @@ from pipeline.core.settings import Settings
 from pipeline.core.tokens import TokenCodec
 from pipeline.feed.service import ChangeFeed
 from pipeline.read.api.schemas import BUCKET_MESSAGE, LIMIT_MESSAGE, MESSAGES, REPEATED_MESSAGE
-from pipeline.read.listing import MAX_ROUNDS, FileReader
+from pipeline.read.listing import MAX_ROUNDS
+from pipeline.read.ports import FileReader
 from pipeline.totals.ports import TotalsReader
 
 _LIMIT_TEXT = re.compile(r"[1-9][0-9]{0,3}")

@@ -23,14 +23,8 @@ from pipeline.read.api.schemas import (
     FilePage,
     FileRecord,
 )
-from pipeline.read.listing import (
-    DEFAULT_LIMIT,
-    MAX_KEY_BYTES_LISTED,
-    MAX_LIMIT,
-    public_view,
-    read_page,
-    start_cursor,
-)
+from pipeline.read.keys import MAX_KEY_BYTES_LISTED
+from pipeline.read.listing import DEFAULT_LIMIT, MAX_LIMIT, public_view, read_page, start_cursor
 from pipeline.totals.folders import SEPARATOR, is_counted
 
 LIST_DESCRIPTION = (

@@ -11,7 +11,8 @@ from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on P
 from pipeline.core.model import BUCKET_RULE
 from pipeline.core.tokens import MAX_PREFIX_CHARS
 from pipeline.feed.service import SINCE_MESSAGE
-from pipeline.read.listing import MAX_KEY_BYTES_LISTED, MAX_LIMIT
+from pipeline.read.keys import MAX_KEY_BYTES_LISTED
+from pipeline.read.listing import MAX_LIMIT
 from pipeline.totals.folders import MAX_DEPTH
 
 API_TITLE = "S3 File Tracker API"

@@ -20,215 +20,44 @@ other transfer codings get a 501; a connection idle for `idle_timeout_s` is clos
 
 from __future__ import annotations
 
-import base64
 import errno
 import json
 import logging
 import re
 import threading
-import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from botocore.utils import normalize_url_path
 
 from pipeline.local.environments import FunctionTimeoutError
 from pipeline.local.lambda_runtime import Handler, LambdaContext
 from pipeline.local.ports import PortInUseError
+from pipeline.local.proxy import (
+    AWS_IAM,
+    NONE,
+    HttpResponse,
+    Route,
+    integration_response,
+    json_response,
+    proxy_event,
+)
 from pipeline.local.sigv4 import AuthError, Caller, SigV4Verifier
 
 logger = logging.getLogger(__name__)
 
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
 """API Gateway's answer (403) for a resource or method the API does not define."""
-AWS_IAM = "AWS_IAM"
-NONE = "NONE"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """API Gateway's payload limit (10 MB): a larger body gets a 413 before it is read."""
 TOO_LONG = {"message": "Request Too Long"}
 IDLE_TIMEOUT_S = 60.0
 """How long a connection may sit without sending a byte of its next request (local choice)."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """One method on one API resource, e.g. GET /files/{filename+}."""
-
-    method: str
-    resource: str
-    pattern: re.Pattern[str]
-    parameters: tuple[str, ...]
-    authorization: str = NONE
-    """`AWS_IAM` (SigV4 required) or `NONE`."""
-
-    @classmethod
-    def parse(cls, method: str, resource: str, authorization: str = NONE) -> Route:
-        """Compile an API Gateway resource path (`{name}`, greedy `{name+}` last).
-
-        Like API Gateway (REST), one trailing slash is ignored: `/files/` is the `/files`
-        resource, and the handler sees the path as sent. A greedy parameter is never empty.
-        """
-        regex = ""
-        names: list[str] = []
-        for part in resource.strip("/").split("/"):
-            if not part:
-                continue
-            match = re.fullmatch(r"\{([A-Za-z0-9_.-]+)(\+?)\}", part)
-            if match is None:
-                regex += "/" + re.escape(part)
-            else:
-                names.append(match.group(1))
-                regex += f"/(?P<p{len(names) - 1}>{'.+' if match.group(2) else '[^/]+'})"
-        if authorization not in (AWS_IAM, NONE):
-            raise ValueError(f"{method} {resource}: unknown authorization {authorization!r}")
-        pattern = re.compile((regex or "/") + "/?")
-        return cls(method.upper(), resource, pattern, tuple(names), authorization)
-
-    def match(self, path: str) -> dict[str, str] | None:
-        """Path parameters (still percent-encoded) when `path` is this resource, else None."""
-        found = self.pattern.fullmatch(path)
-        if found is None:
-            return None
-        return {name: found.group(f"p{i}") for i, name in enumerate(self.parameters)}
-
-
-def _multi(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    multi: dict[str, list[str]] = {}
-    for name, value in pairs:
-        multi.setdefault(name, []).append(value)
-    return multi
-
-
-def proxy_event(
-    route: Route,
-    path: str,
-    path_parameters: dict[str, str],
-    method: str,
-    query: str,
-    headers: Sequence[tuple[str, str]],
-    body: bytes,
-    *,
-    stage: str,
-    source_ip: str,
-    account_id: str = "123456789012",
-    api_id: str = "local",
-    caller: Caller | None = None,
-) -> dict[str, Any]:
-    """The REST API proxy event for one request (`caller`: who signed it, for AWS_IAM)."""
-    query_pairs = parse_qsl(query, keep_blank_values=True)
-    multi_query = _multi(query_pairs)
-    multi_headers = _multi(headers)
-    now = time.time()
-    host = next((v for k, v in headers if k.lower() == "host"), "127.0.0.1")
-    user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
-    request_id = str(uuid.uuid4())
-    text_body: str | None = None
-    is_base64 = False
-    if body:
-        try:
-            text_body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
-    return {
-        "resource": route.resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": {name: values[-1] for name, values in multi_headers.items()} or None,
-        "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": route.resource,
-            "httpMethod": method,
-            "extendedRequestId": request_id,
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{stage}{path}",
-            "accountId": account_id,
-            "protocol": "HTTP/1.1",
-            "stage": stage,
-            "domainPrefix": host.split(".")[0],
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": caller.account_id if caller else None,
-                "cognitoIdentityId": None,
-                "caller": caller.access_key if caller else None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": caller.access_key if caller else None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": caller.user_arn if caller else None,
-                "userAgent": user_agent,
-                "user": caller.access_key if caller else None,
-            },
-            "domainName": host,
-            "apiId": api_id,
-        },
-        "body": text_body,
-        "isBase64Encoded": is_base64,
-    }
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """What goes back on the wire."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-def _json_response(
-    status: int, payload: Any, extra: Sequence[tuple[str, str]] = ()
-) -> HttpResponse:
-    return HttpResponse(
-        status, [("Content-Type", "application/json"), *extra], json.dumps(payload).encode()
-    )
-
-
-def integration_response(result: Any) -> HttpResponse:
-    """Turn a proxy integration result into HTTP; a malformed one is a 502 as on AWS."""
-    bad_gateway = _json_response(502, {"message": "Internal server error"})
-    if not isinstance(result, dict):
-        return bad_gateway
-    status = result.get("statusCode", 200)
-    try:
-        status = int(status)
-    except (TypeError, ValueError):
-        return bad_gateway
-    headers: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        values = values if isinstance(values, list) else [values]
-        headers.extend((str(name), str(value)) for value in values)
-        seen.add(str(name).lower())
-    for name, value in (result.get("headers") or {}).items():
-        if str(name).lower() not in seen:
-            headers.append((str(name), str(value)))
-    body = result.get("body")
-    if body is None:
-        payload = b""
-    elif result.get("isBase64Encoded"):
-        try:
-            payload = base64.b64decode(str(body), validate=True)
-        except ValueError:
-            return bad_gateway
-    else:
-        payload = (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
-    if not any(name.lower() == "content-type" for name, _ in headers):
-        headers.append(("Content-Type", "application/json"))
-    return HttpResponse(status, headers, payload)
 
 
 _SERVER_ERRORS = {
@@ -405,7 +234,7 @@ class ApiGateway:
                         )
                     except AuthError as error:
                         request._send(
-                            _json_response(
+                            json_response(
                                 HTTPStatus.FORBIDDEN,
                                 {"message": error.message},
                                 [("x-amzn-ErrorType", error.error_type)],
@@ -427,7 +256,7 @@ class ApiGateway:
                 request._send(self.invoke(event))
                 return
         request._send(
-            _json_response(
+            json_response(
                 HTTPStatus.FORBIDDEN,
                 MISSING_TOKEN,
                 [("x-amzn-ErrorType", "MissingAuthenticationTokenException")],
@@ -445,12 +274,12 @@ class ApiGateway:
         try:
             result = self.handler(event, context)
         except FunctionTimeoutError:
-            return _json_response(504, {"message": "Endpoint request timed out"})
+            return json_response(504, {"message": "Endpoint request timed out"})
         except Exception:
             logger.exception("%s raised", self.function_name)
-            return _json_response(502, {"message": "Internal server error"})
+            return json_response(502, {"message": "Internal server error"})
         if context.elapsed_s() > self.function_timeout_s:
-            return _json_response(504, {"message": "Endpoint request timed out"})
+            return json_response(504, {"message": "Endpoint request timed out"})
         return integration_response(result)
 
 
@@ -459,7 +288,7 @@ class _Refused(Exception):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.response = _json_response(status, {"message": message})
+        self.response = json_response(status, {"message": message})
 
 
 def _read_body(request: _RequestHandler) -> bytes:

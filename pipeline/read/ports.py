@@ -39,7 +39,7 @@ class IndexReader(Protocol):
 
     @property
     def shards(self) -> int:
-        """Number of index shards (`pipeline.model.INDEX_SHARDS`)."""
+        """Number of index shards (`pipeline.core.model.INDEX_SHARDS`)."""
         ...
 
     def query(self, queries: Sequence[ShardQuery]) -> list[ShardResult]:

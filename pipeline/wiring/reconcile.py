@@ -116,7 +116,7 @@ def run(
     totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
     feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
 ) -> Summary:
-    """Reconcile `target` under `prefix` (see `pipeline.reconcile.reconcile`); with `totals`,
+    """Reconcile `target` under `prefix` (see `pipeline.reconcile.merge.reconcile`); with `totals`,
     the folder counters too (`pipeline.totals.audit`)."""
     clients = clients or make_clients(target, concurrency)
     bucket = s3_adapter.BucketObjects(clients.s3, target.bucket, concurrency=concurrency)

@@ -1,4 +1,4 @@
-"""`pipeline.ingest.collapse`: one event per key per batch, the newest, with every message id."""
+"""`pipeline.ingest.batch.collapse`: one event per key per batch, the newest, every message id."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 import uuid
@@ -288,12 +289,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m load.api`."""
-    import sys
+    """`python -m load.api`, the same as `python -m load api`."""
+    from load.cli import run_module
 
-    from load.cli import run_commands
-
-    return run_commands({"api": sys.modules[__name__]}, ["api", *(argv or sys.argv[1:])])
+    return run_module(sys.modules[__name__], "api", argv)
 
 
 if __name__ == "__main__":

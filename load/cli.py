@@ -8,6 +8,7 @@ parse through `run_commands`; this module imports none of them, so nothing impor
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
@@ -41,3 +42,15 @@ def run_commands(
     args = build_parser(commands, description).parse_args(list(argv))
     result: int = args.run(args)
     return result
+
+
+def run_module(module: ModuleType, name: str, argv: Sequence[str] | None = None) -> int:
+    """`python -m load.<name> ...`: the same as `python -m load <name> ...`."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return run_commands({name: module}, [name, *arguments])
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--stack-name` and `--region`: measure a deployed stack instead of the local one."""
+    parser.add_argument("--stack-name", help=f"a deployed stack ({what}); default: local")
+    parser.add_argument("--region", help="the deployed stack's region (default: the SDK's)")

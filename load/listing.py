@@ -418,10 +418,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.listing`, the same as `python -m load listing`."""
-    from load.cli import run_commands
+    from load.cli import run_module
 
-    arguments = sys.argv[1:] if argv is None else argv
-    return run_commands({"listing": sys.modules[__name__]}, ["listing", *arguments])
+    return run_module(sys.modules[__name__], "listing", argv)
 
 
 if __name__ == "__main__":

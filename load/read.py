@@ -17,13 +17,13 @@ import argparse
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from botocore.credentials import Credentials
 from rich.table import Table
 
+from load.cli import add_stack_arguments
 from load.report import (
     add_output_arguments,
     console,
@@ -32,6 +32,7 @@ from load.report import (
     machine,
     percentile,
     progress,
+    save_plot,
     target,
     verdict_of,
 )
@@ -281,11 +282,7 @@ def plot(document: dict[str, Any], path: str) -> None:
     axis.set_ylabel("items/s")
     axis.set_title(f"Walking {document['settings']['items']:,} items")
     axis.legend()
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    console.print(f"plot: {path}")
+    save_plot(figure, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -293,17 +290,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", type=int, default=10_000, help="rows to seed (0: none)")
     parser.add_argument("--limits", default="100,1000", help="page sizes to walk at")
     parser.add_argument("--repeat", type=int, default=2, help="walks per limit and way (best kept)")
-    parser.add_argument("--stack-name", help="a deployed stack (outputs ApiUrl, TableName)")
-    parser.add_argument("--region", help="deployed stack's region")
+    add_stack_arguments(parser, "its outputs ApiUrl, TableName")
     add_output_arguments(parser, "read")
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.read`, the same as `python -m load read`."""
-    from load.cli import run_commands
+    from load.cli import run_module
 
-    arguments = sys.argv[1:] if argv is None else argv
-    return run_commands({"read": sys.modules[__name__]}, ["read", *arguments])
+    return run_module(sys.modules[__name__], "read", argv)
 
 
 if __name__ == "__main__":

@@ -220,9 +220,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m load.reconcile", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m load.reconcile`, the same as `python -m load reconcile`."""
+    from load.cli import run_module
+
+    return run_module(sys.modules[__name__], "reconcile", argv)
 
 
 if __name__ == "__main__":

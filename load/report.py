@@ -197,3 +197,14 @@ def targets_table(targets: list[dict[str, Any]]) -> Table:
             "-" if t["missed_by_factor"] is None else f"x{t['missed_by_factor']}",
         )
     return table
+
+
+def save_plot(figure: Any, path: str) -> None:
+    """Lay out `figure`, write it to `path` (folders created), close it and say where."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    console.print(f"plot: {path}")

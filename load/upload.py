@@ -22,13 +22,13 @@ import threading
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aioboto3
 from botocore.config import Config
 from rich.table import Table
 
+from load.cli import add_stack_arguments
 from load.report import (
     add_output_arguments,
     console,
@@ -37,6 +37,7 @@ from load.report import (
     machine,
     percentile,
     progress,
+    save_plot,
     target,
     targets_table,
 )
@@ -493,11 +494,7 @@ def plot(document: dict[str, Any], path: str) -> None:
         f"{document['end_to_end']['objects_per_s']:.0f}/s"
     )
     axis.legend()
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    console.print(f"plot: {path}")
+    save_plot(figure, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -515,8 +512,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="PUTs in flight")
     parser.add_argument("--pollers", type=int, default=0, help="local: SQS pollers (0 = template)")
     parser.add_argument("--batch-size", type=int, default=0, help="local: BatchSize (0 = template)")
-    parser.add_argument("--stack-name", help="a deployed stack (reads its outputs); default: local")
-    parser.add_argument("--region", help="deployed stack's region (default: the SDK's)")
+    add_stack_arguments(parser, "its outputs name the bucket, queue and table")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="deployed: scan period")
     parser.add_argument("--timeout", type=float, default=600, help="max wait for tracking, s")
     parser.add_argument("--run-id", help="default: a timestamp")
@@ -525,10 +521,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.upload`, the same as `python -m load upload`."""
-    from load.cli import run_commands
+    from load.cli import run_module
 
-    arguments = sys.argv[1:] if argv is None else argv
-    return run_commands({"upload": sys.modules[__name__]}, ["upload", *arguments])
+    return run_module(sys.modules[__name__], "upload", argv)
 
 
 if __name__ == "__main__":

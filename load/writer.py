@@ -44,7 +44,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -64,6 +63,7 @@ from load.report import (
     fmt,
     machine,
     progress,
+    save_plot,
     target,
     targets_table,
 )
@@ -1002,11 +1002,7 @@ def plot(document: dict[str, Any], path: str) -> None:
     axis.set_title(f"Ingest writer, {document['settings']['records']:,} records per event")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    console.print(f"plot: {path}")
+    save_plot(figure, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1046,10 +1042,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m load.writer`, the same as `python -m load writer`."""
-    from load.cli import run_commands
+    from load.cli import run_module
 
-    arguments = sys.argv[1:] if argv is None else argv
-    return run_commands({"writer": sys.modules[__name__]}, ["writer", *arguments])
+    return run_module(sys.modules[__name__], "writer", argv)
 
 
 if __name__ == "__main__":

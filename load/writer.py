@@ -180,7 +180,7 @@ class Baselines:
     """The designs (d) is compared with, each a handler of the same SQS event."""
 
     def __init__(self, sink_url: str) -> None:
-        from pipeline.adapters.dynamo.writer import to_item
+        from pipeline.adapters.dynamo.statements import to_item
 
         self._to_item = to_item
         self.client = _boto3_client(sink_url)
@@ -290,7 +290,7 @@ class PerRecordWriters:
         )
 
     def _put(self, row: dict[str, Any]) -> dict[str, Any]:
-        from pipeline.adapters.dynamo.writer import to_item
+        from pipeline.adapters.dynamo.statements import to_item
 
         return {
             "TableName": TABLE,
@@ -412,7 +412,8 @@ def cpu_floor(
     sink_url: str, event: dict[str, Any], *, sdk_defaults: bool = True
 ) -> tuple[float, float]:
     """(wall s, client CPU s) to build and send (d)'s BatchWriteItem requests, no limits."""
-    from pipeline.adapters.dynamo.writer import WRITE_CHUNK, to_item
+    from pipeline.adapters.dynamo.statements import to_item
+    from pipeline.adapters.dynamo.writer import WRITE_CHUNK
 
     requests = [{"PutRequest": {"Item": to_item(row)}} for row in _rows(event)]
     chunks = [requests[i : i + WRITE_CHUNK] for i in range(0, len(requests), WRITE_CHUNK)]

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError
 
-from pipeline.adapters.dynamo.writer import from_attribute
+from pipeline.adapters.dynamo.statements import from_attribute
 from pipeline.core.model import CHANGED, DELETED, FEED_SHARD, FILENAME, PARTITION_KEY
 from pipeline.feed.positions import time_position
 from pipeline.feed.reader import ShardPage, ShardRange, read_changes

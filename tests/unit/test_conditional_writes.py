@@ -20,13 +20,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pipeline.adapters.dynamo.writer import (
-    ConditionalWrite,
-    DynamoFileStore,
-    WriteOutcome,
-    insert_statement,
-    write_statement,
-)
+from pipeline.adapters.dynamo.statements import insert_statement, write_statement
+from pipeline.adapters.dynamo.writer import ConditionalWrite, DynamoFileStore, WriteOutcome
 from pipeline.core.model import LOWEST_SEQ, SEQ, SEQ_WIDTH, item_key, name_shard_of
 from pipeline.core.retry import Backoff, Deadline, OpStats
 from pipeline.core.settings import WriteMode

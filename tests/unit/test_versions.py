@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.adapters.dynamo.writer import DynamoFileStore, from_attribute
+from pipeline.adapters.dynamo.statements import from_attribute
+from pipeline.adapters.dynamo.writer import DynamoFileStore
 from pipeline.core.model import Action, FileEvent
 from pipeline.core.retry import Backoff, Deadline
 from pipeline.ingest.batch import ingest

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.adapters.dynamo.errors import error_code
 from pipeline.adapters.dynamo.reader import from_item
-from pipeline.adapters.dynamo.writer import to_item
+from pipeline.adapters.dynamo.statements import to_item
 from pipeline.core.model import (
     BUCKET,
     CHANGED,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.adapters.dynamo.writer import to_item
+from pipeline.adapters.dynamo.statements import to_item
 from pipeline.core.model import bucket_problem, bucket_record
 
 

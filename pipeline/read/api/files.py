@@ -48,6 +48,57 @@ GET_DESCRIPTION = (
 )
 
 
+BucketParam = Annotated[
+    str | None, Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION)
+]
+LimitParam = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"Entries per page, 1-{MAX_LIMIT}.")
+]
+NextTokenParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_TOKEN_CHARS,
+        description="The `next_token` of the previous page, unchanged.",
+    ),
+]
+PrefixParam = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_PREFIX_CHARS,
+        description="Only files whose name starts with this; empty means all.",
+    ),
+]
+DelimiterParam = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_PREFIX_CHARS,
+        description=(
+            "Roll names that contain it after the prefix up into `common_prefixes` "
+            "(up to and including its first occurrence), like S3's Delimiter."
+        ),
+    ),
+]
+StartAfterParam = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_PREFIX_CHARS,
+        description="Start with the first name after this one (any string).",
+    ),
+]
+KeyParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_PREFIX_CHARS,
+        description=(
+            "Exactly this file: the page holds it, or no item if it does not exist "
+            "(alone: not with prefix, delimiter, start_after or next_token)."
+        ),
+    ),
+]
+
+
 def filename_from_path(segment: str) -> str | None:
     """The filename named by the end of the request path, or None if no file can have it.
 
@@ -97,6 +148,45 @@ def _one_file(ctx: ReadContext, bucket: str, key: str, listing: dict[str, Any]) 
     return _ok({"items": [view] if view is not None else [], "next_token": None})
 
 
+def _page(
+    ctx: ReadContext,
+    bucket: str,
+    limit: int,
+    prefix: str | None,
+    delimiter: str | None,
+    start_after: str | None,
+    next_token: str | None,
+) -> Response[Any]:
+    """One page of `bucket`'s listing, resumed from `next_token` (or after `start_after`)."""
+    codec = ctx.codec
+    resume = (
+        codec.decode(next_token, prefix, delimiter, bucket=bucket)
+        if next_token is not None
+        else None
+    )
+    page = read_page(
+        ctx.index.for_bucket(bucket),
+        limit,
+        prefix=prefix,
+        delimiter=delimiter,
+        cursor=start_cursor(start_after, resume),
+        max_rounds=ctx.max_rounds,
+    )
+    token = (
+        codec.encode(page.cursor, prefix, delimiter, bucket=bucket)
+        if page.cursor is not None
+        else None
+    )
+    ctx.count("PagesServed")
+    ctx.count("ItemsReturned", len(page.items))
+    ctx.count("IndexQueries", page.stats.calls)
+    ctx.count("IndexRowsRead", page.stats.rows_read)
+    body: dict[str, Any] = {"items": page.items, "next_token": token}
+    if delimiter is not None:
+        body["common_prefixes"] = prefixes_with_totals(ctx, bucket, page.common_prefixes, delimiter)
+    return _ok(body)
+
+
 def files_router(ctx: ReadContext) -> APIGatewayRouter:
     """The routes of the `files` resource over `ctx`."""
     router = APIGatewayRouter()
@@ -110,57 +200,13 @@ def files_router(ctx: ReadContext) -> APIGatewayRouter:
         responses=LIST_RESPONSES,
     )
     def list_files(
-        bucket: Annotated[
-            str | None,
-            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
-        ] = None,
-        limit: Annotated[
-            int,
-            Query(ge=1, le=MAX_LIMIT, description=f"Entries per page, 1-{MAX_LIMIT}."),
-        ] = DEFAULT_LIMIT,
-        next_token: Annotated[
-            str | None,
-            Query(
-                min_length=1,
-                max_length=MAX_TOKEN_CHARS,
-                description="The `next_token` of the previous page, unchanged.",
-            ),
-        ] = None,
-        prefix: Annotated[
-            str | None,
-            Query(
-                max_length=MAX_PREFIX_CHARS,
-                description="Only files whose name starts with this; empty means all.",
-            ),
-        ] = None,
-        delimiter: Annotated[
-            str | None,
-            Query(
-                max_length=MAX_PREFIX_CHARS,
-                description=(
-                    "Roll names that contain it after the prefix up into `common_prefixes` "
-                    "(up to and including its first occurrence), like S3's Delimiter."
-                ),
-            ),
-        ] = None,
-        start_after: Annotated[
-            str | None,
-            Query(
-                max_length=MAX_PREFIX_CHARS,
-                description="Start with the first name after this one (any string).",
-            ),
-        ] = None,
-        key: Annotated[
-            str | None,
-            Query(
-                min_length=1,
-                max_length=MAX_PREFIX_CHARS,
-                description=(
-                    "Exactly this file: the page holds it, or no item if it does not exist "
-                    "(alone: not with prefix, delimiter, start_after or next_token)."
-                ),
-            ),
-        ] = None,
+        bucket: BucketParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+        next_token: NextTokenParam = None,
+        prefix: PrefixParam = None,
+        delimiter: DelimiterParam = None,
+        start_after: StartAfterParam = None,
+        key: KeyParam = None,
     ) -> Response[FilePage]:
         if router.current_event.path.endswith("/"):
             raise FileNotFound  # GET /files/ (API Gateway ignores the slash): the empty name
@@ -181,36 +227,9 @@ def files_router(ctx: ReadContext) -> APIGatewayRouter:
                 "next_token": next_token,
             }
             return _one_file(ctx, chosen, key, listing)
-        prefix, delimiter, start_after = prefix or None, delimiter or None, start_after or None
-        codec = ctx.codec
-        resume = (
-            codec.decode(next_token, prefix, delimiter, bucket=chosen)
-            if next_token is not None
-            else None
+        return _page(
+            ctx, chosen, limit, prefix or None, delimiter or None, start_after or None, next_token
         )
-        page = read_page(
-            ctx.index.for_bucket(chosen),
-            limit,
-            prefix=prefix,
-            delimiter=delimiter,
-            cursor=start_cursor(start_after, resume),
-            max_rounds=ctx.max_rounds,
-        )
-        token = (
-            codec.encode(page.cursor, prefix, delimiter, bucket=chosen)
-            if page.cursor is not None
-            else None
-        )
-        ctx.count("PagesServed")
-        ctx.count("ItemsReturned", len(page.items))
-        ctx.count("IndexQueries", page.stats.calls)
-        ctx.count("IndexRowsRead", page.stats.rows_read)
-        body: dict[str, Any] = {"items": page.items, "next_token": token}
-        if delimiter is not None:
-            body["common_prefixes"] = prefixes_with_totals(
-                ctx, chosen, page.common_prefixes, delimiter
-            )
-        return _ok(body)
 
     @router.get(
         "/files/<filename>",
@@ -220,13 +239,7 @@ def files_router(ctx: ReadContext) -> APIGatewayRouter:
         tags=["files"],
         responses=GET_RESPONSES,
     )
-    def get_file(
-        filename: str,
-        bucket: Annotated[
-            str | None,
-            Query(max_length=MAX_BUCKET_CHARS, description=BUCKET_DESCRIPTION),
-        ] = None,
-    ) -> Response[FileRecord]:
+    def get_file(filename: str, bucket: BucketParam = None) -> Response[FileRecord]:
         chosen = ctx.choose_bucket(bucket)
         name = filename_from_path(filename)
         row = ctx.index.for_bucket(chosen).get(name) if name is not None else None

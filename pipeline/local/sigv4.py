@@ -202,14 +202,46 @@ class SigV4Verifier:
                 f"Credential should be scoped to a valid region, not '{_at(credential, 2)}'. ",
                 "IncompleteSignatureException",
             )
-        access_key, scope_date, scope_region, scope_service, terminator = credential
+        access_key = credential[0]
+        amz_date = self._check_time_and_scope(by_name, authorization[-1], credential, now)
+        secret = self.credentials.get(access_key)
+        if secret is None or "x-amz-security-token" in by_name:
+            # unknown key, or a session token for a key that has none
+            raise AuthError(UNKNOWN_KEY, "UnrecognizedClientException")
+        signed_headers = fields["SignedHeaders"].split(";")
+        if "host" not in signed_headers:
+            raise AuthError(
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+                "InvalidSignatureException",
+            )
+        canonical, string_to_sign, expected = _signature(
+            secret, method, raw_path, query, by_name, fields, amz_date, credential, body
+        )
+        if not hmac.compare_digest(expected, fields["Signature"]):
+            raise AuthError(
+                f"{BAD_SIGNATURE}\n\nThe Canonical String for this request should have been\n"
+                f"'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n",
+                "InvalidSignatureException",
+            )
+        return Caller(access_key=access_key, account_id=self.account_id)
+
+    def _check_time_and_scope(
+        self,
+        by_name: Mapping[str, list[str]],
+        authorization: str,
+        credential: list[str],
+        now: datetime | None,
+    ) -> str:
+        """The request's signing time (ISO 8601 basic), checked against the credential's scope
+        (date, region, service) and the clock (5 minutes either way); `AuthError` otherwise."""
+        _, scope_date, scope_region, scope_service, terminator = credential
         amz_date = (by_name.get("x-amz-date") or [""])[-1] or _from_http_date(
             (by_name.get("date") or [""])[-1]
         )
         if not amz_date:
             raise AuthError(
                 "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
-                f"header. Authorization={authorization[-1]}",
+                f"header. Authorization={authorization}",
                 "IncompleteSignatureException",
             )
         try:
@@ -249,43 +281,44 @@ class SigV4Verifier:
                 f"{_amz(now + CLOCK_SKEW)} ({_amz(now)} + 5 min.)",
                 "InvalidSignatureException",
             )
-        secret = self.credentials.get(access_key)
-        if secret is None or "x-amz-security-token" in by_name:
-            # unknown key, or a session token for a key that has none
-            raise AuthError(UNKNOWN_KEY, "UnrecognizedClientException")
-        signed_headers = fields["SignedHeaders"].split(";")
-        if "host" not in signed_headers:
-            raise AuthError(
-                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
-                "InvalidSignatureException",
-            )
-        canonical = "\n".join(
-            [
-                method.upper(),
-                quote(normalize_url_path(raw_path or "/"), safe="/~"),
-                canonical_query(query),
-                *(f"{name}:{_header_value(by_name.get(name, []))}" for name in signed_headers),
-                "",
-                fields["SignedHeaders"],
-                hashlib.sha256(body).hexdigest(),
-            ]
-        )
-        scope = "/".join(credential[1:])
-        string_to_sign = "\n".join(
-            [ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-        )
-        expected = hmac.new(
-            _signing_key(secret, scope_date, scope_region),
-            string_to_sign.encode(),
-            hashlib.sha256,
-        ).hexdigest()
-        if not hmac.compare_digest(expected, fields["Signature"]):
-            raise AuthError(
-                f"{BAD_SIGNATURE}\n\nThe Canonical String for this request should have been\n"
-                f"'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n",
-                "InvalidSignatureException",
-            )
-        return Caller(access_key=access_key, account_id=self.account_id)
+        return amz_date
+
+
+def _signature(
+    secret: str,
+    method: str,
+    raw_path: str,
+    query: str,
+    by_name: Mapping[str, list[str]],
+    fields: Mapping[str, str],
+    amz_date: str,
+    credential: list[str],
+    body: bytes,
+) -> tuple[str, str, str]:
+    """SigV4's canonical request, string to sign and signature for what was received."""
+    signed_headers = fields["SignedHeaders"].split(";")
+    scope_date, scope_region = credential[1], credential[2]
+    canonical = "\n".join(
+        [
+            method.upper(),
+            quote(normalize_url_path(raw_path or "/"), safe="/~"),
+            canonical_query(query),
+            *(f"{name}:{_header_value(by_name.get(name, []))}" for name in signed_headers),
+            "",
+            fields["SignedHeaders"],
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = "/".join(credential[1:])
+    string_to_sign = "\n".join(
+        [ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    expected = hmac.new(
+        _signing_key(secret, scope_date, scope_region),
+        string_to_sign.encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    return canonical, string_to_sign, expected
 
 
 def _from_http_date(value: str) -> str:

@@ -32,15 +32,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
-
-from pipeline.adapters.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.adapters.dynamo.retrying import RetryingCalls
 from pipeline.adapters.dynamo.statements import (
     changed_index,
     check_row,
@@ -67,7 +63,6 @@ GET_CHUNK = 100
 """BatchGetItem's limit on keys per call."""
 STATEMENT_CHUNK = 25
 """BatchExecuteStatement's limit on statements per call."""
-SPLITTABLE_CODES = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 CONFLICT_CODES = frozenset({"ConditionalCheckFailed", "DuplicateItem"})
 """Per-statement errors meaning "the stored item is not what you expected": re-read."""
 RETRYABLE_STATEMENT_CODES = frozenset(
@@ -80,22 +75,6 @@ RETRYABLE_STATEMENT_CODES = frozenset(
     }
 )
 """Per-statement errors meaning "not now": the statement is sent again after a backoff."""
-T = TypeVar("T")
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Throttling, 5xx, and the network failing: connection refused/reset, connect and read
-    timeouts (botocore's ConnectionError is not an HTTPClientError), aiohttp errors."""
-    if isinstance(error, ClientError):
-        return is_transient(error)
-    return isinstance(
-        error,
-        HTTPClientError
-        | BotocoreConnectionError
-        | aiohttp.ClientError
-        | asyncio.TimeoutError
-        | ConnectionError,
-    )
 
 
 MAX_RESTAMPS = 5
@@ -145,9 +124,7 @@ class DynamoFileStore:
         self._clock = clock
         self._client = client
         self._table = table_name
-        self._slots = asyncio.Semaphore(concurrency)
-        self._backoff = backoff or Backoff()
-        self._sleep = sleep
+        self._calls = RetryingCalls(asyncio.Semaphore(concurrency), backoff or Backoff(), sleep)
 
     @property
     def client(self) -> Any:
@@ -196,7 +173,9 @@ class DynamoFileStore:
 
         await asyncio.gather(
             *(
-                self._run(list(keys[i : i + GET_CHUNK]), call, lambda key: key, deadline, stats)
+                self._calls.run(
+                    list(keys[i : i + GET_CHUNK]), call, lambda key: key, deadline, stats
+                )
                 for i in range(0, len(keys), GET_CHUNK)
             )
         )
@@ -209,28 +188,7 @@ class DynamoFileStore:
         `ConditionalWrite`); one outcome per key (keys must be unique). Never raises for
         DynamoDB's answers: failures' reasons land in `stats.failures`."""
         outcomes: dict[str, WriteOutcome] = {}
-        statements: list[_Statement] = []
-        for write in writes:
-            key = str(write.row[PARTITION_KEY])
-            if key in outcomes:
-                raise ValueError(f"two conditional writes for one key: {key[:100]!r}")
-            if self._stamper is not None:
-                row = self._stamper.stamp(write.row, write.expected, 0)
-                write = ConditionalWrite(row, write.expected, write.ordered)
-            problem = check_row(write.row)
-            if problem:
-                stats.failures[key] = problem
-                outcomes[key] = WriteOutcome.FAILED
-                continue
-            outcomes[key] = WriteOutcome.FAILED  # until DynamoDB says otherwise
-            try:
-                statement = write_statement(self._table, write)
-                stamp_at = changed_index(write) if CHANGED in write.row else -1
-            except (TypeError, ValueError) as error:  # e.g. a stored value of another type
-                stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
-                continue
-            tail = position_tail(str(write.row[CHANGED])) if stamp_at >= 0 else ""
-            statements.append(_Statement(key, write.row, statement, stamp_at, tail))
+        statements = self._prepare(writes, outcomes, stats)
         late: set[str] = set()
         unanswered: set[str] = set()
 
@@ -276,7 +234,7 @@ class DynamoFileStore:
 
         await asyncio.gather(
             *(
-                self._run(
+                self._calls.run(
                     statements[i : i + STATEMENT_CHUNK],
                     call,
                     lambda entry: entry.key,
@@ -288,25 +246,70 @@ class DynamoFileStore:
             )
         )
         if self._stamper is not None:
-            # Written with an answer too late to prove when it landed; or sent without an
-            # answer and then refused: perhaps by the very row that attempt wrote.
-            suspects = [
-                entry
-                for entry in statements
-                if entry.stamp_at >= 0
-                and (
-                    entry.key in late
-                    or (entry.key in unanswered and outcomes[entry.key] is WriteOutcome.CONFLICT)
-                )
-            ]
-            if suspects:
-                for key in await self._restamp(suspects, deadline, stats):
-                    if outcomes[key] is WriteOutcome.CONFLICT:
-                        stats.conflicts -= 1
-                        stats.landed_at[key] = self._clock()
-                        stats.confirmed_by_restamp.add(key)
-                    outcomes[key] = WriteOutcome.WRITTEN
+            await self._confirm(statements, outcomes, late, unanswered, deadline, stats)
         return outcomes
+
+    def _prepare(
+        self,
+        writes: Sequence[ConditionalWrite],
+        outcomes: dict[str, WriteOutcome],
+        stats: OpStats,
+    ) -> list[_Statement]:
+        """The statements to send, stamped for the feed; a write that cannot be sent is
+        FAILED in `outcomes` with its reason, every other one FAILED until answered."""
+        statements: list[_Statement] = []
+        for write in writes:
+            key = str(write.row[PARTITION_KEY])
+            if key in outcomes:
+                raise ValueError(f"two conditional writes for one key: {key[:100]!r}")
+            if self._stamper is not None:
+                row = self._stamper.stamp(write.row, write.expected, 0)
+                write = ConditionalWrite(row, write.expected, write.ordered)
+            problem = check_row(write.row)
+            if problem:
+                stats.failures[key] = problem
+                outcomes[key] = WriteOutcome.FAILED
+                continue
+            outcomes[key] = WriteOutcome.FAILED  # until DynamoDB says otherwise
+            try:
+                statement = write_statement(self._table, write)
+                stamp_at = changed_index(write) if CHANGED in write.row else -1
+            except (TypeError, ValueError) as error:  # e.g. a stored value of another type
+                stats.failures[key] = f"cannot build the conditional write: {error}"[:300]
+                continue
+            tail = position_tail(str(write.row[CHANGED])) if stamp_at >= 0 else ""
+            statements.append(_Statement(key, write.row, statement, stamp_at, tail))
+        return statements
+
+    async def _confirm(
+        self,
+        statements: Sequence[_Statement],
+        outcomes: dict[str, WriteOutcome],
+        late: set[str],
+        unanswered: set[str],
+        deadline: Deadline,
+        stats: OpStats,
+    ) -> None:
+        """Re-stamp the rows whose position is not proven, turning a conflict that was the
+        writer's own unanswered attempt into WRITTEN."""
+        # Written with an answer too late to prove when it landed; or sent without an
+        # answer and then refused: perhaps by the very row that attempt wrote.
+        suspects = [
+            entry
+            for entry in statements
+            if entry.stamp_at >= 0
+            and (
+                entry.key in late
+                or (entry.key in unanswered and outcomes[entry.key] is WriteOutcome.CONFLICT)
+            )
+        ]
+        if suspects:
+            for key in await self._restamp(suspects, deadline, stats):
+                if outcomes[key] is WriteOutcome.CONFLICT:
+                    stats.conflicts -= 1
+                    stats.landed_at[key] = self._clock()
+                    stats.confirmed_by_restamp.add(key)
+                outcomes[key] = WriteOutcome.WRITTEN
 
     async def _restamp(
         self, entries: Sequence[_Statement], deadline: Deadline, stats: OpStats
@@ -347,7 +350,7 @@ class DynamoFileStore:
         for _ in range(MAX_RESTAMPS):
             await asyncio.gather(
                 *(
-                    self._run(pending[i : i + STATEMENT_CHUNK], call, _key, deadline, stats)
+                    self._calls.run(pending[i : i + STATEMENT_CHUNK], call, _key, deadline, stats)
                     for i in range(0, len(pending), STATEMENT_CHUNK)
                 )
             )
@@ -406,73 +409,7 @@ class DynamoFileStore:
 
         await asyncio.gather(
             *(
-                self._run(requests[i : i + WRITE_CHUNK], call, key_of, deadline, stats)
+                self._calls.run(requests[i : i + WRITE_CHUNK], call, key_of, deadline, stats)
                 for i in range(0, len(requests), WRITE_CHUNK)
             )
         )
-
-    async def _run(
-        self,
-        pending: list[T],
-        call: Callable[[list[T]], Awaitable[list[T]]],
-        key_of: Callable[[T], str],
-        deadline: Deadline,
-        stats: OpStats,
-        unknown: set[str] | None = None,
-    ) -> None:
-        """Call until nothing is pending, retrying and isolating failures; never raises.
-
-        `unknown` collects the keys of a call retried after an error that does not say
-        whether DynamoDB applied it (writes only: a retried write may conflict with itself)."""
-        attempt = 0
-        while pending:
-            if deadline.remaining() <= 0:
-                self._fail(pending, key_of, stats, "out of time before DynamoDB accepted it")
-                return
-            try:
-                async with self._slots:
-                    stats.calls += 1
-                    left = await call(pending)
-            except Exception as error:
-                if is_retryable(error):
-                    left = pending
-                    reason = _describe(error)
-                    if unknown is not None and not surely_not_applied(error):
-                        unknown.update(key_of(entry) for entry in pending)
-                elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
-                    if len(pending) == 1:
-                        self._fail(pending, key_of, stats, _describe(error))
-                        return
-                    middle = len(pending) // 2
-                    await asyncio.gather(
-                        self._run(pending[:middle], call, key_of, deadline, stats, unknown),
-                        self._run(pending[middle:], call, key_of, deadline, stats, unknown),
-                    )
-                    return
-                else:
-                    self._fail(pending, key_of, stats, _describe(error))
-                    return
-            else:
-                reason = "unprocessed (throttled)"
-            if not left:
-                return
-            pending = left
-            attempt += 1
-            delay = self._backoff.delay(attempt)
-            if delay >= deadline.remaining():
-                self._fail(pending, key_of, stats, f"{reason}; no time left to retry")
-                return
-            stats.retries += 1
-            await self._sleep(delay)
-
-    @staticmethod
-    def _fail(pending: Sequence[T], key_of: Callable[[T], str], stats: OpStats, why: str) -> None:
-        for entry in pending:
-            stats.failures[key_of(entry)] = why
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        message = str(error.response.get("Error", {}).get("Message", ""))[:200]
-        return f"{error_code(error)}: {message}"
-    return type(error).__name__

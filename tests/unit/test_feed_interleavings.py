@@ -115,7 +115,8 @@ async def test_a_retry_after_the_bound_passed_is_stamped_again() -> None:
     clock, table, consumer = _world()
     table.throttle["late.txt"] = 1
     store = _store(table, clock)
-    store._calls._backoff = Backoff(base_s=7.0, cap_s=7.0, rng=random.Random(1))  # > W: retry at ~7 s
+    # retry at ~7 s, after W
+    store._calls._backoff = Backoff(base_s=7.0, cap_s=7.0, rng=random.Random(1))
     store._calls._backoff.delay = lambda attempt: 7.0  # type: ignore[method-assign]
 
     async def writing() -> None:

@@ -163,57 +163,125 @@ def reconcile(
     counters (`pipeline.totals.audit`): drift of a folder's keys is repaired before the walk
     leaves the folder, so that each key counts for what the table holds after its repair.
     """
-    started = time.monotonic()
-    dry_run = repairer is None
-    summary = Summary(dry_run=dry_run)
-    start_after: str | None = None
-    started_at = _now_iso()
-    if checkpoints is not None and not dry_run:
-        if restart:
-            checkpoints.clear(prefix)
-        else:
-            saved = checkpoints.load(prefix)
-            if saved is not None:
-                start_after = saved.after
-                started_at = saved.started_at
-                summary.resumed_after = saved.after
-                for name in COUNTED:
-                    setattr(summary, name, int(saved.counts.get(name, 0)))
-                started -= saved.seconds
-    pending: list[Drift] = []
+    run = _Run(repairer, prefix, checkpoints, batch_size, totals)
+    start_after = run.resume(restart)
+    live = rows.iter_live(prefix, start_after)
+    if bucket is not None:  # rows another bucket's events wrote are not this bucket's drift
+        live = (row for row in live if row.get("bucket", bucket) == bucket)
+    joined = merge_join(objects.iter_objects(prefix, start_after), live)
+    stopped = False
     since_checkpoint = 0
-    last_key: str | None = start_after
-    walk = FolderWalk() if totals is not None else None
-    if totals is not None:
-        totals.start(start_after)
-        summary.totals = totals.report
+    for compared, (key, obj, row) in enumerate(joined, start=1):
+        run.compare(key, obj, row)
+        since_checkpoint += 1
+        if since_checkpoint >= checkpoint_every:
+            run.flush()
+            run.save()
+            since_checkpoint = 0
+        if progress is not None and compared % progress_every == 0:
+            run.summary.last_key = key
+            run.summary.seconds = time.monotonic() - run.started
+            progress(run.summary)
+        if should_stop():
+            stopped = True
+            break
+    run.finish(stopped, should_stop)
+    if progress is not None:
+        progress(run.summary)
+    return run.summary
 
-    def flush() -> None:
-        if not pending:
+
+class _Run:
+    """The state of one reconcile pass: its summary, pending drift, folder walk, checkpoints."""
+
+    def __init__(
+        self,
+        repairer: Repairer | None,
+        prefix: str,
+        checkpoints: CheckpointStore | None,
+        batch_size: int,
+        totals: TotalsAudit | None,
+    ) -> None:
+        self.repairer, self.prefix, self.checkpoints = repairer, prefix, checkpoints
+        self.batch_size, self.totals = batch_size, totals
+        self.dry_run = repairer is None
+        self.summary = Summary(dry_run=self.dry_run)
+        self.started = time.monotonic()
+        self.started_at = _now_iso()
+        self.pending: list[Drift] = []
+        self.last_key: str | None = None
+        self.walk = FolderWalk() if totals is not None else None
+
+    def resume(self, restart: bool) -> str | None:
+        """Where the pass starts: after the checkpoint of its prefix (unless `restart`)."""
+        start_after: str | None = None
+        if self.checkpoints is not None and not self.dry_run:
+            if restart:
+                self.checkpoints.clear(self.prefix)
+            else:
+                saved = self.checkpoints.load(self.prefix)
+                if saved is not None:
+                    start_after = saved.after
+                    self.started_at = saved.started_at
+                    self.summary.resumed_after = saved.after
+                    for name in COUNTED:
+                        setattr(self.summary, name, int(saved.counts.get(name, 0)))
+                    self.started -= saved.seconds
+        self.last_key = start_after
+        if self.totals is not None:
+            self.totals.start(start_after)
+            self.summary.totals = self.totals.report
+        return start_after
+
+    def compare(self, key: str, obj: S3Object | None, row: dict[str, Any] | None) -> None:
+        """Count one key of the join; queue its drift for repair."""
+        if self.walk is not None:
+            self.enter(key, obj)
+        if obj is not None:
+            self.summary.listed += 1
+        if row is not None:
+            self.summary.rows += 1
+        kind = classify(obj, row)
+        if kind is None:
+            if self.walk is not None:
+                self.walk.count(key, _listed(obj))
+        else:
+            setattr(self.summary, kind.value, getattr(self.summary, kind.value) + 1)
+            self.summary.name_drift(kind.value, key)
+            self.pending.append(Drift(kind, key, obj, row))
+            if len(self.pending) >= self.batch_size:
+                self.flush()
+        self.last_key = key
+
+    def flush(self) -> None:
+        """Repair the pending drift (count it, in a dry run) and settle its folders' totals."""
+        if not self.pending:
             return
+        walk, repairer, summary = self.walk, self.repairer, self.summary
         if walk is None:
             if repairer is not None:
-                repairer.repair(pending, summary)
+                repairer.repair(self.pending, summary)
         elif repairer is None:  # dry run: count what the bucket listed
-            for drift in pending:
+            for drift in self.pending:
                 walk.count(drift.key, _listed(drift.listed))
         else:
             settled: dict[str, Totals | None] = {}
-            repairer.repair(pending, summary, settled)
-            for drift in pending:
+            repairer.repair(self.pending, summary, settled)
+            for drift in self.pending:
                 value = settled.get(drift.key)
                 if value is None:
                     walk.doubt(drift.key, "a repair under it failed or lost a race")
                 else:
                     walk.count(drift.key, value)
-        pending.clear()
+        self.pending.clear()
 
-    def enter(key: str, obj: S3Object | None) -> None:
+    def enter(self, key: str, obj: S3Object | None) -> None:
         """Move the folder walk to `key`, closing (after their drift is repaired) the
         folders it leaves and opening those it enters."""
+        walk, totals = self.walk, self.totals
         assert walk is not None and totals is not None
         if walk.closes_before(key):
-            flush()
+            self.flush()
         closed, opened = walk.advance(key)
         for entry in closed:
             totals.closed(entry)
@@ -221,60 +289,27 @@ def reconcile(
             totals.opened(entry, obj.listed_at if obj is not None else _no_time(walk, key))
         totals.repair_due()
 
-    def save() -> None:
-        summary.seconds = time.monotonic() - started
-        if checkpoints is not None and not dry_run and last_key is not None:
-            checkpoints.save(Checkpoint.of(prefix, last_key, started_at, summary))
+    def save(self) -> None:
+        """Save a checkpoint after the last key handled (not in a dry run)."""
+        self.summary.seconds = time.monotonic() - self.started
+        if self.checkpoints is not None and not self.dry_run and self.last_key is not None:
+            checkpoint = Checkpoint.of(self.prefix, self.last_key, self.started_at, self.summary)
+            self.checkpoints.save(checkpoint)
 
-    live = rows.iter_live(prefix, start_after)
-    if bucket is not None:  # rows another bucket's events wrote are not this bucket's drift
-        live = (row for row in live if row.get("bucket", bucket) == bucket)
-    joined = merge_join(objects.iter_objects(prefix, start_after), live)
-    stopped = False
-    for compared, (key, obj, row) in enumerate(joined, start=1):
-        if walk is not None:
-            enter(key, obj)
-        if obj is not None:
-            summary.listed += 1
-        if row is not None:
-            summary.rows += 1
-        kind = classify(obj, row)
-        if kind is None:
-            if walk is not None:
-                walk.count(key, _listed(obj))
+    def finish(self, stopped: bool, should_stop: Callable[[], bool]) -> None:
+        """Repair what is pending, close the folders, and checkpoint a stopped pass or clear
+        the checkpoint of a complete one."""
+        self.flush()
+        if self.walk is not None and self.totals is not None:
+            if not stopped:  # folders still open when a run stops were not walked whole
+                for entry in self.walk.finish():
+                    self.totals.closed(entry)
+            self.totals.finish(should_stop)
+        self.summary.last_key = self.last_key
+        self.summary.seconds = time.monotonic() - self.started
+        if stopped:
+            self.save()
         else:
-            setattr(summary, kind.value, getattr(summary, kind.value) + 1)
-            summary.name_drift(kind.value, key)
-            pending.append(Drift(kind, key, obj, row))
-            if len(pending) >= batch_size:
-                flush()
-        last_key = key
-        since_checkpoint += 1
-        if since_checkpoint >= checkpoint_every:
-            flush()
-            save()
-            since_checkpoint = 0
-        if progress is not None and compared % progress_every == 0:
-            summary.last_key = key
-            summary.seconds = time.monotonic() - started
-            progress(summary)
-        if should_stop():
-            stopped = True
-            break
-    flush()
-    if walk is not None and totals is not None:
-        if not stopped:  # folders still open when a run stops were not walked whole
-            for entry in walk.finish():
-                totals.closed(entry)
-        totals.finish(should_stop)
-    summary.last_key = last_key
-    summary.seconds = time.monotonic() - started
-    if stopped:
-        save()
-    else:
-        summary.complete = True
-        if checkpoints is not None and not dry_run:
-            checkpoints.clear(prefix)
-    if progress is not None:
-        progress(summary)
-    return summary
+            self.summary.complete = True
+            if self.checkpoints is not None and not self.dry_run:
+                self.checkpoints.clear(self.prefix)

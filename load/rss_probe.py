@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from load.events import sqs_event
-    from load.writer import IngestHandler
+    from load.writer_designs import IngestHandler
 
     handler = IngestHandler(args.sink_url, args.concurrency)
     baseline = _maxrss_mb()

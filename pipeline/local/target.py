@@ -323,7 +323,7 @@ class Resolver:
             flags.region or local.region,
             flags.bucket or local.bucket,
             flags.table or local.table,
-            dict(local.endpoints),
+            {ANY: local.endpoint("s3"), **local.endpoints},
             dict(local.credentials) or None,
             api_url=flags.api_url or local.api_url,
             queue_name=flags.queue_name or local.queue_name,

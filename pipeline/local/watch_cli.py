@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from botocore.credentials import Credentials
 
+from pipeline.feed.since import PROFILE, parse_iso_time
 from pipeline.local.api_client import ApiResponse, Signer, environment_signer, get, region_for
 from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
@@ -39,6 +40,7 @@ LOCAL_API_URL = "http://127.0.0.1:3000"
 LOCAL_CREDENTIALS = Credentials("testing", "testing")
 """What the local stack's gateway accepts (`s3-file-tracker up` prints them)."""
 EXIT_STOPPED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2
+PROFILE_HELP = f"not an ISO 8601 time: {PROFILE}, e.g. 2026-12-04T10:00:00Z"
 MAX_BACKOFF_S = 30.0
 
 
@@ -61,7 +63,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument("--bucket", help="the bucket to follow (default: the stack's own)")
     sub.add_argument("--prefix", help="only keys starting with this")
     start = sub.add_mutually_exclusive_group()
-    start.add_argument("--since", help="start with changes at or after this ISO 8601 time")
+    start.add_argument(
+        "--since",
+        help="start with changes at or after this time: YYYY-MM-DD[THH:MM[:SS[.fff]]] and "
+        "Z or ±HH:MM (no zone: UTC), e.g. 2026-12-04T10:00:00Z",
+    )
     start.add_argument("--cursor", help="continue after a cursor a previous run printed")
     sub.add_argument("--limit", type=int, default=1000, help="changes per request (1-1000)")
     sub.add_argument(
@@ -246,6 +252,12 @@ def main(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         print("error: --limit must be between 1 and 1000", file=sys.stderr)
         return EXIT_ERROR
+    if args.since is not None:
+        try:
+            parse_iso_time(args.since)
+        except ValueError:
+            print(f"error: --since {args.since!r}: {PROFILE_HELP}", file=sys.stderr)
+            return EXIT_ERROR
     try:
         target = resolve_target(args)
     except WatchError as error:

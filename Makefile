@@ -16,8 +16,12 @@ $(VENV)/.uv: requirements/bootstrap.lock
 		-r requirements/bootstrap.lock
 	touch $@
 
-$(VENV)/.installed: requirements/dev.lock $(VENV)/.uv
+# ... and the project itself, editable and without dependencies (they are the lock's): the
+# `s3-file-tracker` console command the docs use (.venv/bin/s3-file-tracker, or on PATH after
+# `. .venv/bin/activate`); the same as `python -m pipeline`.
+$(VENV)/.installed: requirements/dev.lock $(VENV)/.uv pyproject.toml setup.py
 	$(UV) pip install --python $(PY) --require-hashes -r requirements/dev.lock
+	$(UV) pip install --python $(PY) --no-deps --no-build-isolation --editable .
 	touch $@
 
 $(TOOLS)/.installed: requirements/tools.lock $(VENV)/.uv

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 
 UV     := $(VENV)/bin/uv
 
-.PHONY: demo up test test-fast lint iac-check clean
+.PHONY: demo up test test-fast lint iac-check sam-check clean
 
 # The installer: uv (pinned and hash-checked in requirements/bootstrap.lock), installed with pip
 # into the project's venv; it then installs the other locks, hash-checked, showing progress.
@@ -39,7 +39,7 @@ up: $(VENV)/.installed
 
 ## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
 ## local stack); pytest prints each file's progress as it goes.
-test: $(VENV)/.installed $(TOOLS)/.installed
+test: $(VENV)/.installed $(TOOLS)/.installed sam-check
 	$(PY) -m pytest
 
 ## test-fast: the unit tier only (no servers, seconds).
@@ -56,6 +56,18 @@ iac-check: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 	$(PY) -m pytest -q tests/unit/test_template.py
+
+## sam-check: the documented deploy commands, offline: `sam validate --lint`, then `sam build`
+## (the build-* targets below) into .cache/sam-build, then a check of that artifact. Red when
+## the template or the artifact breaks. `make test` runs it first.
+SAM_BUILD := .cache/sam-build
+SAM_ENV   := SAM_CLI_TELEMETRY=0
+sam-check: $(VENV)/.installed $(TOOLS)/.installed
+	$(SAM_ENV) $(TOOLS)/bin/sam validate --lint --template template.yaml
+	rm -rf $(SAM_BUILD)
+	$(SAM_ENV) PYTHON=$(abspath $(PY)) $(TOOLS)/bin/sam build --template template.yaml \
+		--build-in-source --build-dir $(SAM_BUILD)
+	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest -q tests/e2e/test_sam_artifact.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache

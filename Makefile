@@ -40,7 +40,7 @@ up: $(VENV)/.installed
 ## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
 ## local stack); pytest prints each file's progress as it goes.
 test: $(VENV)/.installed $(TOOLS)/.installed sam-check
-	$(PY) -m pytest
+	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest
 
 ## test-fast: the unit tier only (no servers, seconds).
 test-fast: $(VENV)/.installed

@@ -159,3 +159,13 @@ def test_watch_does_not_offer_a_refused_cursor_as_the_resume_point(feed_api: str
     assert "cursor: AAAA" not in done.stderr and "cursor:" not in done.stderr.replace(
         "error: cursor is invalid", ""
     )
+
+
+def test_adopt_names_a_missing_bucket_instead_of_botocores_error(
+    aws_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["adopt", "--bucket", f"missing-{uuid.uuid4().hex[:10]}", "--json"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "error: there is no bucket 'missing-" in err and f"at {aws_env}" in err
+    assert "NoSuchBucket" not in err and "An error occurred" not in err

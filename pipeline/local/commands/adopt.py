@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
 from pipeline.local.reconcile_cli import (
@@ -178,7 +180,15 @@ def adopt_main(args: argparse.Namespace) -> int:
     clients = make_clients(target)
     would = "would be " if args.dry_run else ""
     changes = 0
-    if enable_eventbridge(clients.s3, target.bucket, dry_run=args.dry_run):
+    try:
+        turned_on = enable_eventbridge(clients.s3, target.bucket, dry_run=args.dry_run)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+        where = target.endpoint_url or "AWS"
+        print(f"error: there is no bucket {target.bucket!r} at {where}", file=sys.stderr)
+        return EXIT_ERROR
+    if turned_on:
         changes += 1
         print(
             f"EventBridge notifications {would}turned on for s3://{target.bucket}", file=sys.stderr

@@ -133,3 +133,23 @@ def test_the_api_a_reader_follows() -> None:
     default = resolver().resolve_api()
     assert (default.api_url, default.bucket) == ("http://127.0.0.1:3000", "tpl-bucket")
     assert resolver(stack_name="prod").resolve_api().api_url == "https://x"
+
+
+def test_up_takes_an_emulator_from_the_environment_after_its_flags(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from pipeline.local.commands.up import _endpoint_source
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    flagged = argparse.Namespace(endpoint_url="http://flag", stack_name=None, queue_url=None)
+    assert _endpoint_source(flagged) == "target from flags"
+    assert flagged.endpoint_url == "http://flag"
+    plain = argparse.Namespace(endpoint_url=None, stack_name=None, queue_url=None)
+    assert "AWS_ENDPOINT_URL" in _endpoint_source(plain)
+    assert plain.endpoint_url == "http://127.0.0.1:4566"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    embedded = argparse.Namespace(endpoint_url=None, stack_name=None, queue_url=None)
+    assert _endpoint_source(embedded) == "target from template.yaml"
+    assert embedded.endpoint_url is None

@@ -188,6 +188,10 @@ class Summary:
     """The folder totals audit of this invocation (None when totals are not audited)."""
     drifted: dict[str, list[str]] = field(default_factory=dict)
     """Kind -> the first `MAX_DRIFTED_KEPT` drifted keys of this invocation, in key order."""
+    settle_until: float | None = None
+    """While folder-counter repairs wait for in-flight ingest: when the last is due (epoch s)."""
+    settle_pending: int = 0
+    """How many folder-counter repairs wait (with `settle_until`)."""
 
     @property
     def drift(self) -> int:
@@ -514,6 +518,23 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _settle_ticks(
+    summary: Summary,
+    totals: TotalsAudit,
+    should_stop: Callable[[], bool],
+    progress: Callable[[Summary], None] | None,
+) -> Callable[[], bool]:
+    """`should_stop` that also reports the folder totals' settle wait to `progress`."""
+
+    def tick() -> bool:
+        summary.settle_until, summary.settle_pending = totals.settle_until(), totals.pending
+        if progress is not None:
+            progress(summary)
+        return should_stop()
+
+    return tick
+
+
 def reconcile(
     objects: ObjectSource,
     rows: LiveRows,
@@ -645,7 +666,8 @@ def reconcile(
         if not stopped:  # folders still open when a run stops were not walked whole
             for entry in walk.finish():
                 totals.closed(entry)
-        totals.finish(should_stop)
+        totals.finish(_settle_ticks(summary, totals, should_stop, progress))
+        summary.settle_until, summary.settle_pending = None, 0
     summary.last_key = last_key
     summary.seconds = time.monotonic() - started
     if stopped:

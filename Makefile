@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 
 UV     := $(VENV)/bin/uv
 
-.PHONY: demo up test test-fast lint iac-check clean
+.PHONY: demo up test test-fast lint iac-check sam-check clean
 
 # The installer: uv (pinned and hash-checked in requirements/bootstrap.lock), installed with pip
 # into the project's venv; it then installs the other locks, hash-checked, showing progress.
@@ -16,8 +16,12 @@ $(VENV)/.uv: requirements/bootstrap.lock
 		-r requirements/bootstrap.lock
 	touch $@
 
-$(VENV)/.installed: requirements/dev.lock $(VENV)/.uv
+# ... and the project itself, editable and without dependencies (they are the lock's): the
+# `s3-file-tracker` console command the docs use (.venv/bin/s3-file-tracker, or on PATH after
+# `. .venv/bin/activate`); the same as `python -m pipeline`.
+$(VENV)/.installed: requirements/dev.lock $(VENV)/.uv pyproject.toml setup.py
 	$(UV) pip install --python $(PY) --require-hashes -r requirements/dev.lock
+	$(UV) pip install --python $(PY) --no-deps --no-build-isolation --editable .
 	touch $@
 
 $(TOOLS)/.installed: requirements/tools.lock $(VENV)/.uv
@@ -35,8 +39,8 @@ up: $(VENV)/.installed
 
 ## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
 ## local stack); pytest prints each file's progress as it goes.
-test: $(VENV)/.installed $(TOOLS)/.installed
-	$(PY) -m pytest
+test: $(VENV)/.installed $(TOOLS)/.installed sam-check
+	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest
 
 ## test-fast: the unit tier only (no servers, seconds).
 test-fast: $(VENV)/.installed
@@ -52,6 +56,18 @@ iac-check: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 	$(PY) -m pytest -q tests/unit/test_template.py
+
+## sam-check: the documented deploy commands, offline: `sam validate --lint`, then `sam build`
+## (the build-* targets below) into .cache/sam-build, then a check of that artifact. Red when
+## the template or the artifact breaks. `make test` runs it first.
+SAM_BUILD := .cache/sam-build
+SAM_ENV   := SAM_CLI_TELEMETRY=0
+sam-check: $(VENV)/.installed $(TOOLS)/.installed
+	$(SAM_ENV) $(TOOLS)/bin/sam validate --lint --template template.yaml
+	rm -rf $(SAM_BUILD)
+	$(SAM_ENV) PYTHON=$(abspath $(PY)) $(TOOLS)/bin/sam build --template template.yaml \
+		--build-in-source --build-dir $(SAM_BUILD)
+	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest -q tests/e2e/test_sam_artifact.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache

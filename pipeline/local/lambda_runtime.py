@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import sys
 import time
@@ -10,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 Handler = Callable[[dict[str, Any], Any], Any]
 """A Lambda handler: `handler(event, context) -> response`."""
@@ -102,6 +103,40 @@ def close_thread_resources(module: Any) -> None:
         close()
 
 
+EMF_PREFIX = '{"_aws"'
+"""How an Embedded Metric Format document printed by Powertools starts."""
+
+
+class DroppingEmf(io.TextIOBase):
+    """A stdout that drops the lines that are EMF documents and passes the rest on.
+
+    Powertools prints a metric set once one of its metrics holds 100 values, even with
+    POWERTOOLS_METRICS_DISABLED: a quiet local stack's batch of more than 100 records would
+    print whole EMF documents on the console.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._line = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._line += text
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            if not line.startswith(EMF_PREFIX):
+                self._stream.write(line + "\n")
+        if self._line and not EMF_PREFIX.startswith(self._line[: len(EMF_PREFIX)]):
+            self._stream.write(self._line)  # a partial line that is not EMF: pass it on
+            self._line = ""
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 def clearing_metrics(handler: Handler, module: Any) -> Handler:
     """Wrap `handler` to drop its Powertools metrics after each invocation.
 
@@ -115,6 +150,8 @@ def clearing_metrics(handler: Handler, module: Any) -> Handler:
     instances = [value for value in vars(module).values() if isinstance(value, Metrics)]
     if not instances:
         return handler
+    if not isinstance(sys.stdout, DroppingEmf):
+        sys.stdout = DroppingEmf(sys.stdout)
 
     def invoke(event: dict[str, Any], context: Any) -> Any:
         try:

@@ -1,13 +1,14 @@
 """`python -m pipeline reconcile`: compare the bucket with the table and repair the drift.
 
-Targets (the first that applies):
-  --stack-name NAME          a deployed stack: bucket and table from its outputs
-  --bucket B [--table T]     a bucket of the running local stack (`up`, found by its state
-                             file) when it has B; else any bucket and table on AWS (or
-                             --endpoint-url)
-  --endpoint-url URL         an emulator (LocalStack, moto): names from template.yaml
-  (nothing)                  the running local stack of `up` (else moto on --moto-port,
-                             DynamoDB Local on --dynamodb-port)
+Target, the first level that names a place (docs/local-stack.md, "Which target"):
+  1. flags        --stack-name NAME (bucket and table from its outputs), --endpoint-url,
+                  --dynamodb-endpoint-url
+  2. environment  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB (and other _<SERVICE>)
+  3. a running `up` (its state file), when it holds --bucket (if given)
+  4. template.yaml's names on moto --moto-port and DynamoDB Local --dynamodb-port
+--bucket and --table override the names at every level; both, with no endpoint and no
+running `up` holding the bucket, name a bucket and table on AWS. The target is printed
+first, on stderr.
 
 Exit status: 0 when the table matched or was repaired, 1 when some repairs failed, 2 on
 errors (bad arguments, unreachable services), 3 when --dry-run found drift (0: none), 130
@@ -21,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 import boto3
@@ -35,15 +33,20 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from pipeline.adapters.s3_inventory import InventoryError
 from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
+from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
-from pipeline.local.state import LocalStack, read_local_stack
+from pipeline.local.target import (
+    DEFAULT_DYNAMODB_PORT,
+    DEFAULT_MOTO_PORT,
+    ENV_SERVICES,
+    Flags,
+    Resolved,
+    Resolver,
+)
 from pipeline.read.ports import StoreError
 from pipeline.reconcile.ports import Summary
 from pipeline.wiring.reconcile import DEFAULT_TOTALS_SETTLE_S, Target, run
 
-LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
-DEFAULT_MOTO_PORT = 4000
-DEFAULT_DYNAMODB_PORT = 4001
 DYNAMODB_ENDPOINT_HELP = "DynamoDB's endpoint when it differs from --endpoint-url"
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_DRIFT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
@@ -120,20 +123,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return sub
 
 
-def _stack_outputs(region: str | None, endpoint: str | None, stack_name: str) -> dict[str, str]:
-    factory: Any = boto3.client
-    cloudformation = factory("cloudformation", region_name=region, endpoint_url=endpoint)
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except Exception as error:
-        raise ResourceError(f"cannot describe stack {stack_name!r}: {error}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
-    missing = {"BucketName", "TableName"} - outputs.keys()
-    if missing:
-        raise ResourceError(f"stack {stack_name!r} lacks outputs {sorted(missing)}")
-    return outputs
-
-
 NO_TARGET = (
     "no local stack is running (start one with `s3-file-tracker up`) and no AWS credentials "
     "were found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or name a stack "
@@ -141,176 +130,114 @@ NO_TARGET = (
 )
 
 
-def local_target(local: LocalStack, bucket: str, table: str, checkpoint_path: str) -> Target:
-    """A target on the running local stack: its endpoints, region and credentials."""
-    return Target(
-        bucket=bucket,
-        table=table,
-        region=local.region,
-        endpoint_url=local.endpoint("s3"),
-        checkpoint_path=checkpoint_path,
-        credentials=dict(local.credentials) or None,
-        endpoints=dict(local.endpoints),
-    )
-
-
-def _has_bucket(local: LocalStack, bucket: str) -> bool:
-    """Whether the running local stack holds `bucket`."""
-    factory: Any = boto3.client
-    s3 = factory(
-        "s3", region_name=local.region, endpoint_url=local.endpoint("s3"), **local.credentials
-    )
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except Exception:
-        return False
-    return True
-
-
-def _dynamodb_endpoint(url: str | None) -> dict[str, str] | None:
-    """`Target.endpoints` naming DynamoDB's own endpoint, when it has one."""
-    return {"dynamodb": url} if url else None
-
-
 def _require_aws_credentials() -> None:
     if boto3.Session().get_credentials() is None:
         raise ResourceError(NO_TARGET)
 
 
-def _running_local_stack(args: argparse.Namespace) -> LocalStack | None:
-    """The local stack `up` runs, unless an endpoint or a deployed stack is named."""
-    if args.endpoint_url or args.stack_name:
-        return None
-    return read_local_stack()
-
-
-def resolve_target(args: argparse.Namespace) -> Target:
-    """The bucket, table and endpoint the arguments name."""
-    # the local stack's modules (moto, PyYAML) only when a command runs: `--help` works without
-    from pipeline.local.stack import FAKE_CREDENTIALS
-    from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
-
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    region = region or DEFAULT_REGION
-    path = args.checkpoint_path
-    local = _running_local_stack(args)
-    if args.stack_name:
-        outputs = _stack_outputs(region, args.endpoint_url, args.stack_name)
-        return Target(
-            bucket=outputs["BucketName"],
-            table=outputs["TableName"],
-            region=region,
-            endpoint_url=args.endpoint_url,
-            endpoints=_dynamodb_endpoint(args.dynamodb_endpoint_url),
-            checkpoint_path=path
-            or outputs.get("ReconcileCheckpointPath")
-            or f"/file-tracker/{args.stack_name}/reconcile/",
-        )
-    if args.bucket or args.table:
-        if local is not None and _has_bucket(local, args.bucket or local.bucket):
-            bucket, table = args.bucket or local.bucket, args.table or local.table
-            return local_target(local, bucket, table, path or DEFAULT_PATH)
-        if not (args.bucket and args.table):
-            if local is not None:
-                raise ResourceError(
-                    f"the running local stack has no bucket {args.bucket!r}; for a bucket on "
-                    "AWS, pass --table too"
-                )
-            if not args.endpoint_url:
-                _require_aws_credentials()
-            raise ResourceError("--bucket and --table go together")
-        if not args.endpoint_url:
-            _require_aws_credentials()
-        return Target(
-            args.bucket,
-            args.table,
-            region,
-            args.endpoint_url,
-            path or DEFAULT_PATH,
-            endpoints=_dynamodb_endpoint(args.dynamodb_endpoint_url),
-        )
-    if local is not None:
-        return local_target(local, local.bucket, local.table, path or DEFAULT_PATH)
-    config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
-    if args.endpoint_url:
-        return Target(
-            config.bucket,
-            config.table,
-            region,
-            args.endpoint_url,
-            path or DEFAULT_PATH,
-            endpoints=_dynamodb_endpoint(args.dynamodb_endpoint_url),
-        )
+def reconcile_target(resolved: Resolved, checkpoint_path: str | None) -> Target:
+    """The `reconcile_app.Target` of a resolved target."""
+    if not (resolved.bucket and resolved.table):
+        raise ResourceError("--bucket and --table go together")
+    endpoints = {s: u for s in ENV_SERVICES if (u := resolved.endpoint(s))}
+    path = checkpoint_path or resolved.outputs.get("ReconcileCheckpointPath")
+    if path is None and resolved.outputs:
+        path = f"/file-tracker/{resolved.source.removeprefix('stack ')}/reconcile/"
     return Target(
-        config.bucket,
-        config.table,
-        region,
-        LOCAL_ENDPOINT.format(port=args.moto_port),
-        path or DEFAULT_PATH,
-        endpoints=_dynamodb_endpoint(
-            args.dynamodb_endpoint_url or LOCAL_ENDPOINT.format(port=args.dynamodb_port)
-        ),
-        credentials={
-            "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        },
+        bucket=resolved.bucket,
+        table=resolved.table,
+        region=resolved.region,
+        endpoint_url=resolved.endpoint("s3"),
+        checkpoint_path=path or DEFAULT_PATH,
+        credentials=resolved.credentials,
+        endpoints=endpoints or None,
     )
 
 
-class Progress:
-    """One line on a terminal, redrawn at most 5 times a second; silent when not a TTY."""
+def resolve(args: argparse.Namespace) -> Resolved:
+    """The resolved target of `reconcile` (see `pipeline.local.target` for the precedence)."""
+    flags = Flags.from_args(args)
+    resolved = Resolver(flags).resolve()
+    if flags.stack_name:
+        missing = {"BucketName", "TableName"} - resolved.outputs.keys()
+        if missing:
+            raise ResourceError(f"stack {flags.stack_name!r} lacks outputs {sorted(missing)}")
+        return resolved
+    if resolved.local is None and bool(flags.bucket) != bool(flags.table):
+        if not flags.endpoint_url:
+            _require_aws_credentials()
+        raise ResourceError("--bucket and --table go together")
+    if not resolved.endpoints:
+        _require_aws_credentials()
+    return resolved
 
-    def __init__(self, stream: TextIO) -> None:
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    """The bucket, table and endpoints the arguments name."""
+    return reconcile_target(resolve(args), args.checkpoint_path)
+
+
+class Progress:
+    """On a terminal: one line, redrawn at most 5 times a second. Elsewhere (a pipe, a log):
+    a line every `interval_s`, and one at once when the run starts waiting for the folder
+    totals to settle (that wait is the ingest function's timeout: a minute by default)."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        command: str = "reconcile",
+    ) -> None:
         self._stream = stream
         self.enabled = stream.isatty()
-        self._last = 0.0
+        self._interval_s, self._clock, self._command = interval_s, clock, command
+        self._last = 0.0 if self.enabled else clock()
         self._drawn = False
+        self._settling = False
 
     def __call__(self, summary: Summary) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.2 and not summary.complete:
+        now = self._clock()
+        settling = summary.settle_until is not None and summary.settle_pending > 0
+        started_settling = settling and not self._settling
+        self._settling = settling
+        every = 0.2 if self.enabled else self._interval_s
+        if now - self._last < every and not summary.complete and not started_settling:
             return
         self._last = now
+        line = self._settle_line(summary) if settling else self._walk_line(summary)
+        if self.enabled:
+            width = 160
+            self._stream.write("\r" + line[:width].ljust(width))
+            self._drawn = True
+        else:
+            self._stream.write(f"{self._command}: {line.strip()}\n")
+        self._stream.flush()
+
+    @staticmethod
+    def _walk_line(summary: Summary) -> str:
         compared = max(summary.listed, summary.rows)
         rate = compared / summary.seconds if summary.seconds > 0 else 0.0
         at = (summary.last_key or "")[:40]
-        line = (
+        return (
             f"  {summary.listed:,} listed · {summary.rows:,} rows · drift {summary.drift:,} "
             f"(missing {summary.missing:,}, extra {summary.extra:,}, stale {summary.stale:,}) · "
             f"repaired {summary.repaired:,} · {rate:,.0f} keys/s · at {at!r}"
         )
-        width = 160
-        self._stream.write("\r" + line[:width].ljust(width))
-        self._stream.flush()
-        self._drawn = True
+
+    @staticmethod
+    def _settle_line(summary: Summary) -> str:
+        left = max(0.0, (summary.settle_until or 0.0) - time.time())
+        return (
+            f"  waiting {left:,.0f} s for in-flight ingest before repairing "
+            f"{summary.settle_pending:,} folder counter(s) (--totals-settle; Ctrl-C leaves "
+            "them to the next run)"
+        )
 
     def close(self) -> None:
         if self._drawn:
             self._stream.write("\n")
             self._stream.flush()
-
-
-class _Stop:
-    """SIGINT/SIGTERM set an event the run polls: it stops cleanly and saves its checkpoint."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def _human(summary: Summary, target: Target, prefix: str, *, listed: bool = False) -> str:
@@ -354,13 +281,15 @@ def main(args: argparse.Namespace) -> int:
         print("error: --concurrency must be in [1, 128]", file=sys.stderr)
         return EXIT_ERROR
     try:
-        target = resolve_target(args)
+        resolved = resolve(args)
+        target = reconcile_target(resolved, args.checkpoint_path)
     except ResourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    print(resolved.describe("reconcile"), file=sys.stderr, flush=True)
     progress = Progress(sys.stderr)
     try:
-        with _Stop() as stop:
+        with Stop() as stop:
             summary = run(
                 target,
                 prefix=args.prefix,
@@ -368,7 +297,7 @@ def main(args: argparse.Namespace) -> int:
                 restart=args.restart,
                 inventory=args.inventory,
                 concurrency=args.concurrency,
-                should_stop=stop.event.is_set,
+                should_stop=stop.is_set,
                 progress=progress,
                 totals=not args.no_totals,
                 totals_settle_s=max(0.0, args.totals_settle),
@@ -400,196 +329,3 @@ def _status(summary: Summary) -> int:
         return EXIT_FAILED
     totals_drift = summary.totals.drift if summary.totals is not None else 0
     return EXIT_DRIFT if summary.dry_run and (summary.drift or totals_drift) else EXIT_OK
-
-
-# --------------------------------------------------------------------------------- adopt
-
-ADOPT_HELP = """Track a bucket that already exists (and may hold objects), in three steps:
-
-1. turn on the bucket's EventBridge notifications, keeping every other notification setting
-   (S3's PutBucketNotificationConfiguration replaces the whole configuration: this reads it,
-   adds EventBridgeConfiguration and writes it back);
-2. on an emulator (the local stack, LocalStack), create the EventBridge rule that sends the
-   bucket's Object Created / Object Deleted events to the ingest queue (on AWS the stack does
-   it: deploy with ExistingBucketName=BUCKET);
-3. run the first reconcile: every object already in the bucket is backfilled.
-"""
-
-
-def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
-    """Add the `adopt` subcommand to the CLI's subparsers."""
-    sub: argparse.ArgumentParser = commands.add_parser(
-        "adopt",
-        help="track an existing bucket: EventBridge on, events to the queue, first backfill",
-        description=ADOPT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub.add_argument("--bucket", required=True, help="the existing bucket")
-    sub.add_argument("--table", help="the table (default: the stack's or template.yaml's)")
-    sub.add_argument("--stack-name", help="a deployed stack (deployed with ExistingBucketName)")
-    sub.add_argument("--endpoint-url", help="an AWS-compatible endpoint (LocalStack, moto)")
-    sub.add_argument("--dynamodb-endpoint-url", help=DYNAMODB_ENDPOINT_HELP)
-    sub.add_argument("--moto-port", type=int, default=DEFAULT_MOTO_PORT)
-    sub.add_argument("--dynamodb-port", type=int, default=DEFAULT_DYNAMODB_PORT)
-    sub.add_argument("--region", help="AWS region (default: $AWS_REGION or ap-south-1)")
-    sub.add_argument(
-        "--template", type=Path, help="SAM template (default: the project's template.yaml)"
-    )
-    sub.add_argument("--queue-name", help="emulators: the ingest queue (default: template's)")
-    sub.add_argument("--no-reconcile", action="store_true", help="skip step 3 (the backfill)")
-    sub.add_argument(
-        "--totals-settle",
-        type=float,
-        default=DEFAULT_TOTALS_SETTLE_S,
-        metavar="SECONDS",
-        help="step 3: the ingest function's timeout: a folder counter's repair waits that "
-        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
-    )
-    sub.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="say what adopting would change (EventBridge, rule, rows to backfill), change "
-        "nothing; exit 3 if it would change something, 0 if the bucket is already adopted",
-    )
-    sub.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
-    sub.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
-    return sub
-
-
-def enable_eventbridge(s3: Any, bucket: str, *, dry_run: bool = False) -> bool:
-    """Turn on the bucket's EventBridge notifications, keeping the rest; False if already on.
-
-    `dry_run`: only say whether it would be turned on.
-    """
-    config = s3.get_bucket_notification_configuration(Bucket=bucket)
-    config.pop("ResponseMetadata", None)
-    if "EventBridgeConfiguration" in config:
-        return False
-    if dry_run:
-        return True
-    config["EventBridgeConfiguration"] = {}
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
-    return True
-
-
-def rule_name(bucket: str) -> str:
-    """The EventBridge rule of an adopted bucket on an emulator."""
-    return f"adopted-{bucket}"[:64]
-
-
-def rule_exists(events: Any, bucket: str) -> bool:
-    """Whether the adopted bucket's rule exists (emulators only)."""
-    try:
-        events.describe_rule(Name=rule_name(bucket))
-    except events.exceptions.ResourceNotFoundException:
-        return False
-    return True
-
-
-def route_to_queue(events: Any, sqs: Any, bucket: str, queue_name: str) -> str:
-    """The EventBridge rule the template creates for an adopted bucket (emulators only)."""
-    name = rule_name(bucket)
-    pattern = {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created", "Object Deleted"],
-        "detail": {"bucket": {"name": [bucket]}},
-    }
-    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    events.put_targets(Rule=name, Targets=[{"Id": "ingest-queue", "Arn": arn["QueueArn"]}])
-    return name
-
-
-def _adopt_target(args: argparse.Namespace) -> tuple[Target, str | None]:
-    """Where to adopt: the target, and the queue to route to (None on a deployed stack)."""
-    from pipeline.local.stack import FAKE_CREDENTIALS
-    from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
-
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    region = region or DEFAULT_REGION
-    if args.stack_name:
-        target = resolve_target(args)
-        if target.bucket != args.bucket:
-            raise ResourceError(
-                f"stack {args.stack_name!r} tracks {target.bucket!r}: deploy it with "
-                f"ExistingBucketName={args.bucket} first"
-            )
-        return target, None
-    local = _running_local_stack(args)
-    if local is not None:  # the stack `up` runs
-        target = local_target(local, args.bucket, args.table or local.table, DEFAULT_PATH)
-        return target, args.queue_name or local.queue_name
-    config = read_stack_config((args.template or TEMPLATE_PATH), region=region)
-    local_moto = args.endpoint_url is None
-    target = Target(
-        bucket=args.bucket,
-        table=args.table or config.table,
-        region=region,
-        endpoint_url=args.endpoint_url or LOCAL_ENDPOINT.format(port=args.moto_port),
-        endpoints=_dynamodb_endpoint(
-            args.dynamodb_endpoint_url
-            or (LOCAL_ENDPOINT.format(port=args.dynamodb_port) if local_moto else None)
-        ),
-        credentials={
-            "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        }
-        if local_moto
-        else None,
-    )
-    return target, args.queue_name or config.queue_name
-
-
-def adopt_main(args: argparse.Namespace) -> int:
-    """Run the `adopt` subcommand; returns the exit status (as `reconcile`; with --dry-run,
-    3 when adopting would change something)."""
-    args.prefix, args.checkpoint_path = "", None
-    try:
-        target, queue = _adopt_target(args)
-    except ResourceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    from pipeline.wiring.reconcile import make_clients
-
-    clients = make_clients(target)
-    factory: Any = boto3.client
-    would = "would be " if args.dry_run else ""
-    changes = 0
-    if enable_eventbridge(clients.s3, target.bucket, dry_run=args.dry_run):
-        changes += 1
-        print(
-            f"EventBridge notifications {would}turned on for s3://{target.bucket}", file=sys.stderr
-        )
-    else:
-        print(f"EventBridge notifications already on for s3://{target.bucket}", file=sys.stderr)
-    if queue is not None:
-        events, sqs = factory("events", **target.client_kwargs("events")), None
-        if args.dry_run:
-            if not rule_exists(events, target.bucket):
-                changes += 1
-                print(
-                    f"EventBridge rule {rule_name(target.bucket)} -> queue {queue} would be "
-                    "created",
-                    file=sys.stderr,
-                )
-        else:
-            sqs = factory("sqs", **target.client_kwargs("sqs"))
-            rule = route_to_queue(events, sqs, target.bucket, queue)
-            print(f"EventBridge rule {rule} -> queue {queue}", file=sys.stderr)
-    if args.no_reconcile:
-        return EXIT_DRIFT if args.dry_run and changes else EXIT_OK
-    progress = Progress(sys.stderr)
-    with _Stop() as stop:
-        summary = run(
-            target,
-            clients=clients,
-            dry_run=args.dry_run,
-            should_stop=stop.event.is_set,
-            progress=progress,
-            totals_settle_s=max(0.0, args.totals_settle),
-        )
-    progress.close()
-    print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))
-    status = _status(summary)
-    return EXIT_DRIFT if status == EXIT_OK and args.dry_run and changes else status

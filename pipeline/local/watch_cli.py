@@ -1,42 +1,46 @@
 """`s3-file-tracker watch`: follow the change feed (GET /changes) like `tail -f`.
 
-Targets (the first that applies):
+Targets (the first that applies; the target is printed first, on stderr):
   --stack-name NAME   a deployed stack: ApiUrl and BucketName from its outputs; requests are
                       signed with your AWS credentials (the SDK's usual chain)
   --api-url URL       any API: signed with your AWS credentials (testing/testing when the
                       URL is on 127.0.0.1 or localhost: the local stack's)
-  (nothing)           the local stack of `s3-file-tracker up` (http://127.0.0.1:3000)
+  (a running `up`)    its API URL, bucket and credentials, from its state file (whatever
+                      --api-port and --name-suffix it was started with)
+  (nothing)           the local stack's default, http://127.0.0.1:3000, template.yaml's bucket
 
 Each change is printed as it arrives: one JSON object per line when stdout is a pipe or a
 file (`--output json`), an aligned table on a terminal (`--output table`). Start from `--since`
 (an ISO 8601 time), from a saved `--cursor`, or from now. On exit (Ctrl-C, SIGTERM) the last
 cursor is printed on stderr; pass it as `--cursor` to continue exactly where this run
-stopped. Exit status: 0 after Ctrl-C/SIGTERM, 1 when the cursor expired (410), 2 on other
-errors (bad arguments, a 4xx answer). 5xx answers and network errors are retried.
+stopped (a cursor the API refused is not printed). Exit status: 0 after Ctrl-C/SIGTERM, 1
+when the cursor expired (410), 2 on other errors (bad arguments, a 4xx answer). 5xx answers
+and network errors are retried.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlencode, urlsplit
 
 from botocore.credentials import Credentials
 
+from pipeline.feed.since import PROFILE, parse_iso_time
 from pipeline.local.api_client import ApiResponse, Signer, environment_signer, get, region_for
+from pipeline.local.commands.stop import Stop
+from pipeline.local.provision import ResourceError
+from pipeline.local.target import Flags, Resolver
 
 LOCAL_API_URL = "http://127.0.0.1:3000"
 LOCAL_CREDENTIALS = Credentials("testing", "testing")
 """What the local stack's gateway accepts (`s3-file-tracker up` prints them)."""
 EXIT_STOPPED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2
+PROFILE_HELP = f"not an ISO 8601 time: {PROFILE}, e.g. 2026-12-04T10:00:00Z"
 MAX_BACKOFF_S = 30.0
 
 
@@ -59,7 +63,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument("--bucket", help="the bucket to follow (default: the stack's own)")
     sub.add_argument("--prefix", help="only keys starting with this")
     start = sub.add_mutually_exclusive_group()
-    start.add_argument("--since", help="start with changes at or after this ISO 8601 time")
+    start.add_argument(
+        "--since",
+        help="start with changes at or after this time: YYYY-MM-DD[THH:MM[:SS[.fff]]] and "
+        "Z or ±HH:MM (no zone: UTC), e.g. 2026-12-04T10:00:00Z",
+    )
     start.add_argument("--cursor", help="continue after a cursor a previous run printed")
     sub.add_argument("--limit", type=int, default=1000, help="changes per request (1-1000)")
     sub.add_argument(
@@ -85,46 +93,37 @@ class Target:
     api_url: str
     signer: Signer | None
     bucket: str | None = None
+    source: str = "flags"
+
+    def describe(self) -> str:
+        """One line: the API and bucket followed, and where they came from."""
+        bucket = f"bucket {self.bucket}, " if self.bucket else ""
+        return f"watch: {bucket}API {self.api_url} (target from {self.source})"
 
 
 def _is_local(url: str) -> bool:
     return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
 
-def resolve_target(args: argparse.Namespace) -> Target:
-    """The API URL, signer and default bucket the arguments name."""
-    if args.stack_name:
-        import boto3
-
-        region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        stacks = boto3.client("cloudformation", region_name=region).describe_stacks(
-            StackName=args.stack_name
-        )["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
-        if "ApiUrl" not in outputs:
-            raise WatchError(f"stack {args.stack_name!r} has no ApiUrl output", 0)
-        url = outputs["ApiUrl"]
-        return Target(url, environment_signer(url), outputs.get("BucketName"))
-    url = args.api_url or LOCAL_API_URL
-    if _is_local(url):
-        region = args.region or region_for(url)
-        return Target(url, Signer(LOCAL_CREDENTIALS, region), _local_bucket(args.region))
-    signer = environment_signer(url)
-    if signer is not None and args.region:
-        signer = Signer(signer.credentials, args.region)
-    return Target(url, signer)
-
-
-def _local_bucket(region: str | None) -> str | None:
-    """The local stack's bucket (template.yaml's BucketName), when the template is at hand."""
+def resolve_target(args: argparse.Namespace, **overrides: Any) -> Target:
+    """The API URL, signer and default bucket the arguments name (`pipeline.local.target`:
+    flags, then a running `up`'s state file, then the local stack's default port)."""
     try:
-        from pipeline.local.template import DEFAULT_REGION, TEMPLATE_PATH, read_stack_config
-
-        if not TEMPLATE_PATH.exists():
-            return None
-        return read_stack_config(TEMPLATE_PATH, region=region or DEFAULT_REGION).bucket
-    except Exception:  # no PyYAML (no `local` extra): the API's default bucket applies
-        return None
+        resolved = Resolver(Flags.from_args(args), **overrides).resolve_api()
+    except ResourceError as error:
+        raise WatchError(str(error), 0) from None
+    url = str(resolved.api_url)
+    if resolved.credentials:
+        keys = resolved.credentials
+        credentials = Credentials(keys["aws_access_key_id"], keys["aws_secret_access_key"])
+        signer: Signer | None = Signer(credentials, resolved.region)
+    elif _is_local(url):
+        signer = Signer(LOCAL_CREDENTIALS, args.region or region_for(url))
+    else:
+        signer = environment_signer(url)
+        if signer is not None and args.region:
+            signer = Signer(signer.credentials, args.region)
+    return Target(url, signer, resolved.bucket, resolved.source)
 
 
 @dataclass
@@ -140,6 +139,14 @@ class Feed:
     fetch: Callable[[str, Signer | None], ApiResponse] = field(
         default=lambda url, signer: get(url, signer=signer, sign=signer is not None)
     )
+    refused: bool = False
+    """The API refused the last request (a 4xx: e.g. a forged or expired cursor)."""
+
+    @property
+    def resume_cursor(self) -> str | None:
+        """The cursor to continue from: the last the API handed out, or the one given if the
+        API never refused it; None when the API refused it (it resumes nothing)."""
+        return None if self.refused else self.cursor
 
     def url(self) -> str:
         query: dict[str, str] = {"limit": str(self.limit)}
@@ -165,8 +172,10 @@ class Feed:
             raise RetryableError(f"HTTP {response.status}: not JSON") from None
         if response.status != 200:
             message = body.get("message") if isinstance(body, dict) else None
+            self.refused = True
             raise WatchError(str(message or f"HTTP {response.status}"), response.status)
         self.cursor = str(body["next_cursor"])
+        self.refused = False
         return list(body.get("items") or [])
 
 
@@ -174,7 +183,15 @@ class RetryableError(Exception):
     """The API or the network failed for now."""
 
 
-def pages(feed: Feed, stop: threading.Event, interval_s: float) -> Iterator[list[dict[str, Any]]]:
+class Waiter(Protocol):
+    """What `pages` waits on: a `threading.Event`, or the CLI's signal-safe `Stop`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def pages(feed: Feed, stop: Waiter, interval_s: float) -> Iterator[list[dict[str, Any]]]:
     """Pages until `stop` is set: at once while pages are full, every `interval_s` when
     caught up, with capped exponential backoff after errors worth retrying."""
     failures = 0
@@ -216,24 +233,18 @@ class Printer:
         return " ".join(cells).rstrip() + "\n"
 
 
-class _Stop:
-    """SIGINT/SIGTERM set `event`: the loop ends after the request in flight."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Stop:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+def follow(feed: Feed, stop: Waiter, interval_s: float, emit: Callable[[Any], None]) -> int:
+    """Print pages until `stop`; returns the exit status."""
+    try:
+        for items in pages(feed, stop, interval_s):
+            for item in items:
+                emit(item)
+    except WatchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_EXPIRED if error.status == 410 else EXIT_ERROR
+    except BrokenPipeError:  # `watch | head`: the reader left
+        pass
+    return EXIT_STOPPED
 
 
 def main(args: argparse.Namespace) -> int:
@@ -241,11 +252,18 @@ def main(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         print("error: --limit must be between 1 and 1000", file=sys.stderr)
         return EXIT_ERROR
+    if args.since is not None:
+        try:
+            parse_iso_time(args.since)
+        except ValueError:
+            print(f"error: --since {args.since!r}: {PROFILE_HELP}", file=sys.stderr)
+            return EXIT_ERROR
     try:
         target = resolve_target(args)
     except WatchError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    print(target.describe(), file=sys.stderr, flush=True)
     feed = Feed(
         target,
         args.bucket or target.bucket,
@@ -255,18 +273,8 @@ def main(args: argparse.Namespace) -> int:
         since=args.since,
     )
     table = args.output == "table" or (args.output is None and sys.stdout.isatty())
-    emit = Printer(sys.stdout, table)
-    status = EXIT_STOPPED
-    with _Stop() as stop:
-        try:
-            for items in pages(feed, stop.event, args.interval):
-                for item in items:
-                    emit(item)
-        except WatchError as error:
-            print(f"error: {error}", file=sys.stderr)
-            status = EXIT_EXPIRED if error.status == 410 else EXIT_ERROR
-        except BrokenPipeError:  # `watch | head`: the reader left
-            status = EXIT_STOPPED
-    if feed.cursor:
-        print(f"cursor: {feed.cursor}", file=sys.stderr)
+    with Stop() as stop:
+        status = follow(feed, stop, args.interval, Printer(sys.stdout, table))
+    if feed.resume_cursor:
+        print(f"cursor: {feed.resume_cursor}", file=sys.stderr)
     return status

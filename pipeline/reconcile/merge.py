@@ -135,6 +135,23 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _settle_ticks(
+    summary: Summary,
+    totals: TotalsAudit,
+    should_stop: Callable[[], bool],
+    progress: Callable[[Summary], None] | None,
+) -> Callable[[], bool]:
+    """`should_stop` that also reports the folder totals' settle wait to `progress`."""
+
+    def tick() -> bool:
+        summary.settle_until, summary.settle_pending = totals.settle_until(), totals.pending
+        if progress is not None:
+            progress(summary)
+        return should_stop()
+
+    return tick
+
+
 def reconcile(
     objects: ObjectSource,
     rows: LiveRows,
@@ -185,7 +202,7 @@ def reconcile(
         if should_stop():
             stopped = True
             break
-    run.finish(stopped, should_stop)
+    run.finish(stopped, should_stop, progress)
     if progress is not None:
         progress(run.summary)
     return run.summary
@@ -296,7 +313,12 @@ class _Run:
             checkpoint = Checkpoint.of(self.prefix, self.last_key, self.started_at, self.summary)
             self.checkpoints.save(checkpoint)
 
-    def finish(self, stopped: bool, should_stop: Callable[[], bool]) -> None:
+    def finish(
+        self,
+        stopped: bool,
+        should_stop: Callable[[], bool],
+        progress: Callable[[Summary], None] | None,
+    ) -> None:
         """Repair what is pending, close the folders, and checkpoint a stopped pass or clear
         the checkpoint of a complete one."""
         self.flush()
@@ -304,7 +326,8 @@ class _Run:
             if not stopped:  # folders still open when a run stops were not walked whole
                 for entry in self.walk.finish():
                     self.totals.closed(entry)
-            self.totals.finish(should_stop)
+            self.totals.finish(_settle_ticks(self.summary, self.totals, should_stop, progress))
+            self.summary.settle_until, self.summary.settle_pending = None, 0
         self.summary.last_key = self.last_key
         self.summary.seconds = time.monotonic() - self.started
         if stopped:

@@ -119,6 +119,10 @@ class Summary:
     """The folder totals audit of this invocation (None when totals are not audited)."""
     drifted: dict[str, list[str]] = field(default_factory=dict)
     """Kind -> the first `MAX_DRIFTED_KEPT` drifted keys of this invocation, in key order."""
+    settle_until: float | None = None
+    """While folder-counter repairs wait for in-flight ingest: when the last is due (epoch s)."""
+    settle_pending: int = 0
+    """How many folder-counter repairs wait (with `settle_until`)."""
 
     @property
     def drift(self) -> int:

@@ -161,6 +161,15 @@ class TotalsAudit:
         while self._due and self._due[0].at <= now:
             self._apply(self._due.popleft())
 
+    @property
+    def pending(self) -> int:
+        """Repairs waiting for their settle time."""
+        return len(self._due)
+
+    def settle_until(self) -> float | None:
+        """When the last waiting repair is due (clock seconds), or None."""
+        return self._due[-1].at if self._due else None
+
     def finish(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Wait for the pending repairs' settle times and apply them; those still waiting
         when `should_stop()` turns true are skipped (left for the next run)."""

@@ -102,3 +102,21 @@ def test_the_cli_copies_rows_without_a_bucket_into_the_named_one(
     assert main(argv) == 0
     assert "1 copied" in capsys.readouterr().out
     assert DynamoFileReader(dynamodb, table_name, "given").get("a.txt") is not None
+
+
+def test_rows_without_a_bucket_and_no_bucket_flag_are_named_and_fail_the_run(
+    dynamodb: Any, source: str, table_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an old table whose three rows carry no `bucket` attribute
+    for name in ("a.txt", "b.txt", "c.txt"):
+        row = old_row(name)
+        del row["bucket"]
+        dynamodb.put_item(TableName=source, Item=row)
+    # When migrate-table runs without --bucket
+    status = main(["migrate-table", "--source", source, "--target", table_name])
+    out, err = capsys.readouterr()
+    # Then it says which target it copies into, why rows were left behind, and fails
+    assert status == 1
+    assert "3 skipped" in out
+    assert err.startswith(f"migrate-table: {source} -> {table_name} at DynamoDB http://")
+    assert "3 row(s) left behind: no usable `bucket` attribute (pass --bucket NAME" in err

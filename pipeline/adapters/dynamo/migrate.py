@@ -65,6 +65,9 @@ class MigrationReport:
     """Rows the target already held at the same or a newer version (ingest since the switch)."""
     skipped: int = 0
     """Items that are not files' rows (system items, rows without a usable bucket)."""
+    no_bucket: int = 0
+    """Of `skipped`: files' rows with no `bucket` attribute and no `default_bucket`, or an
+    invalid one: left behind (run again with the bucket they belong to)."""
     pages: int = 0
     resume_after: str | None = None
 
@@ -90,6 +93,12 @@ def migrated_item(item: dict[str, Any], default_bucket: str | None) -> dict[str,
     if item.get(DELETED, {}).get("BOOL") is not True:
         new[SHARD_ATTRIBUTE] = {"S": name_shard_of(bucket, name)}
     return new
+
+
+def _is_file_row(item: dict[str, Any]) -> bool:
+    """Whether an old item is a file's row (not a system item), whatever its bucket."""
+    name = item.get(LEGACY_KEY, {}).get("S")
+    return isinstance(name, str) and bool(name) and not is_system_key(name)
 
 
 def copy_item(client: DynamoDBClient, table: str, item: dict[str, Any]) -> bool:
@@ -141,6 +150,7 @@ def migrate_table(
             new = migrated_item(item, default_bucket)
             if new is None:
                 report.skipped += 1
+                report.no_bucket += _is_file_row(item)
             elif copy_item(client, target, new):
                 report.copied += 1
             else:

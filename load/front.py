@@ -112,7 +112,12 @@ def index_charges(
     def kb(entry: dict[str, Any]) -> int:
         return write_units(0, _item_bytes(entry))
 
-    if before is not None and after is not None and key(before) == key(after):
+    same_keys = (
+        before is not None
+        and after is not None
+        and all(before[name] == after[name] for name in index.keys)
+    )
+    if before is not None and after is not None and same_keys:
         charges[(index.name, key(after))] += max(kb(before), kb(after))
         return charges
     if before is not None:
@@ -222,7 +227,7 @@ class Front:
                     "Message": "Duplicate primary key exists in table",
                 }
         elif current is None or not partiql.holds(statement.where, current, parameters):
-            new, error = (
+            new, refusal = (
                 None,
                 {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"},
             )
@@ -461,6 +466,12 @@ def make_app(state: FrontState) -> web.Application:
     async def get_rows(_: web.Request) -> web.Response:
         return web.json_response(rows(state))
 
+    async def seed(request: web.Request) -> web.Response:
+        """Items stored as they are, unmetered: a table's state before a run."""
+        for item in await request.json():
+            state.items[_key_of(item)] = item
+        return web.json_response({"items": len(state.items)})
+
     async def reset(_: web.Request) -> web.Response:
         state.items.clear()
         state.landed.clear()
@@ -474,6 +485,7 @@ def make_app(state: FrontState) -> web.Application:
     app.router.add_get("/_front/stats", get_stats)
     app.router.add_get("/_front/rows", get_rows)
     app.router.add_post("/_front/reset", reset)
+    app.router.add_post("/_front/seed", seed)
     return app
 
 
@@ -542,8 +554,13 @@ class FrontProcess:
                 self._process.wait()
             self._process = None
 
-    def _call(self, method: str, path: str) -> dict[str, Any]:
-        data = b"{}" if method == "POST" else None
+    def seed(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Store `items` (attribute-value JSON) unmetered."""
+        return self._call("POST", "/_front/seed", json.dumps(items).encode())
+
+    def _call(self, method: str, path: str, data: bytes | None = None) -> dict[str, Any]:
+        if method == "POST" and data is None:
+            data = b"{}"
         request = urllib.request.Request(self.url + path, data=data, method=method)
         with urllib.request.urlopen(request, timeout=60) as response:
             result: dict[str, Any] = json.loads(response.read())

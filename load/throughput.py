@@ -173,7 +173,7 @@ class Meter:
             weighted = units * self.limits.weight(key)
             total += weighted
             self._bucket(charge.kind, element, key).take(weighted, now)
-            name = f"{charge.kind}:{element}"
+            name = f"{charge.kind}:{element}" + (":per-invocation" if weighted != units else "")
             self.consumed[name] = self.consumed.get(name, 0.0) + units
         self._table_bucket(charge.kind).take(total, now)
 

@@ -225,3 +225,20 @@ def test_per_invocation_keys_are_charged_one_nth() -> None:
     with pytest.raises(FrontError) as refused:
         api.update_item(request)
     assert refused.value.code == "ThrottlingException"
+
+
+def test_an_update_whose_condition_fails_is_refused_and_changes_nothing() -> None:
+    # Given a stored row
+    api, _ = front(Limits(scale=1))
+    api.batch_execute_statement({"Statements": [raw_insert("b/k")]})
+    update = {
+        "Statement": f'UPDATE "{T}" SET "pad"=? WHERE "pk"=? AND "pad"=?',
+        "Parameters": [{"S": "new"}, {"S": "b/k"}, {"S": "not-what-is-stored"}],
+    }
+    # When a compare-and-swap expects another value, and another targets a missing key
+    missing = {**update, "Parameters": [{"S": "new"}, {"S": "b/none"}, {"S": ""}]}
+    answers = codes(api.batch_execute_statement({"Statements": [update, missing]}))
+    # Then both are ConditionalCheckFailed and the row is unchanged
+    assert answers == ["ConditionalCheckFailed", "ConditionalCheckFailed"]
+    assert api.state.items["b/k"]["pad"] == {"S": ""}
+    assert "b/none" not in api.state.items

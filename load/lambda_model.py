@@ -237,5 +237,16 @@ class EventSource:
             c.billed_ms += min(elapsed, model.timeout_s) * 1000
             c.running -= 1
 
-    def close(self) -> None:
+    def close(self, finalizer: Callable[[], None] | None = None) -> None:
+        """Stop the environments, running `finalizer` once in each of their threads."""
+        if finalizer is not None:
+            workers = self.model.max_concurrency
+            barrier = threading.Barrier(workers)
+
+            def finish() -> None:
+                barrier.wait(timeout=60)
+                finalizer()
+
+            for _ in range(workers):
+                self._pool.submit(finish)
         self._pool.shutdown(wait=True)

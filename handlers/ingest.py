@@ -87,6 +87,7 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("RecordsSkipped", MetricUnit.Count, result.skipped)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, result.failed)
     metrics.add_metric("Retries", MetricUnit.Count, result.retries)
+    metrics.add_metric("Throttles", MetricUnit.Count, result.throttles)
     metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
     metrics.add_metric("ObjectLookups", MetricUnit.Count, result.lookups)
     if settings.folder_totals:
@@ -128,6 +129,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": result.skipped,
             "failed_messages": len(result.failed_message_ids),
             "retries": result.retries,
+            "throttles": result.throttles,
             "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
             "s3_lookups": result.lookups,

@@ -101,6 +101,9 @@ class IngestResult:
     """DynamoDB calls repeated (throttling, unprocessed items, transient errors)."""
     calls: int = 0
     """DynamoDB calls made."""
+    throttles: int = 0
+    """DynamoDB calls (rows and counters) answered with throttling; each retried while the
+    invocation's time allows: a message fails only when that time runs out."""
     conflicts: int = 0
     """Conditional writes refused because another writer changed the key: re-read, re-decided."""
     lookups: int = 0
@@ -264,6 +267,7 @@ async def ingest(
             result.totals_updates = applied.applied
             result.totals_lost += applied.lost
             result.retries += applied.retries
+            result.throttles += applied.throttles
     for key, reason in stats.failures.items():
         entry = latest[key]
         result.failed += 1
@@ -282,6 +286,7 @@ async def ingest(
                 )
             failed.add(message_id)
     result.retries += stats.retries
+    result.throttles += stats.throttles
     result.calls, result.conflicts = stats.calls, stats.conflicts
     result.restamps = stats.restamps
     order = {message_id_of(record): index for index, record in enumerate(records)}

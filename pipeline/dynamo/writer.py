@@ -42,7 +42,7 @@ import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from pipeline.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.dynamo.errors import THROTTLE_CODES, error_code, is_transient, surely_not_applied
 from pipeline.feed.positions import MS_DIGITS, Stamper, position_tail
 from pipeline.model import (
     CHANGED,
@@ -593,6 +593,8 @@ class DynamoFileStore:
                 if is_retryable(error):
                     left = pending
                     reason = _describe(error)
+                    if isinstance(error, ClientError) and error_code(error) in THROTTLE_CODES:
+                        stats.throttles += 1
                     if unknown is not None and not surely_not_applied(error):
                         unknown.update(key_of(entry) for entry in pending)
                 elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
@@ -610,6 +612,8 @@ class DynamoFileStore:
                     return
             else:
                 reason = "unprocessed (throttled)"
+                if left:
+                    stats.throttles += 1
             if not left:
                 return
             pending = left

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline.api import build_app, feed_for
 from pipeline.dynamo.feed import DynamoChangeIndex
 from pipeline.dynamo.reader import DynamoFileReader, make_client
+from pipeline.dynamo.shard_plans import SyncShardPlans
 from pipeline.dynamo.totals import DynamoTotalsStore
 from pipeline.settings import Settings
 
@@ -25,8 +26,10 @@ logger = Logger()
 metrics = Metrics(namespace=settings.metrics_namespace)
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 client = make_client(settings)
-reader = DynamoFileReader(client, settings.table_name)
+plans = SyncShardPlans(client, settings.table_name, settings.shard_plan_ttl_s)
+reader = DynamoFileReader(client, settings.table_name, plans=plans)
 feed = feed_for(DynamoChangeIndex(client, settings.table_name), settings)
+feed.shards_of = lambda bucket: plans.plan(bucket).read_feed
 app = build_app(
     reader,
     settings,

@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline.dynamo.shard_plans import CachedShardPlans
 from pipeline.dynamo.totals import DynamoTotalsWriter
 from pipeline.dynamo.writer import DynamoFileStore
 from pipeline.feed.positions import Stamper
@@ -51,6 +52,7 @@ class IngestServices:
     store: DynamoFileStore
     resolver: VersionResolver | None = None
     totals: DynamoTotalsWriter | None = None
+    plans: CachedShardPlans | None = None
 
 
 async def _open_services(stack: AsyncExitStack) -> IngestServices:
@@ -69,7 +71,8 @@ async def _open_services(stack: AsyncExitStack) -> IngestServices:
             concurrency=settings.write_concurrency,
             backoff=_backoff,
         )
-    return IngestServices(store, resolver, totals)
+    plans = CachedShardPlans(store.client, settings.table_name, settings.shard_plan_ttl_s)
+    return IngestServices(store, resolver, totals, plans)
 
 
 def _services(value: IngestServices | DynamoFileStore) -> IngestServices:
@@ -117,6 +120,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             resolver=_services(value).resolver,
             mode=settings.write_mode,
             totals=_services(value).totals,
+            plans=_services(value).plans,
         )
     )
     _record_metrics(result)

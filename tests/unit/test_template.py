@@ -40,6 +40,7 @@ DYNAMODB_ACTIONS = {
         "dynamodb:PartiQLUpdate",
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",  # folder totals: one ADD per changed folder per invocation
+        "dynamodb:GetItem",  # each bucket's shard plan (pipeline/shards.py)
     },
     "ApiFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
 }

@@ -34,6 +34,7 @@ from typing import Any
 from load.front import FrontProcess
 from load.lambda_model import EventSource, Model, Queue
 from load.throughput import Limits
+from pipeline.shards import ShardPlan
 
 TABLE = "files"
 BUCKET = "burst-bucket"
@@ -44,12 +45,14 @@ LAMBDA_GB_S = 0.0000166667
 LAMBDA_REQUEST = 0.20 / 1e6
 SQS_REQUEST = 0.40 / 1e6
 
-CONFIGS: dict[str, Model] = {
-    "defaults": Model(batch_size=1000, window_s=1, max_concurrency=5, memory_mb=256),
-    "defaults-new": Model(batch_size=1000, window_s=1, max_concurrency=20, memory_mb=1769),
-    "fast": Model(batch_size=1000, window_s=1, max_concurrency=60, memory_mb=1769),
+CONFIGS: dict[str, tuple[Model, ShardPlan]] = {
+    "previous": (Model(max_concurrency=5, memory_mb=256), ShardPlan()),
+    "defaults": (Model(max_concurrency=10, memory_mb=512), ShardPlan()),
+    "fast": (Model(max_concurrency=40, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
 }
-"""Named configurations (template.yaml parameters): docs/deploy.md, "Capacity"."""
+"""Named configurations: the event source and function (template.yaml parameters; BatchSize
+1000, window 1 s) and the bucket's shard plan (`pipeline.shards`). `previous`: the template's
+defaults before issue 23; docs/deploy.md, "Capacity"."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,27 @@ def body(key: str, seq: int, delete: bool, now: float) -> str:
     return json.dumps({"Records": [record]})
 
 
-def seed_rows(burst: Burst, count: int) -> list[dict[str, Any]]:
+def registry_item(plan: ShardPlan) -> dict[str, Any]:
+    """The bucket's registry item with its shard plan (as `register_bucket` writes it)."""
+    from pipeline.dynamo.writer import to_item
+    from pipeline.model import bucket_record
+
+    return to_item(
+        bucket_record(BUCKET)
+        | {
+            "index_shards": plan.index,
+            "feed_shards": plan.feed,
+            "read_index_shards": plan.read_index,
+            "read_feed_shards": plan.read_feed,
+        }
+    )
+
+
+def seed_rows(burst: Burst, count: int, plan: ShardPlan) -> list[dict[str, Any]]:
     """The live rows a delete storm removes, as ingest would have written them."""
     from pipeline.dynamo.writer import to_item
     from pipeline.feed.positions import Stamper
+    from pipeline.ingest import planned_row
     from pipeline.model import Action, FileEvent
 
     stamper = Stamper(5000)
@@ -114,7 +134,7 @@ def seed_rows(burst: Burst, count: int) -> list[dict[str, Any]]:
             "0" * 32,
             f"{i:018X}",
         )
-        row = stamper.stamp(event.row(now=0, tombstone_ttl_s=60), None, 0)
+        row = stamper.stamp(planned_row(event, 0, 60, {BUCKET: plan}), None, 0)
         items.append(to_item(row))
     counters = {"": count, f"{burst.name}/": count}
     for folder, files in counters.items():
@@ -228,7 +248,13 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_burst(
-    config: str, model: Model, burst: Burst, rate: float, cpu_per_record: float, limits: Limits
+    config: str,
+    model: Model,
+    plan: ShardPlan,
+    burst: Burst,
+    rate: float,
+    cpu_per_record: float,
+    limits: Limits,
 ) -> Run:
     """One burst through one configuration; the end-of-run check compares the table with
     what the events say."""
@@ -243,8 +269,9 @@ def run_burst(
         module.runtime.close()
         recorder = Recorder()
         recorder.install(module)
+        front.seed([registry_item(plan)])
         if burst.delete:
-            front.seed(seed_rows(burst, count))
+            front.seed(seed_rows(burst, count, plan))
         queue = Queue()
         source = EventSource(model, queue, module.lambda_handler, cpu_per_record)
         sent: list[tuple[str, int, float]] = []
@@ -441,19 +468,19 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     runs: list[Run] = []
     with contextlib.redirect_stdout(io.StringIO()) as sink:  # Powertools' EMF lines
-        cpu = calibrate(CONFIGS["defaults"])
+        cpu = calibrate(CONFIGS["defaults"][0])
         print(
             f"calibrated: {cpu * 1e6:.0f} us CPU per record (measured here)", file=out, flush=True
         )
         for config in args.config.split(","):
-            model = CONFIGS[config]
+            model, plan = CONFIGS[config]
             model = Model(**{**asdict(model), "scale": args.scale})
             limits = Limits(scale=args.scale, burst_s=args.burst_s, per_invocation=("#totals/",))
             for name in args.bursts.split(","):
                 burst = BURSTS[name]
                 if args.events:
                     burst = Burst(burst.name, args.events, burst.keys, burst.delete)
-                result = run_burst(config, model, burst, args.rate, cpu, limits)
+                result = run_burst(config, model, plan, burst, args.rate, cpu, limits)
                 runs.append(result)
                 print(row_of(result), file=out, flush=True)
                 sink.seek(0)

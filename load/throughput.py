@@ -13,7 +13,7 @@ rules; `load.front` applies them to every request it serves).
 | a GSI write costs 1 unit per KB of the projected entry; an index-key change is a delete plus a put; an item in neither state costs nothing (sparse) | | [GSI-writes] |
 | a write whose index update would exceed the index's key budget is refused on the base table (back-pressure), error naming the index | | [GSI-throttling] |
 | burst: up to 300 s of unused *table* capacity, best effort; it "can't alleviate partition-level throttling": the per-key buckets hold `burst_s` (default 1 s) of their rate | 1 s | [Spiky], [Burst] |
-| the table (on-demand) takes its account quota: 40,000 WRU/s and 40,000 RRU/s by default | 40,000 | [Quotas] |
+| the table and each GSI (on-demand) take their per-table quota: 40,000 WRU/s and 40,000 RRU/s by default (throttle reasons `TableWriteAccountLimitExceeded`, `IndexWriteAccountLimitExceeded`) | 40,000 | [Quotas], [Reasons] |
 | a throttled request consumes nothing and changes nothing | | [Throttling] |
 
 [RCU/WCU]: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/provisioned-capacity-mode.html
@@ -25,6 +25,7 @@ rules; `load.front` applies them to every request it serves).
 [GSI-writes]: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Writes
 [Spiky]: https://repost.aws/knowledge-center/dynamodb-spiky-workloads-short-intervals
 [Quotas]: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+[Reasons]: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ThrottlingReason.html
 [Throttling]: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/throttling-diagnosing-workflow.html
 
 Scaling 1:N: every rate here is divided by `scale` (the run's N), so that a run at 1/N of the
@@ -141,51 +142,57 @@ class Meter:
             self.buckets[(kind, element, key)] = bucket
         return bucket
 
-    def _table_bucket(self, kind: str) -> TokenBucket:
-        bucket = self.table_buckets.get(kind)
+    def _quota_bucket(self, kind: str, element: str) -> TokenBucket:
+        bucket = self.table_buckets.get(f"{kind}:{element}")
         if bucket is None:
             rate = self.limits.table_rate(kind)
             bucket = TokenBucket(rate, rate * self.limits.burst_s)
-            self.table_buckets[kind] = bucket
+            self.table_buckets[f"{kind}:{element}"] = bucket
         return bucket
 
-    def refusal(self, charge: Charge) -> tuple[str, str] | None:
-        """The (element, key value) that cannot take `charge` now, or None when all can.
-
-        The table's own key is checked first, then each index (back-pressure), then the
-        table-wide quota (element `table`, key `*`)."""
+    def refusals(self, charge: Charge) -> list[tuple[str, str]]:
+        """Every (element, key value) that cannot take `charge` now: the table's key, each
+        index's key values (back-pressure), and the table's and each index's quota (key
+        `*`: ThrottlingReason `...AccountLimitExceeded`, one quota per table and per GSI)."""
         now = self.clock()
-        total = 0.0
+        refused = []
+        totals: dict[str, float] = {}
         for (element, key), units in sorted(charge.units.items(), key=_table_first):
             weighted = units * self.limits.weight(key)
-            total += weighted
+            totals[element] = totals.get(element, 0.0) + weighted
             if self._bucket(charge.kind, element, key).level(now) < weighted - 1e-9:
-                return element, key
-        if self._table_bucket(charge.kind).level(now) < total - 1e-9:
-            return TABLE, "*"
-        return None
+                refused.append((element, key))
+        for element, total in totals.items():
+            if self._quota_bucket(charge.kind, element).level(now) < total - 1e-9:
+                refused.append((element, "*"))
+        return refused
+
+    def refusal(self, charge: Charge) -> tuple[str, str] | None:
+        """The first (element, key value) that cannot take `charge` now, or None."""
+        refused = self.refusals(charge)
+        return refused[0] if refused else None
 
     def consume(self, charge: Charge) -> None:
         """Take `charge` from its buckets and bill it."""
         now = self.clock()
-        total = 0.0
         for (element, key), units in charge.units.items():
             weighted = units * self.limits.weight(key)
-            total += weighted
             self._bucket(charge.kind, element, key).take(weighted, now)
+            self._quota_bucket(charge.kind, element).take(weighted, now)
             name = f"{charge.kind}:{element}" + (":per-invocation" if weighted != units else "")
             self.consumed[name] = self.consumed.get(name, 0.0) + units
-        self._table_bucket(charge.kind).take(total, now)
 
     def admit(self, charge: Charge) -> tuple[str, str] | None:
-        """Consume `charge` if every bucket can take it; else count and return the refusal."""
-        refused = self.refusal(charge)
-        if refused is None:
+        """Consume `charge` if every bucket can take it; else count every refusing bucket
+        (a request refused by two indexes counts under both) and return the first."""
+        refused = self.refusals(charge)
+        if not refused:
             self.consume(charge)
             return None
-        key = (charge.kind, *refused)
-        self.throttled[key] = self.throttled.get(key, 0) + 1
-        return refused
+        for element, key in refused:
+            name = (charge.kind, element, key)
+            self.throttled[name] = self.throttled.get(name, 0) + 1
+        return refused[0]
 
 
 def _table_first(entry: tuple[tuple[str, str], float]) -> tuple[int, str, str]:

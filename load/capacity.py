@@ -458,6 +458,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=100, help="N of the 1:N model")
     parser.add_argument("--events", type=int, default=0, help="override each burst's event count")
     parser.add_argument("--burst-s", type=float, default=1.0, help="per-key bucket seconds")
+    parser.add_argument("--calibration-records", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="write the runs as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     parser.add_argument("--plot", type=Path, help="write the PNG here")
@@ -468,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     runs: list[Run] = []
     with contextlib.redirect_stdout(io.StringIO()) as sink:  # Powertools' EMF lines
-        cpu = calibrate(CONFIGS["defaults"][0])
+        cpu = calibrate(CONFIGS["defaults"][0], args.calibration_records)
         print(
             f"calibrated: {cpu * 1e6:.0f} us CPU per record (measured here)", file=out, flush=True
         )

@@ -212,9 +212,10 @@ def _handler_module(front_url: str, model: Model) -> Any:
     return module
 
 
-def calibrate(model: Model, records: int = 1000) -> float:
+def calibrate(model: Model, records: int = 1000, burst: Burst | None = None) -> float:
     """CPU seconds per record of the real handler on this machine (unthrottled front):
-    invocations of `records` messages, the median of 3 after a warm-up."""
+    invocations of `records` messages of `burst`'s keys (its folders, its overwrites or
+    deletes), the median of 3 after a warm-up."""
     from load.lambda_model import Context
 
     with FrontProcess(Limits(scale=1)) as front:
@@ -228,7 +229,12 @@ def calibrate(model: Model, records: int = 1000) -> float:
                 "Records": [
                     {
                         "messageId": f"c{round_}-{i}",
-                        "body": body(f"cal/{round_}/f{i}", i + 1, False, time.time()),
+                        "body": body(
+                            _calibration_key(burst, round_ * records + i),
+                            round_ * records + i + 1,
+                            burst is not None and burst.delete,
+                            time.time(),
+                        ),
                     }
                     for i in range(records)
                 ]
@@ -238,6 +244,10 @@ def calibrate(model: Model, records: int = 1000) -> float:
             samples.append((time.thread_time() - cpu) / records)
         module.runtime.close()
     return statistics.median(samples[1:])
+
+
+def _calibration_key(burst: Burst | None, i: int) -> str:
+    return key_of(burst, i) if burst is not None else f"cal/f{i}"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -469,10 +479,14 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     runs: list[Run] = []
     with contextlib.redirect_stdout(io.StringIO()) as sink:  # Powertools' EMF lines
-        cpu = calibrate(CONFIGS["defaults"][0], args.calibration_records)
-        print(
-            f"calibrated: {cpu * 1e6:.0f} us CPU per record (measured here)", file=out, flush=True
-        )
+        cpu_of = {}
+        for name in args.bursts.split(","):
+            cpu_of[name] = calibrate(CONFIGS["defaults"][0], args.calibration_records, BURSTS[name])
+            print(
+                f"calibrated {name}: {cpu_of[name] * 1e6:.0f} us CPU per record (measured here)",
+                file=out,
+                flush=True,
+            )
         for config in args.config.split(","):
             model, plan = CONFIGS[config]
             model = Model(**{**asdict(model), "scale": args.scale})
@@ -481,6 +495,7 @@ def run(args: argparse.Namespace) -> int:
                 burst = BURSTS[name]
                 if args.events:
                     burst = Burst(burst.name, args.events, burst.keys, burst.delete)
+                cpu = cpu_of[name]
                 result = run_burst(config, model, plan, burst, args.rate, cpu, limits)
                 runs.append(result)
                 print(row_of(result), file=out, flush=True)

@@ -102,7 +102,7 @@ class Queue:
 
     def receive(self, count: int, now: float, visibility_s: float) -> list[Message]:
         with self.lock:
-            batch = []
+            batch: list[Message] = []
             while self.visible and len(batch) < count:
                 message = self.visible.popleft()
                 message.receives += 1

@@ -49,9 +49,9 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "TableName": "files",
     "IngestBatchSize": 1000,
     "IngestBatchingWindowSeconds": 1,
-    "IngestMaximumConcurrency": 5,
+    "IngestMaximumConcurrency": 10,  # >= 5,000 events/s: docs/performance.md, "Capacity"
     "IngestTimeoutSeconds": 60,
-    "IngestMemorySize": 256,
+    "IngestMemorySize": 512,
     "QueueVisibilityTimeoutSeconds": 360,
     "MaxReceiveCount": 5,
     "Architecture": "x86_64",

@@ -172,6 +172,9 @@ class Run:
     check: str = ""
     timeline: list[dict[str, float]] = field(default_factory=list)
     cpu_per_record_ms: float = 0.0
+    load_average: float = 0.0
+    """The box's 1-minute load average at the end of the run (2 cores): the real part of
+    each invocation (its I/O with the front) waits longer on a loaded box."""
 
 
 class Recorder:
@@ -317,6 +320,7 @@ def run_burst(
     _report_throughput(result, stats, source, recorder, count, model, queue)
     result.check = check_table(burst, sent, dump)
     result.cpu_per_record_ms = cpu_per_record * 1000
+    result.load_average = round(os.getloadavg()[0], 1)
     return result
 
 
@@ -417,7 +421,7 @@ def check_table(burst: Burst, sent: list[tuple[str, int, float]], dump: dict[str
 HEADER = (
     "| config | burst | events (full scale) | 1:N | offered/s | sustained events/s | lag p50 s "
     "| lag p99 s | throttles (table/by_name/by_change) | retries | failed msgs | peak depth "
-    "| $ per 1M | table check |"
+    "| $ per 1M | load avg | table check |"
 )
 
 
@@ -431,7 +435,7 @@ def row_of(run: Run) -> str:
         f"| {run.config} | {run.burst} | {run.events_model:,} | 1:{run.scale} | {run.rate:,.0f} "
         f"| {run.events_per_s:,.0f} | {run.lag_p50_s} | {run.lag_p99_s} | {throttles} "
         f"| {run.retries} | {run.failed_messages} | {run.peak_depth * run.scale:,} "
-        f"| {run.cost_per_million.get('total', 0):.2f} | {run.check} |"
+        f"| {run.cost_per_million.get('total', 0):.2f} | {run.load_average} | {run.check} |"
     )
 
 
@@ -501,7 +505,7 @@ def run(args: argparse.Namespace) -> int:
                 print(row_of(result), file=out, flush=True)
                 sink.seek(0)
                 sink.truncate()
-    table = "\n".join([HEADER, "|" + "---|" * 14, *(row_of(r) for r in runs)])
+    table = "\n".join([HEADER, "|" + "---|" * 15, *(row_of(r) for r in runs)])
     print("\n" + table, file=out)
     if args.markdown:
         args.markdown.write_text(table + "\n")

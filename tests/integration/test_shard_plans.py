@@ -124,6 +124,12 @@ def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
         if "name_shard" in i and i["pk"]["S"].startswith(BUCKET)
     }
     assert max(shards) >= 8  # the new files use the new shards
+    feed_shards = {
+        int(i["feed_shard"]["S"].rsplit("/", 1)[1])
+        for i in stored
+        if "feed_shard" in i and i["pk"]["S"].startswith(BUCKET)
+    }
+    assert max(feed_shards) >= 8
     # Then the walk goes on from its token: every file exactly once, in order
     rest, end = walk(app, 50, token)
     assert end is None

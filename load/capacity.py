@@ -47,7 +47,7 @@ SQS_REQUEST = 0.40 / 1e6
 
 CONFIGS: dict[str, tuple[Model, ShardPlan]] = {
     "previous": (Model(max_concurrency=5, memory_mb=256), ShardPlan()),
-    "defaults": (Model(max_concurrency=10, memory_mb=512), ShardPlan()),
+    "defaults": (Model(max_concurrency=10, memory_mb=1769), ShardPlan()),
     "fast": (Model(max_concurrency=40, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
 }
 """Named configurations: the event source and function (template.yaml parameters; BatchSize

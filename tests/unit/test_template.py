@@ -51,7 +51,7 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "IngestBatchingWindowSeconds": 1,
     "IngestMaximumConcurrency": 10,  # >= 5,000 events/s: docs/performance.md, "Capacity"
     "IngestTimeoutSeconds": 60,
-    "IngestMemorySize": 512,
+    "IngestMemorySize": 1769,  # one vCPU: a CPU-bound invocation costs the same per event
     "QueueVisibilityTimeoutSeconds": 360,
     "MaxReceiveCount": 5,
     "Architecture": "x86_64",

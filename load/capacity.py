@@ -172,6 +172,10 @@ class Run:
     check: str = ""
     timeline: list[dict[str, float]] = field(default_factory=list)
     cpu_per_record_ms: float = 0.0
+    timed_out: int = 0
+    """Invocations that timed out or raised (their whole batch failed)."""
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Why messages failed, from the handler's warnings."""
     load_average: float = 0.0
     """The box's 1-minute load average at the end of the run (2 cores): the real part of
     each invocation (its I/O with the front) waits longer on a loaded box."""
@@ -206,7 +210,7 @@ def _handler_module(front_url: str, model: Model) -> Any:
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         POWERTOOLS_SERVICE_NAME="capacity",
-        POWERTOOLS_LOG_LEVEL="ERROR",
+        POWERTOOLS_LOG_LEVEL="WARNING",
         POWERTOOLS_TRACE_DISABLED="true",
         INGEST_SAFETY_MARGIN_MS="2000",
     )
@@ -341,7 +345,10 @@ def _report_lags(
     values = [lag for _, lag in lags]
     result.lag_p50_s = round(_percentile(values, 0.5), 2)
     result.lag_p99_s = round(_percentile(values, 0.99), 2)
-    last = max((t for t, _ in lags), default=0.0)
+    landings = sorted(at + lag for at, lag in lags)
+    if landings:  # sustained: 99 % of the events in by the time the 99th percentile landed
+        t99 = landings[min(len(landings) - 1, int(0.99 * len(landings)))]
+        result.events_per_s = round(0.99 * len(sent) * result.scale / max(t99, 1e-9))
     timeline = []
     for sample in depth:
         window = [lag for t, lag in lags if sample["t"] - 5 <= t < sample["t"]]
@@ -350,8 +357,6 @@ def _report_lags(
         )
     result.timeline = timeline
     result.peak_depth = int(max((s["depth"] for s in depth), default=0))
-    span = max(last, 1e-9)
-    del span
 
 
 def _report_throughput(
@@ -364,7 +369,6 @@ def _report_throughput(
     queue: Queue,
 ) -> None:
     n = model.scale
-    result.events_per_s = round(count * n / max(result.seconds, 1e-9))
     throttles: dict[str, int] = {}
     for entry in stats["throttled"]:
         name = f"{entry['kind']}:{entry['element']}"
@@ -373,6 +377,7 @@ def _report_throughput(
     result.top_keys = stats["throttled"][:5]
     result.retries = recorder.retries
     result.failed_messages = source.counters.failed_messages
+    result.timed_out = source.counters.timed_out + source.counters.raised
     result.dead_letters = len(queue.dead)
     result.peak_running = source.counters.peak_running
     consumed = stats["consumed"]
@@ -418,9 +423,22 @@ def check_table(burst: Burst, sent: list[tuple[str, int, float]], dump: dict[str
     return f"ok ({len(newest)} keys, {live} live rows = counter)"
 
 
+def failure_reasons(logs: str) -> dict[str, int]:
+    """Count the reasons of the handler's "Could not apply" warnings (JSON log lines)."""
+    reasons: dict[str, int] = {}
+    for line in logs.splitlines():
+        if "Could not apply" not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            reason = str(json.loads(line).get("reason", "?"))[:120]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
+
+
 HEADER = (
     "| config | burst | events (full scale) | 1:N | offered/s | sustained events/s | lag p50 s "
-    "| lag p99 s | throttles (table/by_name/by_change) | retries | failed msgs | peak depth "
+    "| lag p99 s | throttles (table/by_name/by_change) | retries "
+    "| failed msgs (timed-out invocations) | peak depth "
     "| $ per 1M | load avg | table check |"
 )
 
@@ -434,7 +452,8 @@ def row_of(run: Run) -> str:
     return (
         f"| {run.config} | {run.burst} | {run.events_model:,} | 1:{run.scale} | {run.rate:,.0f} "
         f"| {run.events_per_s:,.0f} | {run.lag_p50_s} | {run.lag_p99_s} | {throttles} "
-        f"| {run.retries} | {run.failed_messages} | {run.peak_depth * run.scale:,} "
+        f"| {run.retries} | {run.failed_messages} ({run.timed_out}) "
+        f"| {run.peak_depth * run.scale:,} "
         f"| {run.cost_per_million.get('total', 0):.2f} | {run.load_average} | {run.check} |"
     )
 
@@ -501,6 +520,7 @@ def run(args: argparse.Namespace) -> int:
                     burst = Burst(burst.name, args.events, burst.keys, burst.delete)
                 cpu = cpu_of[name]
                 result = run_burst(config, model, plan, burst, args.rate, cpu, limits)
+                result.reasons = failure_reasons(sink.getvalue())
                 runs.append(result)
                 print(row_of(result), file=out, flush=True)
                 sink.seek(0)

@@ -49,6 +49,7 @@ CONFIGS: dict[str, tuple[Model, ShardPlan]] = {
     "previous": (Model(max_concurrency=5, memory_mb=256), ShardPlan()),
     "defaults": (Model(max_concurrency=10, memory_mb=1769), ShardPlan()),
     "fast": (Model(max_concurrency=40, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
+    "fast-60": (Model(max_concurrency=60, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
 }
 """Named configurations: the event source and function (template.yaml parameters; BatchSize
 1000, window 1 s) and the bucket's shard plan (`pipeline.shards`). `previous`: the template's

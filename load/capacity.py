@@ -472,7 +472,7 @@ def plot(runs: list[Run], path: Path) -> None:
         xs = [p["t"] for p in run.timeline]
         top.plot(xs, [p["lag_p99"] for p in run.timeline], label=label)
         bottom.plot(xs, [p["depth"] * run.scale for p in run.timeline], label=label)
-    top.set_ylabel("lag p99 (s, 5 s windows)")
+    top.set_ylabel("lag p99 (s) of events sent\nin each 5 s window")
     bottom.set_ylabel("queue depth (full scale)")
     bottom.set_xlabel("seconds since the burst began")
     top.legend(fontsize=7)

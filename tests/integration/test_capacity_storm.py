@@ -46,9 +46,7 @@ async def _ingest(url: str, records: list[dict[str, Any]]) -> IngestResult:
         )
         store = DynamoFileStore(client, TABLE, concurrency=32, stamper=Stamper(5_000))
         totals = DynamoTotalsWriter(client, TABLE, concurrency=32)
-        return await ingest(
-            records, store, Deadline(40), tombstone_ttl_s=86_400, totals=totals
-        )
+        return await ingest(records, store, Deadline(40), tombstone_ttl_s=86_400, totals=totals)
 
 
 def test_a_throttling_storm_through_the_real_writer_loses_nothing() -> None:
@@ -56,9 +54,7 @@ def test_a_throttling_storm_through_the_real_writer_loses_nothing() -> None:
     records = [
         sqs_record(
             notification(
-                s3_record(
-                    f"burst/f{i:04d}.bin", size=10, sequencer=f"00{i:016X}", bucket=BUCKET
-                )
+                s3_record(f"burst/f{i:04d}.bin", size=10, sequencer=f"00{i:016X}", bucket=BUCKET)
             )
         )
         for i in range(FILES)

@@ -127,7 +127,10 @@ class Stamper:
             return dict(row)
         stamped = dict(row)
         stamped[CHANGED] = position(sent_ms, bucket, key)
-        stamped[FEED_SHARD] = feed_shard(bucket, key, self.shards)
+        planned = row.get(FEED_SHARD)  # the bucket's plan (ingest sets it), else ours
+        stamped[FEED_SHARD] = (
+            planned if isinstance(planned, str) else feed_shard(bucket, key, self.shards)
+        )
         stamped[KIND] = kind_of(row, expected).value
         return stamped
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.adapters.dynamo.feed import DynamoChangeIndex
 from pipeline.adapters.dynamo.reader import DynamoFileReader, make_client
+from pipeline.adapters.dynamo.shard_plans import SyncShardPlans
 from pipeline.adapters.dynamo.totals import DynamoTotalsStore
 from pipeline.core.settings import Settings
 from pipeline.read.api import build_app, feed_for
@@ -25,8 +26,10 @@ logger = Logger()
 metrics = Metrics(namespace=settings.metrics_namespace)
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 client = make_client(settings)
-reader = DynamoFileReader(client, settings.table_name)
+plans = SyncShardPlans(client, settings.table_name, settings.shard_plan_ttl_s)
+reader = DynamoFileReader(client, settings.table_name, plans=plans)
 feed = feed_for(DynamoChangeIndex(client, settings.table_name), settings)
+feed.shards_of = lambda bucket: plans.plan(bucket).read_feed
 app = build_app(
     reader,
     settings,

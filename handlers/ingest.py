@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline.adapters.dynamo.shard_plans import CachedShardPlans
 from pipeline.adapters.dynamo.totals import DynamoTotalsWriter
 from pipeline.adapters.dynamo.writer import DynamoFileStore
 from pipeline.adapters.runtime import LoopRuntime, open_dynamodb_client, open_s3_client
@@ -52,6 +53,7 @@ class IngestServices:
     store: DynamoFileStore
     resolver: VersionResolver | None = None
     totals: DynamoTotalsWriter | None = None
+    plans: CachedShardPlans | None = None
 
 
 async def _open_services(stack: AsyncExitStack) -> IngestServices:
@@ -70,7 +72,8 @@ async def _open_services(stack: AsyncExitStack) -> IngestServices:
             concurrency=settings.write_concurrency,
             backoff=_backoff,
         )
-    return IngestServices(store, resolver, totals)
+    plans = CachedShardPlans(store.client, settings.table_name, settings.shard_plan_ttl_s)
+    return IngestServices(store, resolver, totals, plans)
 
 
 def _services(value: IngestServices | DynamoFileStore) -> IngestServices:
@@ -88,6 +91,7 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("RecordsSkipped", MetricUnit.Count, result.skipped)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, result.failed)
     metrics.add_metric("Retries", MetricUnit.Count, result.retries)
+    metrics.add_metric("Throttles", MetricUnit.Count, result.throttles)
     metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
     metrics.add_metric("ObjectLookups", MetricUnit.Count, result.lookups)
     if settings.folder_totals:
@@ -117,6 +121,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             resolver=_services(value).resolver,
             mode=settings.write_mode,
             totals=_services(value).totals,
+            plans=_services(value).plans,
         )
     )
     _record_metrics(result)
@@ -129,6 +134,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": result.skipped,
             "failed_messages": len(result.failed_message_ids),
             "retries": result.retries,
+            "throttles": result.throttles,
             "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
             "s3_lookups": result.lookups,

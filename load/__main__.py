@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from load import api, idle, listing, read, reconcile, upload, writer
+from load import api, capacity, idle, listing, read, reconcile, upload, writer
 from load.cli import run_commands
 
 COMMANDS = {
@@ -24,6 +24,7 @@ COMMANDS = {
     "listing": listing,
     "idle": idle,
     "api": api,
+    "capacity": capacity,
 }
 
 

@@ -71,6 +71,8 @@ INDEX_NAME = "by_name"
 SHARD_ATTRIBUTE = "name_shard"
 INDEX_SHARDS = 8
 """Shards of the listing index per bucket (chosen by measurement: docs/performance.md)."""
+FEED_SHARDS = 8
+"""Partition key values of the feed index per bucket (spreads a burst of writes)."""
 MAX_BUCKET_CHARS = 63
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 BUCKET_RULE = (
@@ -158,9 +160,10 @@ def stored_seq(stored: dict[str, Any]) -> str | None:
     return raw if isinstance(raw, str) and raw else None
 
 
-def shard_of(filename: str) -> int:
-    """The listing-index shard number of a key: stable across processes and Python versions."""
-    return zlib.crc32(filename.encode("utf-8", "surrogatepass")) % INDEX_SHARDS
+def shard_of(filename: str, shards: int = INDEX_SHARDS) -> int:
+    """The listing-index shard number of a key among `shards` (the bucket's plan,
+    `pipeline.core.shards`): stable across processes and Python versions."""
+    return zlib.crc32(filename.encode("utf-8", "surrogatepass")) % shards
 
 
 def bucket_problem(bucket: object) -> str | None:
@@ -195,9 +198,9 @@ def name_shard(bucket: str, shard: int) -> str:
     return f"{bucket}/{shard}"
 
 
-def name_shard_of(bucket: str, filename: str) -> str:
-    """The listing index partition of a live row: `<bucket>/<shard_of(filename)>`."""
-    return name_shard(bucket, shard_of(filename))
+def name_shard_of(bucket: str, filename: str, shards: int = INDEX_SHARDS) -> str:
+    """The listing index partition of a live row: `<bucket>/<shard_of(filename, shards)>`."""
+    return name_shard(bucket, shard_of(filename, shards))
 
 
 def bucket_record(bucket: str, **attributes: str) -> dict[str, str]:
@@ -266,8 +269,11 @@ class FileEvent:
         """The normalized sequencer (`normalize_sequencer`), or None without one."""
         return normalize_sequencer(self.sequencer) if self.sequencer else None
 
-    def row(self, *, now: float, tombstone_ttl_s: int) -> dict[str, Any]:
-        """The table item (plain Python values) this event writes."""
+    def row(
+        self, *, now: float, tombstone_ttl_s: int, index_shards: int = INDEX_SHARDS
+    ) -> dict[str, Any]:
+        """The table item (plain Python values) this event writes (a live row's listing
+        shard among `index_shards`, the bucket's plan)."""
         item: dict[str, Any] = {
             PARTITION_KEY: self.key,
             FILENAME: self.filename,
@@ -285,7 +291,7 @@ class FileEvent:
             item[EXPIRES_AT] = int(now) + tombstone_ttl_s
         else:
             item["size"] = self.size if self.size is not None else 0
-            item[SHARD_ATTRIBUTE] = name_shard_of(self.bucket, self.filename)
+            item[SHARD_ATTRIBUTE] = name_shard_of(self.bucket, self.filename, index_shards)
             if self.etag:
                 item["etag"] = self.etag
         return item

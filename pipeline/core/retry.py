@@ -57,6 +57,9 @@ class OpStats:
 
     retries: int = 0
     calls: int = 0
+    throttles: int = 0
+    """Calls DynamoDB answered with throttling (an error, or items/statements sent back):
+    retried with backoff while the deadline allows, never a failure by themselves."""
     conflicts: int = 0
     """Conditional writes refused because the stored version changed since it was read."""
     failures: dict[str, str] = field(default_factory=dict)

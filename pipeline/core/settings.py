@@ -114,6 +114,9 @@ class Settings:
     folder_totals: bool = True
     """Keep per-folder counters of files and bytes (`FOLDER_TOTALS`, on/off): one UpdateItem
     per changed folder per invocation (`pipeline.totals`)."""
+    shard_plan_ttl_s: int = 60
+    """How long ingest and the read API keep a bucket's shard plan (`SHARD_PLAN_TTL_S`;
+    `pipeline.core.shards`): a plan change waits longer than this between its two steps."""
     # Change feed (pipeline/feed/)
     feed_settle_ms: int = 5_000
     """The settle window W: pages return positions older than W; writers re-stamp a row
@@ -169,6 +172,7 @@ class Settings:
             write_mode=_write_mode(env),
             tombstone_ttl_days=tombstone_ttl_days,
             folder_totals=_switch(env, "FOLDER_TOTALS", True),
+            shard_plan_ttl_s=_int(env, "SHARD_PLAN_TTL_S", 60, 0, 3_600),
             feed_settle_ms=_int(env, "FEED_SETTLE_MS", 5_000, 10, 600_000),
             feed_retention_days=_int(env, "FEED_RETENTION_DAYS", 7, 1, tombstone_ttl_days),
             page_token_secret=_optional(env, "PAGE_TOKEN_SECRET"),

@@ -27,10 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pipeline.core.model import BUCKET, CHANGED, DELETED, FEED_SHARD, FILENAME, KIND
+from pipeline.core.model import BUCKET, CHANGED, DELETED, FEED_SHARD, FEED_SHARDS, FILENAME, KIND
 
-FEED_SHARDS = 8
-"""Partition key values of the feed index per bucket (spreads a burst of writes)."""
 HASH_DIGITS = 16
 MS_DIGITS = 13
 POSITION_PATTERN = re.compile(rf"[0-9]{{{MS_DIGITS}}}\.[0-9a-f]{{{HASH_DIGITS}}}")
@@ -127,7 +125,10 @@ class Stamper:
             return dict(row)
         stamped = dict(row)
         stamped[CHANGED] = position(sent_ms, bucket, key)
-        stamped[FEED_SHARD] = feed_shard(bucket, key, self.shards)
+        planned = row.get(FEED_SHARD)  # the bucket's plan (ingest sets it), else ours
+        stamped[FEED_SHARD] = (
+            planned if isinstance(planned, str) else feed_shard(bucket, key, self.shards)
+        )
         stamped[KIND] = kind_of(row, expected).value
         return stamped
 

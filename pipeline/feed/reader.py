@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.core.model import CHANGED, FILENAME, PARTITION_KEY
-from pipeline.feed.positions import FEED_SHARDS, feed_shards_of, time_position
+from pipeline.core.model import CHANGED, FEED_SHARDS, FILENAME, PARTITION_KEY
+from pipeline.feed.positions import feed_shards_of, time_position
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.fields import MAX_OBJECT_SIZE
-from pipeline.core.model import BUCKET, CHANGED, FILENAME, KIND
+from pipeline.core.model import BUCKET, CHANGED, FEED_SHARDS, FILENAME, KIND
 from pipeline.feed.cursors import CursorCodec
-from pipeline.feed.positions import FEED_SHARDS, position_ms, time_position
+from pipeline.feed.positions import position_ms, time_position
 from pipeline.feed.reader import ChangeIndex, ChangePage, read_changes
 from pipeline.feed.since import since_ms
 
@@ -76,6 +76,8 @@ class ChangeFeed:
     retention_ms: int
     clock: Callable[[], float] = time.time
     shards: int = FEED_SHARDS
+    shards_of: Callable[[str], int] | None = None
+    """Feed shards to read of a bucket (its plan's `read_feed`); None: `shards` for all."""
 
     def start(self, since_ms: int | None, now_ms: int) -> str:
         """The position a new consumer starts after: just before `since`, else the settle
@@ -116,7 +118,7 @@ class ChangeFeed:
             settle_ms=self.settle_ms,
             limit=limit,
             prefix=prefix,
-            shards=self.shards,
+            shards=self.shards_of(bucket) if self.shards_of is not None else self.shards,
         )
         items = [view for row in page.rows if (view := change_view(row)) is not None]
         body = {

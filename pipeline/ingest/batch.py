@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 from pipeline.core.model import (
     DELETED,
+    FEED_SHARD,
+    FEED_SHARDS,
     PARTITION_KEY,
     ConditionalWrite,
     FileEvent,
@@ -49,6 +51,8 @@ from pipeline.core.model import (
 )
 from pipeline.core.retry import Deadline, OpStats
 from pipeline.core.settings import WriteMode
+from pipeline.core.shards import DEFAULT_PLAN, ShardPlan, ShardPlans
+from pipeline.feed.positions import feed_shard
 from pipeline.ingest.events import NotificationError, parse_body
 from pipeline.ingest.versions import Resolution, VersionResolver, needs_lookup
 from pipeline.totals.deltas import DeltaSum
@@ -101,6 +105,9 @@ class IngestResult:
     """DynamoDB calls repeated (throttling, unprocessed items, transient errors)."""
     calls: int = 0
     """DynamoDB calls made."""
+    throttles: int = 0
+    """DynamoDB calls (rows and counters) answered with throttling; each retried while the
+    invocation's time allows: a message fails only when that time runs out."""
     conflicts: int = 0
     """Conditional writes refused because another writer changed the key: re-read, re-decided."""
     lookups: int = 0
@@ -175,12 +182,15 @@ async def ingest(
     mode: WriteMode = WriteMode.CONDITIONAL,
     resolver: VersionResolver | None = None,
     totals: TotalsWriter | None = None,
+    plans: ShardPlans | None = None,
 ) -> IngestResult:
     """Apply the SQS `records` to the table; never raises for bad message bodies.
 
     With a `resolver`, the newest event of each key is first checked against S3 where the
     event alone cannot tell the object's state (version deletes: `pipeline.ingest.versions`).
     With `totals`, the applied transitions' deltas are added to the folder counters.
+    With `plans`, each bucket's rows go to the index and feed shards of its plan
+    (`pipeline.core.shards`); without, to the defaults.
     """
     result = IngestResult(messages=len(records))
     failed: set[str] = set()
@@ -236,13 +246,16 @@ async def ingest(
     sums = DeltaSum() if totals is not None else None
 
     at = time.time() if now is None else now
+    plan_of = await _plans(plans, {entry.event.bucket for entry in latest.values()})
 
     rows_deadline = deadline.shortened(TOTALS_RESERVE_S) if totals is not None else deadline
 
     async def bounded(group: list[_Latest]) -> None:
         async with groups:
             try:
-                await apply(group, store, rows_deadline, stats, result, tombstone_ttl_s, at, sums)
+                await apply(
+                    group, store, rows_deadline, stats, result, tombstone_ttl_s, at, sums, plan_of
+                )
             except Exception as error:  # a bug: this group's keys fail (redelivery is safe:
                 reason = _bug(error)  # a key already written skips its repeat as stale)
                 for entry in group:
@@ -264,6 +277,7 @@ async def ingest(
             result.totals_updates = applied.applied
             result.totals_lost += applied.lost
             result.retries += applied.retries
+            result.throttles += applied.throttles
     for key, reason in stats.failures.items():
         entry = latest[key]
         result.failed += 1
@@ -282,6 +296,7 @@ async def ingest(
                 )
             failed.add(message_id)
     result.retries += stats.retries
+    result.throttles += stats.throttles
     result.calls, result.conflicts = stats.calls, stats.conflicts
     result.restamps = stats.restamps
     order = {message_id_of(record): index for index, record in enumerate(records)}
@@ -298,6 +313,7 @@ async def _apply_group_conditional(
     tombstone_ttl_s: int,
     now: float,
     sums: DeltaSum | None = None,
+    plan_of: Mapping[str, ShardPlan] | None = None,
 ) -> None:
     """Read, decide, write conditionally; keys whose write conflicted go round again.
 
@@ -318,7 +334,7 @@ async def _apply_group_conditional(
                     # is lost (a duplicate's invocation may have written it instead)
                     result.totals_lost += 1
             else:
-                row = event.row(now=now, tombstone_ttl_s=tombstone_ttl_s)
+                row = planned_row(event, now, tombstone_ttl_s, plan_of)
                 writes.append(ConditionalWrite(row, stored.get(key), ordered=sums is None))
         if not writes:
             return
@@ -354,6 +370,7 @@ async def _apply_group(
     tombstone_ttl_s: int,
     now: float,
     sums: DeltaSum | None = None,
+    plan_of: Mapping[str, ShardPlan] | None = None,
 ) -> None:
     """Opt-in batch mode: read the stored versions of up to 100 keys, then write those events
     that are newer with unconditional BatchWriteItem (not race-free; neither are the deltas
@@ -368,7 +385,7 @@ async def _apply_group(
         if not is_newer(event, stored.get(event.key)):
             result.skipped += 1
             continue
-        rows.append(event.row(now=now, tombstone_ttl_s=tombstone_ttl_s))
+        rows.append(planned_row(event, now, tombstone_ttl_s, plan_of))
     await store.write_rows(rows, deadline, stats)
     for row in rows:
         if row[PARTITION_KEY] in stats.failures:
@@ -377,6 +394,30 @@ async def _apply_group(
             old = stored.get(row[PARTITION_KEY])
             sums.add_transition(row["bucket"], row["filename"], old, row)
         _count_written(result, row, stats)
+
+
+async def _plans(plans: ShardPlans | None, buckets: set[str]) -> dict[str, ShardPlan]:
+    """Each bucket's shard plan; the defaults where it cannot be read (rows in the default
+    shards are always read: `ShardPlan.read_index` never drops below them)."""
+    plan_of: dict[str, ShardPlan] = {}
+    for bucket in sorted(buckets):
+        try:
+            plan_of[bucket] = await plans.plan(bucket) if plans is not None else DEFAULT_PLAN
+        except Exception as error:  # an unreadable plan slows the bucket, never fails it
+            logger.warning("Shard plan of %s not read: %s", bucket, _bug(error))
+            plan_of[bucket] = DEFAULT_PLAN
+    return plan_of
+
+
+def planned_row(
+    event: FileEvent, now: float, tombstone_ttl_s: int, plan_of: Mapping[str, ShardPlan] | None
+) -> dict[str, Any]:
+    """The row `event` writes, in the index and feed shards of its bucket's plan."""
+    plan = (plan_of or {}).get(event.bucket, DEFAULT_PLAN)
+    row = event.row(now=now, tombstone_ttl_s=tombstone_ttl_s, index_shards=plan.index)
+    if plan.feed != FEED_SHARDS:  # the stamper puts the default count's shard itself
+        row[FEED_SHARD] = feed_shard(event.bucket, event.filename, plan.feed)
+    return row
 
 
 def _count_written(result: IngestResult, row: dict[str, Any], stats: OpStats) -> None:

@@ -41,6 +41,8 @@ class ApplyResult:
     idempotent); reconcile repairs them."""
     retries: int = 0
     """Updates sent again because DynamoDB surely did not apply them (throttling, no connection)."""
+    throttles: int = 0
+    """Updates DynamoDB throttled (each sent again while the deadline allows)."""
 
 
 class TotalsWriter(Protocol):

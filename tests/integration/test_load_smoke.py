@@ -195,3 +195,25 @@ def test_api_smoke(tmp_path: Path) -> None:
     assert results["clients"]["wrong_answers"] == 0 and results["clients"]["errors"] == 0
     assert "clients_in_process" in results
     assert [t["target"] for t in document["targets"]][2] == "wrong answers"
+
+
+def test_capacity_smoke(tmp_path: Path) -> None:
+    # a tiny burst (20 events at 1:100) through the real handler, the model and the front
+    out = tmp_path / "capacity.json"
+    result = _run_load(
+        "capacity",
+        "--config", "defaults",
+        "--bursts", "one-folder,delete",
+        "--events", "2000",
+        "--rate", "5000",
+        "--calibration-records", "50",
+        "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = json.loads(out.read_text())
+    assert [r["burst"] for r in runs] == ["one-folder", "delete"]
+    assert all(r["check"].startswith("ok (20 keys") for r in runs)
+    assert runs[0]["check"] == "ok (20 keys, 20 live rows = counter)"
+    assert runs[1]["check"] == "ok (20 keys, 0 live rows = counter)"
+    assert all(r["events_per_s"] > 0 and r["cost_per_million"]["total"] > 0 for r in runs)
+    assert "| defaults | one-folder |" in result.stdout

@@ -40,6 +40,7 @@ DYNAMODB_ACTIONS = {
         "dynamodb:PartiQLUpdate",
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",  # folder totals: one ADD per changed folder per invocation
+        "dynamodb:GetItem",  # each bucket's shard plan (pipeline/core/shards.py)
     },
     "ApiFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
 }
@@ -48,9 +49,9 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "TableName": "files",
     "IngestBatchSize": 1000,
     "IngestBatchingWindowSeconds": 1,
-    "IngestMaximumConcurrency": 5,
+    "IngestMaximumConcurrency": 10,  # >= 5,000 events/s: docs/performance.md, "Capacity"
     "IngestTimeoutSeconds": 60,
-    "IngestMemorySize": 256,
+    "IngestMemorySize": 1769,  # one vCPU: a CPU-bound invocation costs the same per event
     "QueueVisibilityTimeoutSeconds": 360,
     "MaxReceiveCount": 5,
     "Architecture": "x86_64",
@@ -757,6 +758,21 @@ def test_the_lag_alarm_watches_the_p99_of_ingest_lag(template: dict[str, Any]) -
     assert ingest["POWERTOOLS_SERVICE_NAME"] == "file-tracker-ingest"
 
 
+def test_the_throttling_alarm_watches_ingests_throttles(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["IngestThrottlingAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("FileTracker", "Throttles")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "file-tracker-ingest"}]
+    assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
+    assert alarm["Threshold"] == {"Ref": "IngestThrottlesAlarmCount"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    parameter = template["Parameters"]["IngestThrottlesAlarmCount"]
+    assert parameter["Type"] == "Number" and parameter["Default"] > 0
+    handler = (TEMPLATE.parent / "handlers" / "ingest.py").read_text()
+    assert '"Throttles"' in handler  # the metric the alarm watches is published
+
+
 def _dashboard(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """The dashboard body with its ${...} references replaced, and the names referenced."""
     text = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
@@ -782,6 +798,7 @@ def test_the_dashboard_shows_throughput_lag_failures_retries_drift_and_queue_age
         ("FileTracker", "IngestLagMs"),
         ("FileTracker", "RecordsFailed"),
         ("FileTracker", "Retries"),
+        ("FileTracker", "Throttles"),
         ("FileTracker", "DriftFound"),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
     } <= metrics

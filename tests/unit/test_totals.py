@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from pipeline.adapters.dynamo.errors import surely_not_applied
-from pipeline.adapters.dynamo.totals import DynamoTotalsWriter
+from pipeline.adapters.dynamo.totals import MAX_ATTEMPTS, DynamoTotalsWriter
 from pipeline.adapters.dynamo.writer import DynamoFileStore
 from pipeline.core.model import PARTITION_KEY, item_key
 from pipeline.core.retry import Backoff, Deadline
@@ -269,6 +269,25 @@ def test_an_update_of_unknown_outcome_is_never_sent_again_and_counted_lost(
     assert result.failed_message_ids == [] and result.written == 1
     assert (result.totals_updates, result.totals_lost, flaky.sent) == (0, 1, 1)
     assert totals_of(db, "") == Totals()
+
+
+def test_a_throttled_update_is_retried_until_it_lands_however_many_times_it_is_throttled() -> None:
+    # Given a counter throttled 3 x MAX_ATTEMPTS times in a row (a hot folder), time to spare
+    db = InMemoryDynamo()
+    flaky = Flaky(db, THROTTLED, failures=3 * MAX_ATTEMPTS)
+    result = asyncio.run(run(db, message("k"), counters=flaky))
+    # Then it lands once: throttling is "not now", never a lost delta while time remains
+    assert (result.totals_updates, result.totals_lost) == (1, 0)
+    assert flaky.sent == 3 * MAX_ATTEMPTS + 1 and result.throttles == 3 * MAX_ATTEMPTS
+    assert totals_of(db, "") == Totals(1, 100)
+
+
+def test_a_connection_never_made_is_retried_at_most_max_attempts_times() -> None:
+    db = InMemoryDynamo()
+    flaky = Flaky(db, NO_CONNECTION, failures=MAX_ATTEMPTS + 1)
+    result = asyncio.run(run(db, message("k"), counters=flaky))
+    assert (result.totals_updates, result.totals_lost, flaky.sent) == (0, 1, MAX_ATTEMPTS)
+    assert result.throttles == 0
 
 
 def test_which_errors_are_safe_to_retry() -> None:

@@ -30,6 +30,11 @@ def is_transient(error: ClientError) -> bool:
     return error_code(error) in TRANSIENT_CODES or int(status or 0) >= 500
 
 
+THROTTLE_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+"""DynamoDB throttled the request (refused it before applying anything)."""
+
 SAFE_TO_RETRY_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",

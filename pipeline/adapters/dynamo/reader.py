@@ -163,12 +163,16 @@ class DynamoFileReader:
         *,
         shards: int = INDEX_SHARDS,
         _pool: _Pool | None = None,
+        plans: Any = None,
     ) -> None:
+        """`plans` (`SyncShardPlans`): each bucket's reader queries its plan's `read_index`
+        shards; without, every bucket's `shards`."""
+        self._plans = plans
         self._client = client
         self._table = table_name
         self._bucket = bucket
         self._shards = shards
-        self._pool = _pool or _Pool(shards)
+        self._pool = _pool or _Pool(max(shards, 32) if plans is not None else shards)
 
     @property
     def shards(self) -> int:
@@ -184,8 +188,9 @@ class DynamoFileReader:
 
     def for_bucket(self, bucket: str) -> DynamoFileReader:
         """The reader of `bucket`'s rows (same client and thread pool)."""
+        shards = self._plans.plan(bucket).read_index if self._plans is not None else self._shards
         return DynamoFileReader(
-            self._client, self._table, bucket, shards=self._shards, _pool=self._pool
+            self._client, self._table, bucket, shards=shards, _pool=self._pool, plans=self._plans
         )
 
     def tracked_buckets(self) -> list[str]:

@@ -13,16 +13,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.adapters.dynamo.statements import to_item
-from pipeline.core.model import bucket_problem, bucket_record
+from pipeline.core.model import PARTITION_KEY, bucket_problem, bucket_record
+from pipeline.core.shards import (
+    FEED_ATTRIBUTE,
+    INDEX_ATTRIBUTE,
+    PLAN_ATTRIBUTES,
+    READ_FEED_ATTRIBUTE,
+    READ_INDEX_ATTRIBUTE,
+    ShardPlan,
+)
 
 
-def register_bucket(client: Any, table_name: str, bucket: str, *, by: str) -> None:
-    """Record `bucket` as tracked (idempotent: a second call only refreshes `registered_by`)."""
+def register_bucket(
+    client: Any, table_name: str, bucket: str, *, by: str, shards: ShardPlan | None = None
+) -> None:
+    """Record `bucket` as tracked (idempotent: a second call only refreshes `registered_by`,
+    keeping the bucket's shard plan). `shards`: the plan chosen when the bucket is first
+    tracked (`pipeline.core.shards`; change it later with
+    `pipeline.adapters.dynamo.shard_plans`)."""
     problem = bucket_problem(bucket)
     if problem is not None:
         raise ValueError(problem)
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    client.put_item(
+    item = to_item(bucket_record(bucket, registered_by=by, registered_at=now))
+    key = item.pop(PARTITION_KEY)
+    if shards is not None:  # only where none is planned yet: a plan changes in two steps
+        item.update(
+            {
+                INDEX_ATTRIBUTE: {"N": str(shards.index)},
+                FEED_ATTRIBUTE: {"N": str(shards.feed)},
+                READ_INDEX_ATTRIBUTE: {"N": str(shards.read_index)},
+                READ_FEED_ATTRIBUTE: {"N": str(shards.read_feed)},
+            }
+        )
+    names = {f"#a{i}": name for i, name in enumerate(item)}
+    planned = set(PLAN_ATTRIBUTES)
+    sets = [
+        f"#a{i} = if_not_exists(#a{i}, :a{i})" if name in planned else f"#a{i} = :a{i}"
+        for i, name in enumerate(item)
+    ]
+    client.update_item(
         TableName=table_name,
-        Item=to_item(bucket_record(bucket, registered_by=by, registered_at=now)),
+        Key={PARTITION_KEY: key},
+        UpdateExpression="SET " + ", ".join(sets),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":a{i}": value for i, value in enumerate(item.values())},
     )

@@ -13,7 +13,12 @@ import aiohttp
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from pipeline.adapters.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.adapters.dynamo.errors import (
+    THROTTLE_CODES,
+    error_code,
+    is_transient,
+    surely_not_applied,
+)
 from pipeline.core.retry import Backoff, Deadline, OpStats, Sleep
 
 SPLITTABLE_CODES = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
@@ -69,6 +74,8 @@ class RetryingCalls:
                 if is_retryable(error):
                     left = pending
                     reason = _describe(error)
+                    if isinstance(error, ClientError) and error_code(error) in THROTTLE_CODES:
+                        stats.throttles += 1
                     if unknown is not None and not surely_not_applied(error):
                         unknown.update(key_of(entry) for entry in pending)
                 elif isinstance(error, ClientError) and error_code(error) in SPLITTABLE_CODES:
@@ -86,6 +93,8 @@ class RetryingCalls:
                     return
             else:
                 reason = "unprocessed (throttled)"
+                if left:
+                    stats.throttles += 1
             if not left:
                 return
             pending = left

@@ -19,6 +19,7 @@ writer's clock when it sent the last update).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,12 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from pipeline.adapters.dynamo.errors import error_code, is_transient, surely_not_applied
+from pipeline.adapters.dynamo.errors import (
+    THROTTLE_CODES,
+    error_code,
+    is_transient,
+    surely_not_applied,
+)
 from pipeline.adapters.dynamo.reader import from_item
 from pipeline.core.model import PARTITION_KEY
 from pipeline.core.retry import Backoff, Deadline, Sleep, real_sleep
@@ -104,7 +110,7 @@ class DynamoTotalsWriter:
         self, bucket: str, folder: str, change: Totals, deadline: Deadline, result: ApplyResult
     ) -> None:
         key = totals_key(bucket, folder)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in itertools.count(1):
             if deadline.remaining() <= 0:
                 break
             try:
@@ -132,8 +138,12 @@ class DynamoTotalsWriter:
                     )
                     result.lost += 1
                     return
+                throttled = isinstance(error, ClientError) and error_code(error) in THROTTLE_CODES
+                result.throttles += int(throttled)
                 delay = self._backoff.delay(attempt)
-                if attempt == MAX_ATTEMPTS or delay >= deadline.remaining():
+                # a throttle is retried until the deadline (refused, so surely not applied);
+                # a connection never made, MAX_ATTEMPTS times
+                if (attempt >= MAX_ATTEMPTS and not throttled) or delay >= deadline.remaining():
                     break
                 result.retries += 1
                 await self._sleep(delay)

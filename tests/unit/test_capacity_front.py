@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from load.front import INDEX_MESSAGE, TABLE_MESSAGE, Front, FrontError, FrontState
+from load.front_ops import Front
+from load.front_state import INDEX_MESSAGE, TABLE_MESSAGE, FrontError, FrontState
 from load.throughput import READ, TABLE, WRITE, Limits, Meter, TokenBucket
 from pipeline.adapters.dynamo.statements import write_statement
 from pipeline.adapters.dynamo.writer import ConditionalWrite

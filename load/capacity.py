@@ -24,182 +24,36 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from load.capacity_bursts import (
+    BURSTS,
+    CONFIGS,
+    TABLE,
+    Burst,
+    Recorder,
+    Run,
+    body,
+    key_of,
+    registry_item,
+    seed_rows,
+)
+from load.capacity_report import (
+    HEADER,
+    check_table,
+    failure_reasons,
+    plot,
+    report_lags,
+    report_throughput,
+    row_of,
+)
 from load.front import FrontProcess
 from load.lambda_model import EventSource, Model, Queue
 from load.throughput import Limits
 from pipeline.core.shards import ShardPlan
-
-TABLE = "files"
-BUCKET = "burst-bucket"
-# On-demand prices, us-east-1 (DESIGN.md for DynamoDB; Lambda and SQS pricing pages).
-WRITE_PRICE = 0.625 / 1e6
-READ_PRICE = 0.125 / 1e6
-LAMBDA_GB_S = 0.0000166667
-LAMBDA_REQUEST = 0.20 / 1e6
-SQS_REQUEST = 0.40 / 1e6
-
-CONFIGS: dict[str, tuple[Model, ShardPlan]] = {
-    "previous": (Model(max_concurrency=5, memory_mb=256), ShardPlan()),
-    "defaults": (Model(max_concurrency=10, memory_mb=1769), ShardPlan()),
-    "fast": (Model(max_concurrency=40, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
-    "fast-60": (Model(max_concurrency=60, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
-}
-"""Named configurations: the event source and function (template.yaml parameters; BatchSize
-1000, window 1 s) and the bucket's shard plan (`pipeline.core.shards`). `previous`: the template's
-defaults before issue 23; docs/deploy.md, "Capacity"."""
-
-
-@dataclass(frozen=True)
-class Burst:
-    name: str
-    events: int
-    """Events at full scale (the run sends events / N)."""
-    keys: int = 0
-    """Distinct keys (0: every event its own key)."""
-    delete: bool = False
-
-
-BURSTS = {
-    "spread": Burst("spread", 1_000_000),
-    "one-folder": Burst("one-folder", 1_000_000),
-    "overwrite": Burst("overwrite", 200_000, keys=1000),
-    "delete": Burst("delete", 200_000, delete=True),
-}
-
-
-def key_of(burst: Burst, i: int) -> str:
-    if burst.name == "spread":
-        return f"spread/d{i % 1000:03d}/f{i:07d}.bin"
-    if burst.name == "overwrite":
-        return f"hot/k{i % burst.keys:04d}.bin"
-    return f"{burst.name}/f{i:07d}.bin"
-
-
-def body(key: str, seq: int, delete: bool, now: float) -> str:
-    """An S3 notification (one record) as S3 sends it to SQS."""
-    when = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
-    obj: dict[str, Any] = {"key": key, "sequencer": f"{seq:018X}"}
-    if not delete:
-        obj.update(size=1024, eTag="0" * 32)
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "ap-south-1",
-        "eventTime": when.replace("+00:00", "Z"),
-        "eventName": "ObjectRemoved:Delete" if delete else "ObjectCreated:Put",
-        "s3": {"bucket": {"name": BUCKET}, "object": obj},
-    }
-    return json.dumps({"Records": [record]})
-
-
-def registry_item(plan: ShardPlan) -> dict[str, Any]:
-    """The bucket's registry item with its shard plan (as `register_bucket` writes it)."""
-    from pipeline.adapters.dynamo.statements import to_item
-    from pipeline.core.model import bucket_record
-
-    return to_item(
-        bucket_record(BUCKET)
-        | {
-            "index_shards": plan.index,
-            "feed_shards": plan.feed,
-            "read_index_shards": plan.read_index,
-            "read_feed_shards": plan.read_feed,
-        }
-    )
-
-
-def seed_rows(burst: Burst, count: int, plan: ShardPlan) -> list[dict[str, Any]]:
-    """The live rows a delete storm removes, as ingest would have written them."""
-    from pipeline.adapters.dynamo.statements import to_item
-    from pipeline.core.model import Action, FileEvent
-    from pipeline.feed.positions import Stamper
-    from pipeline.ingest.batch import planned_row
-
-    stamper = Stamper(5000)
-    items = []
-    for i in range(count):
-        event = FileEvent(
-            key_of(burst, i),
-            BUCKET,
-            Action.PUT,
-            "ObjectCreated:Put",
-            "2026-01-01T00:00:00.000Z",
-            1024,
-            "0" * 32,
-            f"{i:018X}",
-        )
-        row = stamper.stamp(planned_row(event, 0, 60, {BUCKET: plan}), None, 0)
-        items.append(to_item(row))
-    counters = {"": count, f"{burst.name}/": count}
-    for folder, files in counters.items():
-        items.append(
-            {
-                "pk": {"S": f"#totals/{BUCKET}/{folder}"},
-                "files": {"N": str(files)},
-                "bytes": {"N": str(files * 1024)},
-                "updates": {"N": "1"},
-            }
-        )
-    return items
-
-
-@dataclass
-class Run:
-    config: str
-    burst: str
-    scale: int
-    rate: float
-    events_model: int
-    events_sent: int = 0
-    seconds: float = 0.0
-    lag_p50_s: float = 0.0
-    lag_p99_s: float = 0.0
-    events_per_s: float = 0.0
-    throttles: dict[str, int] = field(default_factory=dict)
-    top_keys: list[dict[str, Any]] = field(default_factory=list)
-    retries: int = 0
-    failed_messages: int = 0
-    dead_letters: int = 0
-    peak_depth: int = 0
-    peak_running: int = 0
-    cost_per_million: dict[str, float] = field(default_factory=dict)
-    check: str = ""
-    timeline: list[dict[str, float]] = field(default_factory=list)
-    cpu_per_record_ms: float = 0.0
-    timed_out: int = 0
-    """Invocations that timed out or raised (their whole batch failed)."""
-    reasons: dict[str, int] = field(default_factory=dict)
-    """Why messages failed, from the handler's warnings."""
-    load_average: float = 0.0
-    """The box's 1-minute load average at the end of the run (2 cores): the real part of
-    each invocation (its I/O with the front) waits longer on a loaded box."""
-
-
-class Recorder:
-    """Wraps the handler's metrics hook to add up the invocations' retries (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.retries = 0
-        self.failed = 0
-        self.lock = threading.Lock()
-
-    def install(self, module: Any) -> None:
-        original = module._record_metrics
-
-        def record(result: Any) -> None:
-            with self.lock:
-                self.retries += result.retries
-                self.failed += result.failed
-            original(result)
-
-        module._record_metrics = record
 
 
 def _handler_module(front_url: str, model: Model) -> Any:
@@ -258,13 +112,6 @@ def _calibration_key(burst: Burst | None, i: int) -> str:
     return key_of(burst, i) if burst is not None else f"cal/f{i}"
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run_burst(
     config: str,
     model: Model,
@@ -321,165 +168,12 @@ def run_burst(
         source.close(module.runtime.close)
         module.runtime.close()
         stats, dump = front.stats(), front.rows()
-    _report_lags(result, sent, dump, depth_series, start)
-    _report_throughput(result, stats, source, recorder, count, model, queue)
+    report_lags(result, sent, dump, depth_series, start)
+    report_throughput(result, stats, source, recorder, count, model, queue)
     result.check = check_table(burst, sent, dump)
     result.cpu_per_record_ms = cpu_per_record * 1000
     result.load_average = round(os.getloadavg()[0], 1)
     return result
-
-
-def _report_lags(
-    result: Run,
-    sent: list[tuple[str, int, float]],
-    dump: dict[str, Any],
-    depth: list[dict[str, float]],
-    start: float,
-) -> None:
-    landed = dump["landed"]
-    lags: list[tuple[float, float]] = []
-    for key, seq, at in sent:
-        want = f"{seq:018X}".ljust(64, "0")
-        done = next((t for t, s in landed.get(f"{BUCKET}/{key}", []) if s >= want), None)
-        if done is not None:
-            lags.append((at - start, max(0.0, done - at)))
-    values = [lag for _, lag in lags]
-    result.lag_p50_s = round(_percentile(values, 0.5), 2)
-    result.lag_p99_s = round(_percentile(values, 0.99), 2)
-    landings = sorted(at + lag for at, lag in lags)
-    if landings:  # sustained: 99 % of the events in by the time the 99th percentile landed
-        t99 = landings[min(len(landings) - 1, int(0.99 * len(landings)))]
-        result.events_per_s = round(0.99 * len(sent) * result.scale / max(t99, 1e-9))
-    timeline = []
-    for sample in depth:
-        window = [lag for t, lag in lags if sample["t"] - 5 <= t < sample["t"]]
-        timeline.append(
-            {**sample, "lag_p50": _percentile(window, 0.5), "lag_p99": _percentile(window, 0.99)}
-        )
-    result.timeline = timeline
-    result.peak_depth = int(max((s["depth"] for s in depth), default=0))
-
-
-def _report_throughput(
-    result: Run,
-    stats: dict[str, Any],
-    source: EventSource,
-    recorder: Recorder,
-    count: int,
-    model: Model,
-    queue: Queue,
-) -> None:
-    n = model.scale
-    throttles: dict[str, int] = {}
-    for entry in stats["throttled"]:
-        name = f"{entry['kind']}:{entry['element']}"
-        throttles[name] = throttles.get(name, 0) + entry["count"]
-    result.throttles = throttles
-    result.top_keys = stats["throttled"][:5]
-    result.retries = recorder.retries
-    result.failed_messages = source.counters.failed_messages
-    result.timed_out = source.counters.timed_out + source.counters.raised
-    result.dead_letters = len(queue.dead)
-    result.peak_running = source.counters.peak_running
-    consumed = stats["consumed"]
-    scaled_writes = sum(
-        v for k, v in consumed.items() if k.startswith("write") and "per-invocation" not in k
-    )
-    once_writes = sum(
-        v for k, v in consumed.items() if k.startswith("write") and "per-invocation" in k
-    )
-    reads = sum(v for k, v in consumed.items() if k.startswith("read"))
-    millions = count * n / 1e6
-    gb = model.memory_mb / 1024
-    c = source.counters
-    result.cost_per_million = {
-        "dynamodb_writes": round((scaled_writes * n + once_writes) * WRITE_PRICE / millions, 3),
-        "dynamodb_reads": round(reads * n * READ_PRICE / millions, 3),
-        "lambda": round(
-            (c.billed_ms / 1000 * gb * LAMBDA_GB_S + c.invocations * LAMBDA_REQUEST) / millions, 3
-        ),
-        "sqs": round((count * n * 1.2) * SQS_REQUEST / millions, 3),
-    }
-    result.cost_per_million["total"] = round(sum(result.cost_per_million.values()), 3)
-
-
-def check_table(burst: Burst, sent: list[tuple[str, int, float]], dump: dict[str, Any]) -> str:
-    """'ok' when every key's row is what its newest event says and the counters add up."""
-    newest: dict[str, int] = {}
-    for key, seq, _ in sent:
-        newest[key] = max(newest.get(key, 0), seq)
-    rows = dump["rows"]
-    problems = 0
-    for key, seq in newest.items():
-        row = rows.get(f"{BUCKET}/{key}")
-        want = f"{seq:018X}".ljust(64, "0")
-        deleted = bool((row or {}).get("deleted", {}).get("BOOL"))
-        if row is None or row.get("seq", {}).get("S") != want or deleted != burst.delete:
-            problems += 1
-    live = sum(1 for k, r in rows.items() if k.startswith(f"{BUCKET}/") and not r.get("deleted"))
-    counter = dump["system"].get(f"#totals/{BUCKET}/", {}).get("files", {}).get("N")
-    counted = int(counter) if counter is not None else 0
-    if problems or counted != live:
-        return f"MISMATCH: {problems} rows wrong, bucket counter {counted} vs {live} live rows"
-    return f"ok ({len(newest)} keys, {live} live rows = counter)"
-
-
-def failure_reasons(logs: str) -> dict[str, int]:
-    """Count the reasons of the handler's "Could not apply" warnings (JSON log lines)."""
-    reasons: dict[str, int] = {}
-    for line in logs.splitlines():
-        if "Could not apply" not in line:
-            continue
-        with contextlib.suppress(ValueError):
-            reason = str(json.loads(line).get("reason", "?"))[:120]
-            reasons[reason] = reasons.get(reason, 0) + 1
-    return reasons
-
-
-HEADER = (
-    "| config | burst | events (full scale) | 1:N | offered/s | sustained events/s | lag p50 s "
-    "| lag p99 s | throttles (table/by_name/by_change) | retries "
-    "| failed msgs (timed-out invocations) | peak depth "
-    "| $ per 1M | load avg | table check |"
-)
-
-
-def row_of(run: Run) -> str:
-    t = run.throttles
-    throttles = "/".join(
-        str(t.get(f"write:{e}", 0) + t.get(f"read:{e}", 0))
-        for e in ("table", "by_name", "by_change")
-    )
-    return (
-        f"| {run.config} | {run.burst} | {run.events_model:,} | 1:{run.scale} | {run.rate:,.0f} "
-        f"| {run.events_per_s:,.0f} | {run.lag_p50_s} | {run.lag_p99_s} | {throttles} "
-        f"| {run.retries} | {run.failed_messages} ({run.timed_out}) "
-        f"| {run.peak_depth * run.scale:,} "
-        f"| {run.cost_per_million.get('total', 0):.2f} | {run.load_average} | {run.check} |"
-    )
-
-
-def plot(runs: list[Run], path: Path) -> None:
-    """Lag p99 and queue depth over time, one line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    for run in runs:
-        label = f"{run.config}/{run.burst}"
-        xs = [p["t"] for p in run.timeline]
-        top.plot(xs, [p["lag_p99"] for p in run.timeline], label=label)
-        bottom.plot(xs, [p["depth"] * run.scale for p in run.timeline], label=label)
-    top.set_ylabel("lag p99 (s) of events sent\nin each 5 s window")
-    bottom.set_ylabel("queue depth (full scale)")
-    bottom.set_xlabel("seconds since the burst began")
-    top.legend(fontsize=7)
-    top.set_title("python -m load capacity (1:N model; real ingest code)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -63,3 +63,24 @@ class TotalsRepairs(TotalsReader, Protocol):
     def set_if_unchanged(
         self, bucket: str, folder: str, totals: Totals, expected: StoredTotals
     ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A counter update refused by its watermark: the counter already holds the contributions
+    of the shard up to `watermark` (its stored value; None when it has none)."""
+
+    watermark: str | None
+
+
+class WatermarkedCounters(Protocol):
+    """Applies a folder's summed stream contributions once (the totals consumer)."""
+
+    async def add(
+        self, at: tuple[str, str], shard: str, change: Totals, *, first: str, last: str
+    ) -> Refused | None:
+        """Add `change` to the counter of `at` = (bucket, folder) and set its watermark of
+        `shard` to `last`, only if that watermark is absent or lower than `first`; else
+        change nothing and answer `Refused` with the stored watermark. Raises for any other
+        failure (the outcome may be unknown: the caller retries, the condition decides)."""
+        ...

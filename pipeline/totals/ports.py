@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline.retry import Deadline
-from pipeline.totals.deltas import DeltaSum, Totals
+from pipeline.totals.deltas import Totals
 
 TOTALS_PREFIX = "#totals/"
 """Partition keys of counter items start with this ("#": a reserved, system item)."""
@@ -28,25 +27,6 @@ class StoredTotals:
     updates: int | None = None
     """None: no counter item (or one without a version): both read as 0 files, 0 bytes."""
     updated_at: float | None = None
-
-
-@dataclass
-class ApplyResult:
-    """What became of one invocation's counter updates."""
-
-    applied: int = 0
-    """Counters updated (one UpdateItem each)."""
-    lost: int = 0
-    """Counter updates that failed or whose outcome is unknown (never retried: ADD is not
-    idempotent); reconcile repairs them."""
-    retries: int = 0
-    """Updates sent again because DynamoDB surely did not apply them (throttling, no connection)."""
-
-
-class TotalsWriter(Protocol):
-    """Applies an invocation's summed deltas (ingest)."""
-
-    async def apply(self, sums: DeltaSum, deadline: Deadline) -> ApplyResult: ...
 
 
 class TotalsReader(Protocol):

@@ -10,12 +10,17 @@ batch of records of ONE shard, in shard order, and:
 2. per folder, applies the sum of its contributions with ONE conditional update that also
    moves the folder's watermark for this shard (the sequence number of the last contribution
    applied) — only if the stored watermark is lower than the first contribution's number
-   (`WatermarkedCounters.add`);
+   (`WatermarkedCounters.add`). A zero sum is written too: skipping it would be wrong when
+   part of it is already in the counter (a retry from inside an earlier batch), which only
+   the watermark can tell;
 3. when that condition fails, the store answers the stored watermark: contributions up to it
    are already in the counter; the rest (if any) is applied the same way.
 
+4. when a write fails, the batch is reported failed from the first contribution not applied;
+   Lambda retries from there (records before it are done for good).
+
 Invariant, per (counter, shard): the counter holds exactly the contributions of that shard
-whose sequence number is <= the watermark (zero sums aside: skipped, they change nothing).
+whose sequence number is <= the watermark.
 A retried, replayed or bisected batch therefore adds nothing twice, and a batch whose
 invocation died between two counter writes is completed by its redelivery. Each row's
 applied changes are an ordered prefix of its history, whose sum is what the row counts for
@@ -196,19 +201,23 @@ def _total(contributions: Sequence[Contribution]) -> Totals:
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class _FolderOutcome:
+    unapplied_from: str | None = None
+    """The first contribution not applied (a write failed): retry from it."""
+
+
 async def _apply_folder(
     store: WatermarkedCounters,
     shard: str,
     at: FolderKey,
     changes: FolderChanges,
     result: StreamResult,
-) -> str | None:
-    """Apply one folder's contributions; the first sequence number left unapplied, if any."""
+) -> _FolderOutcome:
+    """Apply one folder's contributions (see `apply_batch`)."""
     pending = changes.contributions
     for _ in range(MAX_ROUNDS):
-        total = _total(pending)
-        if not total:
-            return None  # nothing to change (the watermark may lag: harmless, see module doc)
+        total = _total(pending)  # written even when zero: it moves the watermark (see doc)
         try:
             answer = await store.add(at, shard, total, first=pending[0].seq, last=pending[-1].seq)
         except Exception as error:  # outcome unknown or refused: retried from this folder
@@ -218,16 +227,16 @@ async def _apply_folder(
                 type(error).__name__,
                 extra={"bucket": at[0], "folder": at[1][:256], "shard": shard},
             )
-            return pending[0].seq
+            return _FolderOutcome(unapplied_from=pending[0].seq)
         if not isinstance(answer, Refused):
             result.updates += 1
-            return None
+            return _FolderOutcome()
         result.replayed += 1
         pending = changes.after(answer.watermark)
         if not pending:
-            return None
+            return _FolderOutcome()
     result.failures.append(f"counter of {at[0]} refused {MAX_ROUNDS} updates in a row")
-    return pending[0].seq
+    return _FolderOutcome(unapplied_from=pending[0].seq)
 
 
 async def apply_batch(
@@ -244,12 +253,12 @@ async def apply_batch(
     result = StreamResult(records=batch.records, file_changes=batch.file_changes)
     slots = asyncio.Semaphore(concurrency)
 
-    async def one(at: FolderKey, changes: FolderChanges) -> str | None:
+    async def one(at: FolderKey, changes: FolderChanges) -> _FolderOutcome:
         async with slots:
             return await _apply_folder(store, shard, at, changes, result)
 
-    left = await asyncio.gather(*(one(at, ch) for at, ch in sorted(batch.folders.items())))
-    failed = [seq for seq in left if seq is not None]
+    outcomes = await asyncio.gather(*(one(at, ch) for at, ch in sorted(batch.folders.items())))
+    failed = [o.unapplied_from for o in outcomes if o.unapplied_from is not None]
     if failed:
         lowest = min(failed)
         originals = {

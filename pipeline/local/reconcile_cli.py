@@ -553,6 +553,10 @@ def adopt_main(args: argparse.Namespace) -> int:
     from pipeline.reconcile_app import make_clients
 
     clients = make_clients(target)
+    if not args.dry_run:  # first: ingest stores no event of an untracked bucket
+        from pipeline.dynamo.registry import register_bucket
+
+        register_bucket(clients.dynamodb, target.table, target.bucket, by="adopt")
     factory: Any = boto3.client
     would = "would be " if args.dry_run else ""
     changes = 0

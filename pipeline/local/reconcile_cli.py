@@ -85,7 +85,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="the ingest function's timeout: a folder counter's repair waits that long "
+        help="the totals' lag behind the rows: a folder counter's repair waits that long "
         f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
@@ -442,8 +442,8 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="step 3: the ingest function's timeout: a folder counter's repair waits that "
-        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        help="step 3: the totals' lag behind the rows: a folder counter's repair waits "
+        f"that long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument(
         "--dry-run",

@@ -305,7 +305,7 @@ def _totals_lag(
     exact_at = None
     while time.monotonic() < deadline:
         if store.get(stack.bucket, folder).totals == want:
-            exact_at = time.monotonic()
+            exact_at = time.time()
             break
         time.sleep(0.05)
     last_row = max(written.values(), default=uploaded_at)

@@ -284,7 +284,7 @@ def apply() -> None:
         send_event=notifications.send_event,
         delete_object=models.S3Backend.delete_object,
         complete_multipart_upload=models.S3Backend.complete_multipart_upload,
-        etag=models.FakeKey.etag.fget,
+        etag=models.FakeKey.etag.fget,  # type: ignore[attr-defined]
         dispose=models.FakeKey.dispose,
     )
     models.FakeKey.etag = property(_etag)  # type: ignore[assignment,method-assign]

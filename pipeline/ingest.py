@@ -297,7 +297,7 @@ async def _apply_group_conditional(
                 del pending[key]
             else:
                 row = event.row(now=now, tombstone_ttl_s=tombstone_ttl_s)
-                writes.append(ConditionalWrite(row, stored.get(key)))
+                writes.append(ConditionalWrite(row, stored.get(key), ordered=True))
         if not writes:
             return
         outcomes = await store.write_conditional(writes, deadline, stats)

@@ -288,11 +288,27 @@ def _totals_lag(
     stack: Any, key: str, uploaded_at: float, written: dict[str, float], deadline: float
 ) -> dict[str, Any]:
     """When the folder of `key` had its totals exact (`/summary`'s counter == what
-    ListObjectsV2 sums under it): seconds after the last upload and after the last row."""
+    ListObjectsV2 sums under it): seconds after the last upload and after the last row.
+
+    The counter is sampled from the start, while the folder is listed (a 10,000-key listing
+    of moto takes seconds): the time is that of the first sample equal to the sums."""
+    import threading
+
     from pipeline.dynamo.totals import DynamoTotalsStore
     from pipeline.totals.deltas import Totals
 
     folder = key[: key.rfind("/") + 1]
+    store = DynamoTotalsStore(stack.client("dynamodb"), stack.table_name)
+    samples: list[tuple[float, Totals]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set() and time.monotonic() < deadline:
+            samples.append((time.time(), store.get(stack.bucket, folder).totals))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     want = Totals()
     for page in (
         stack.client("s3")
@@ -301,13 +317,12 @@ def _totals_lag(
     ):
         for obj in page.get("Contents", []):
             want = want + Totals(1, obj["Size"])
-    store = DynamoTotalsStore(stack.client("dynamodb"), stack.table_name)
     exact_at = None
-    while time.monotonic() < deadline:
-        if store.get(stack.bucket, folder).totals == want:
-            exact_at = time.time()
-            break
+    while exact_at is None and time.monotonic() < deadline:
+        exact_at = next((at for at, seen in list(samples) if seen == want), None)
         time.sleep(0.05)
+    done.set()
+    sampler.join()
     last_row = max(written.values(), default=uploaded_at)
     return {
         "folder": folder,

@@ -112,8 +112,8 @@ class Settings:
     tombstone_ttl_days: int = 15
     """How long a delete marker is kept to reject late, older creates (> SQS's 14-day retention)."""
     folder_totals: bool = True
-    """Keep per-folder counters of files and bytes (`FOLDER_TOTALS`, on/off): one UpdateItem
-    per changed folder per invocation (`pipeline.totals`)."""
+    """Unused since the totals come from the table's stream (`handlers/totals.py`); ingest
+    writes no counter. `FOLDER_TOTALS` is still read, so old configurations stay valid."""
     # Change feed (pipeline/feed/)
     feed_settle_ms: int = 5_000
     """The settle window W: pages return positions older than W; writers re-stamp a row
@@ -133,9 +133,10 @@ class Settings:
     reconcile_concurrency: int = 16
     """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
     reconcile_totals_settle_s: int = 60
-    """The ingest function's timeout (`RECONCILE_TOTALS_SETTLE_S`): a folder counter's repair
-    waits that long (plus a margin) after its walk, so that no ingest invocation still holds
-    a delta for a row written before the walk ended (docs/reconcile.md)."""
+    """How far the folder totals may lag behind the rows (`RECONCILE_TOTALS_SETTLE_S`): a
+    folder counter's repair waits that long (plus a margin) after its walk, so that every
+    row change made before the walk ended has come through the table's stream to the
+    counter (docs/reconcile.md)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""

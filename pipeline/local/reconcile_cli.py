@@ -38,8 +38,8 @@ from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
 from pipeline.local.provision import ResourceError
 from pipeline.local.state import LocalStack, read_local_stack
 from pipeline.read.listing import StoreError
-from pipeline.reconcile.app import DEFAULT_TOTALS_SETTLE_S, Target, run
 from pipeline.reconcile.merge import Summary
+from pipeline.wiring.reconcile import DEFAULT_TOTALS_SETTLE_S, Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
@@ -85,7 +85,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="the ingest function's timeout: a folder counter's repair waits that long "
+        help="the totals' lag behind the rows: a folder counter's repair waits that long "
         f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
@@ -442,8 +442,8 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="step 3: the ingest function's timeout: a folder counter's repair waits that "
-        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        help="step 3: the totals' lag behind the rows: a folder counter's repair waits "
+        f"that long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument(
         "--dry-run",
@@ -550,9 +550,13 @@ def adopt_main(args: argparse.Namespace) -> int:
     except ResourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    from pipeline.reconcile.app import make_clients
+    from pipeline.wiring.reconcile import make_clients
 
     clients = make_clients(target)
+    if not args.dry_run:  # first: ingest stores no event of an untracked bucket
+        from pipeline.adapters.dynamo.registry import register_bucket
+
+        register_bucket(clients.dynamodb, target.table, target.bucket, by="adopt")
     factory: Any = boto3.client
     would = "would be " if args.dry_run else ""
     changes = 0

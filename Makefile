@@ -82,8 +82,8 @@ clean:
 LAMBDA_ARCH ?= x86_64
 LAMBDA_PLATFORM = manylinux2014_$(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)
 
-.PHONY: build-IngestFunction build-ApiFunction build-ReconcileFunction
-build-IngestFunction build-ApiFunction build-ReconcileFunction:
+.PHONY: build-IngestFunction build-ApiFunction build-ReconcileFunction build-TotalsFunction
+build-IngestFunction build-ApiFunction build-ReconcileFunction build-TotalsFunction:
 	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: these targets are run by `sam build`))
 	$(if $(filter x86_64 arm64,$(LAMBDA_ARCH)),,$(error LAMBDA_ARCH must be x86_64 or arm64, got '$(LAMBDA_ARCH)'))
 	mkdir -p "$(ARTIFACTS_DIR)"

@@ -12,8 +12,8 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline.adapters.dynamo.registry import DynamoBucketRegistry
 from pipeline.adapters.dynamo.shard_plans import CachedShardPlans
-from pipeline.adapters.dynamo.totals import DynamoTotalsWriter
 from pipeline.adapters.dynamo.writer import DynamoFileStore
 from pipeline.adapters.runtime import LoopRuntime, open_dynamodb_client, open_s3_client
 from pipeline.adapters.s3_objects import S3ObjectReader
@@ -52,8 +52,8 @@ class IngestServices:
 
     store: DynamoFileStore
     resolver: VersionResolver | None = None
-    totals: DynamoTotalsWriter | None = None
     plans: CachedShardPlans | None = None
+    tracked: DynamoBucketRegistry | None = None
 
 
 async def _open_services(stack: AsyncExitStack) -> IngestServices:
@@ -64,16 +64,11 @@ async def _open_services(stack: AsyncExitStack) -> IngestServices:
         LazyObjectReader(open_reader), concurrency=settings.write_concurrency, backoff=_backoff
     )
     store = await _open_store(stack)
-    totals = None
-    if settings.folder_totals:  # the store's client: one connection pool for both
-        totals = DynamoTotalsWriter(
-            store.client,
-            settings.table_name,
-            concurrency=settings.write_concurrency,
-            backoff=_backoff,
-        )
     plans = CachedShardPlans(store.client, settings.table_name, settings.shard_plan_ttl_s)
-    return IngestServices(store, resolver, totals, plans)
+    tracked = None
+    if settings.tracked_bucket:  # a deployment: events of untracked buckets are not stored
+        tracked = DynamoBucketRegistry(store.client, settings.table_name, settings.tracked_bucket)
+    return IngestServices(store, resolver, plans, tracked)
 
 
 def _services(value: IngestServices | DynamoFileStore) -> IngestServices:
@@ -94,9 +89,7 @@ def _record_metrics(result: IngestResult) -> None:
     metrics.add_metric("Throttles", MetricUnit.Count, result.throttles)
     metrics.add_metric("WriteConflicts", MetricUnit.Count, result.conflicts)
     metrics.add_metric("ObjectLookups", MetricUnit.Count, result.lookups)
-    if settings.folder_totals:
-        metrics.add_metric("FolderTotalsUpdates", MetricUnit.Count, result.totals_updates)
-        metrics.add_metric("FolderTotalsLost", MetricUnit.Count, result.totals_lost)
+    metrics.add_metric("UntrackedBucketEvents", MetricUnit.Count, result.untracked)
     metrics.add_metric("FeedRestamps", MetricUnit.Count, result.restamps)
     # One value per record written; Powertools prints an EMF document every 100 values of a
     # metric (and the rest when the handler returns), so a batch of 10,000 is 100 documents.
@@ -120,8 +113,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
             resolver=_services(value).resolver,
             mode=settings.write_mode,
-            totals=_services(value).totals,
             plans=_services(value).plans,
+            tracked=_services(value).tracked,
         )
     )
     _record_metrics(result)
@@ -138,8 +131,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "write_conflicts": result.conflicts,
             "dynamodb_calls": result.calls,
             "s3_lookups": result.lookups,
-            "totals_updates": result.totals_updates,
-            "totals_lost": result.totals_lost,
+            "untracked_bucket_events": result.untracked,
             "feed_restamps": result.restamps,
             "max_lag_ms": max(result.lags_ms, default=0),
         },

@@ -4,8 +4,9 @@ python -m load capacity --config defaults --bursts spread,one-folder,overwrite,d
 python -m load capacity --config fast --rate 20000 --plot docs/capacity-fast.png
 
 What runs for real: `handlers.ingest.lambda_handler` (parsing, collapse, consistent reads,
-PartiQL compare-and-swap, feed stamping, folder totals as today's main does them: one ADD per
-folder per invocation), its aiobotocore client and retry loop, over HTTP to `load.front`, which
+PartiQL compare-and-swap, feed stamping; since issue 22 ingest writes no folder counter: the
+totals function derives them from the table's stream, which the front does not serve), its
+aiobotocore client and retry loop, over HTTP to `load.front`, which
 enforces DynamoDB's per-partition-key throughput (`load.throughput`). What is modelled: the SQS
 queue and Lambda's event source (`load.lambda_model`), the CPU share of the memory, and scale:
 every rate and limit is divided by N (the run carries 1/N of the events at 1/N of the rate,

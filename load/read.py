@@ -102,7 +102,7 @@ def walk_scan(dynamodb: Any, table: str, limit: int, on_page: Any) -> dict[str, 
     t0 = started
     for page in pages:
         latencies.append(time.perf_counter() - t0)
-        keys.extend(item["filename"]["S"] for item in page.get("Items", []))
+        keys.extend(i["filename"]["S"] for i in page.get("Items", []) if "filename" in i)
         on_page(len(page.get("Items", [])))
         t0 = time.perf_counter()
     return _walk_result(time.perf_counter() - started, latencies, keys)

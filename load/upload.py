@@ -238,6 +238,7 @@ def _run_local(
             bar.update(tracking, completed=len(tracker.written))
             time.sleep(0.1)
         bar.update(tracking, completed=len(tracker.written))
+        totals = _totals_lag(stack, keys[0], uploaded_at, tracker.written, deadline)
         try:
             stack.wait_until_idle(timeout_s=max(1.0, deadline - time.monotonic()))
         except TimeoutError as error:
@@ -260,6 +261,7 @@ def _run_local(
             "bucket": stack.bucket,
             "table": stack.table_name,
             "poller": poller_stats,
+            "totals": totals,
         }
     return document_of(
         args,
@@ -275,6 +277,54 @@ def _run_local(
         target,
         "handler return",
     )
+
+
+def _totals_lag(
+    stack: Any, key: str, uploaded_at: float, written: dict[str, float], deadline: float
+) -> dict[str, Any]:
+    """When the folder of `key` had its totals exact (`/summary`'s counter == what
+    ListObjectsV2 sums under it): seconds after the last upload and after the last row.
+
+    The counter is sampled from the start, while the folder is listed (a 10,000-key listing
+    of moto takes seconds): the time is that of the first sample equal to the sums."""
+    import threading
+
+    from pipeline.adapters.dynamo.totals import DynamoTotalsStore
+    from pipeline.totals.deltas import Totals
+
+    folder = key[: key.rfind("/") + 1]
+    store = DynamoTotalsStore(stack.client("dynamodb"), stack.table_name)
+    samples: list[tuple[float, Totals]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set() and time.monotonic() < deadline:
+            samples.append((time.time(), store.get(stack.bucket, folder).totals))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    want = Totals()
+    for page in (
+        stack.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=stack.bucket, Prefix=folder)
+    ):
+        for obj in page.get("Contents", []):
+            want = want + Totals(1, obj["Size"])
+    exact_at = None
+    while exact_at is None and time.monotonic() < deadline:
+        exact_at = next((at for at, seen in list(samples) if seen == want), None)
+        time.sleep(0.05)
+    done.set()
+    sampler.join()
+    last_row = max(written.values(), default=uploaded_at)
+    return {
+        "folder": folder,
+        "files": want.files,
+        "exact_after_last_upload_s": None if exact_at is None else exact_at - uploaded_at,
+        "exact_after_last_row_s": None if exact_at is None else max(0.0, exact_at - last_row),
+    }
 
 
 def _run_deployed(

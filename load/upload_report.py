@@ -129,6 +129,14 @@ def print_summary(document: dict[str, Any]) -> None:
     for q in ("p50", "p95", "p99", "max"):
         table.add_row(f"tracking lag {q} (s)", fmt(lag[q], 3))
     table.add_row("uploaded / failed PUTs", f"{up['objects']:,} / {up['failed']:,}")
+    totals = document["target"].get("totals")
+    if totals:
+        table.add_row(
+            f"folder totals exact after the last upload (s), {totals['files']:,} files in one"
+            " folder",
+            fmt(totals["exact_after_last_upload_s"], 2),
+        )
+        table.add_row("  after the last row written (s)", fmt(totals["exact_after_last_row_s"], 2))
     table.add_row("missing keys", str(comp["missing"]))
     table.add_row("extra keys", str(comp["extra"]))
     console.print(table)

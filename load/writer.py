@@ -354,7 +354,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-totals-cost",
         action="store_true",
-        help="skip the folder totals' cost (bulk and scattered workloads, totals off and on)",
+        help="skip the folder totals' cost (bulk and scattered workloads, three designs)",
     )
     add_output_arguments(parser, "writer")
 

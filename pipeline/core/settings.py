@@ -112,8 +112,8 @@ class Settings:
     tombstone_ttl_days: int = 15
     """How long a delete marker is kept to reject late, older creates (> SQS's 14-day retention)."""
     folder_totals: bool = True
-    """Keep per-folder counters of files and bytes (`FOLDER_TOTALS`, on/off): one UpdateItem
-    per changed folder per invocation (`pipeline.totals`)."""
+    """Unused since the totals come from the table's stream (`handlers/totals.py`); ingest
+    writes no counter. `FOLDER_TOTALS` is still read, so old configurations stay valid."""
     shard_plan_ttl_s: int = 60
     """How long ingest and the read API keep a bucket's shard plan (`SHARD_PLAN_TTL_S`;
     `pipeline.core.shards`): a plan change waits longer than this between its two steps."""
@@ -136,9 +136,10 @@ class Settings:
     reconcile_concurrency: int = 16
     """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
     reconcile_totals_settle_s: int = 60
-    """The ingest function's timeout (`RECONCILE_TOTALS_SETTLE_S`): a folder counter's repair
-    waits that long (plus a margin) after its walk, so that no ingest invocation still holds
-    a delta for a row written before the walk ended (docs/reconcile.md)."""
+    """How far the folder totals may lag behind the rows (`RECONCILE_TOTALS_SETTLE_S`): a
+    folder counter's repair waits that long (plus a margin) after its walk, so that every
+    row change made before the walk ended has come through the table's stream to the
+    counter (docs/reconcile.md)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""

@@ -11,11 +11,10 @@
    wrote the key in between goes back to 3 for that key (at most `MAX_ROUNDS` rounds), where
    it is written or, if now stale, skipped. Never reported as a failure for being stale.
    Opt-in `WriteMode.BATCH`: unconditional BatchWriteItem (not race-free).
-5. Folder totals (with a `TotalsWriter`): every write DynamoDB applied is one transition from
-   the row read to the row written (the condition compares the version *and* the size, and
-   the `ordered` shortcut is off, so a write applies only from exactly the row read); its
-   delta is summed per folder of the key and each folder's sum is added once at the end
-   (`pipeline.totals`). A lost counter update never fails a message.
+5. Folder totals are not written here: the totals function derives them, exactly once, from
+   the table's stream of row changes (`pipeline.totals.stream`); rows are the only truth.
+   Events of a bucket nobody tracks (with `tracked`: not the stack's bucket, not registered)
+   are acknowledged, counted (`untracked`) and not stored.
 6. Map every key that could not be written back to every message that carried an event for it.
 
 Bad input fails only its own message. The parser and the S3 adapter turn every malformed value
@@ -55,8 +54,6 @@ from pipeline.core.shards import DEFAULT_PLAN, ShardPlan, ShardPlans
 from pipeline.feed.positions import feed_shard
 from pipeline.ingest.events import NotificationError, parse_body
 from pipeline.ingest.versions import Resolution, VersionResolver, needs_lookup
-from pipeline.totals.deltas import DeltaSum
-from pipeline.totals.ports import TotalsWriter
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +62,6 @@ GROUP_SIZE = 100
 GROUPS_IN_FLIGHT = 16
 """Groups being read, decided and written at once: enough to keep the store's request slots
 busy, few enough that one invocation does not hold every row of its batch in memory."""
-TOTALS_RESERVE_S = 1.0
-"""With folder totals, row writes stop this much before the deadline, so that the counter
-updates of the rows written still have time: a row not written fails its message (SQS
-delivers it again, its delta then counted once), a delta with no time left would be lost."""
 MAX_ROUNDS = 5
 """Read-decide-write rounds per key before giving up (SQS redelivers the message later)."""
 
@@ -87,6 +80,14 @@ class FileStore(Protocol):
     async def write_conditional(
         self, writes: Sequence[ConditionalWrite], deadline: Deadline, stats: OpStats
     ) -> dict[str, WriteOutcome]: ...
+
+
+class TrackedBuckets(Protocol):
+    """Which buckets are tracked (`pipeline.adapters.dynamo.registry.DynamoBucketRegistry`)."""
+
+    async def untracked(self, buckets: set[str], deadline: Deadline) -> set[str]:
+        """The buckets of `buckets` nobody tracks; raises when that cannot be told."""
+        ...
 
 
 @dataclass
@@ -112,11 +113,8 @@ class IngestResult:
     """Conditional writes refused because another writer changed the key: re-read, re-decided."""
     lookups: int = 0
     """S3 HeadObject calls made (version deletes on versioned buckets only)."""
-    totals_updates: int = 0
-    """Folder counters updated (one UpdateItem each, however many keys changed under them)."""
-    totals_lost: int = 0
-    """Folder deltas possibly lost (reconcile repairs them): counter updates that failed or
-    whose outcome is unknown, and row writes of unknown outcome found applied on re-read."""
+    untracked: int = 0
+    """Events of buckets nobody tracks: acknowledged, not stored."""
     restamps: int = 0
     """Rows stamped again for the change feed (late or missing acknowledgements)."""
     lags_ms: list[float] = field(default_factory=list)
@@ -181,16 +179,16 @@ async def ingest(
     now: float | None = None,
     mode: WriteMode = WriteMode.CONDITIONAL,
     resolver: VersionResolver | None = None,
-    totals: TotalsWriter | None = None,
     plans: ShardPlans | None = None,
+    tracked: TrackedBuckets | None = None,
 ) -> IngestResult:
     """Apply the SQS `records` to the table; never raises for bad message bodies.
 
     With a `resolver`, the newest event of each key is first checked against S3 where the
     event alone cannot tell the object's state (version deletes: `pipeline.ingest.versions`).
-    With `totals`, the applied transitions' deltas are added to the folder counters.
     With `plans`, each bucket's rows go to the index and feed shards of its plan
     (`pipeline.core.shards`); without, to the defaults.
+    With `tracked`, events of untracked buckets are dropped (acknowledged, counted).
     """
     result = IngestResult(messages=len(records))
     failed: set[str] = set()
@@ -222,6 +220,8 @@ async def ingest(
         result.skipped += notification.skipped + (1 if notification.test_event else 0)
         pairs.extend((message_id, event) for event in notification.events)
 
+    if tracked is not None and pairs:
+        pairs = await _drop_untracked(pairs, tracked, deadline, result, failed)
     latest = collapse(pairs)
     result.skipped += len(pairs) - len(latest)
     stats = OpStats()
@@ -243,19 +243,13 @@ async def ingest(
         keys = [key for key in keys if key not in resolution.failures]
     apply = _apply_group_conditional if mode is WriteMode.CONDITIONAL else _apply_group
     groups = asyncio.Semaphore(GROUPS_IN_FLIGHT)
-    sums = DeltaSum() if totals is not None else None
-
     at = time.time() if now is None else now
     plan_of = await _plans(plans, {entry.event.bucket for entry in latest.values()})
-
-    rows_deadline = deadline.shortened(TOTALS_RESERVE_S) if totals is not None else deadline
 
     async def bounded(group: list[_Latest]) -> None:
         async with groups:
             try:
-                await apply(
-                    group, store, rows_deadline, stats, result, tombstone_ttl_s, at, sums, plan_of
-                )
+                await apply(group, store, deadline, stats, result, tombstone_ttl_s, at, plan_of)
             except Exception as error:  # a bug: this group's keys fail (redelivery is safe:
                 reason = _bug(error)  # a key already written skips its repeat as stale)
                 for entry in group:
@@ -267,17 +261,6 @@ async def ingest(
             for i in range(0, len(keys), GROUP_SIZE)
         )
     )
-    if totals is not None and sums is not None:
-        try:
-            applied = await totals.apply(sums, deadline)
-        except Exception as error:  # a bug: the counters lose these deltas, never the batch
-            logger.error("Folder totals not updated: %s", _bug(error))
-            result.totals_lost += len(sums)
-        else:
-            result.totals_updates = applied.applied
-            result.totals_lost += applied.lost
-            result.retries += applied.retries
-            result.throttles += applied.throttles
     for key, reason in stats.failures.items():
         entry = latest[key]
         result.failed += 1
@@ -312,13 +295,9 @@ async def _apply_group_conditional(
     result: IngestResult,
     tombstone_ttl_s: int,
     now: float,
-    sums: DeltaSum | None = None,
     plan_of: Mapping[str, ShardPlan] | None = None,
 ) -> None:
-    """Read, decide, write conditionally; keys whose write conflicted go round again.
-
-    With `sums`, each applied write's transition (row read -> row written) is counted there;
-    the write then applies only from exactly the row read (no `ordered` shortcut)."""
+    """Read, decide, write conditionally; keys whose write conflicted go round again."""
     pending = {entry.event.key: entry.event for entry in group}
     for _ in range(MAX_ROUNDS):
         stored = await store.read_versions(list(pending), deadline, stats)
@@ -329,13 +308,9 @@ async def _apply_group_conditional(
             elif not is_newer(event, stored.get(key)):
                 result.skipped += 1  # stale or duplicate: done, never a failure
                 del pending[key]
-                if sums is not None and key in stats.uncertain:
-                    # an attempt of unknown outcome may have written it: if so, its delta
-                    # is lost (a duplicate's invocation may have written it instead)
-                    result.totals_lost += 1
             else:
                 row = planned_row(event, now, tombstone_ttl_s, plan_of)
-                writes.append(ConditionalWrite(row, stored.get(key), ordered=sums is None))
+                writes.append(ConditionalWrite(row, stored.get(key), ordered=True))
         if not writes:
             return
         outcomes = await store.write_conditional(writes, deadline, stats)
@@ -346,11 +321,6 @@ async def _apply_group_conditional(
                 continue  # someone wrote it in between: read again
             del pending[key]
             if outcome is WriteOutcome.WRITTEN:
-                if sums is not None and key in stats.confirmed_by_restamp:
-                    result.totals_lost += 1  # which invocation's attempt applied is unknown
-                elif sums is not None:
-                    row = write.row  # folders come from the object key, not the table key
-                    sums.add_transition(row["bucket"], row["filename"], write.expected, row)
                 _count_written(result, write.row, stats)
         if not pending:
             return
@@ -369,12 +339,10 @@ async def _apply_group(
     result: IngestResult,
     tombstone_ttl_s: int,
     now: float,
-    sums: DeltaSum | None = None,
     plan_of: Mapping[str, ShardPlan] | None = None,
 ) -> None:
     """Opt-in batch mode: read the stored versions of up to 100 keys, then write those events
-    that are newer with unconditional BatchWriteItem (not race-free; neither are the deltas
-    counted in `sums`, taken from the row read)."""
+    that are newer with unconditional BatchWriteItem (not race-free)."""
     keys = [entry.event.key for entry in group]
     stored = await store.read_versions(keys, deadline, stats)
     rows = []
@@ -390,9 +358,6 @@ async def _apply_group(
     for row in rows:
         if row[PARTITION_KEY] in stats.failures:
             continue
-        if sums is not None:
-            old = stored.get(row[PARTITION_KEY])
-            sums.add_transition(row["bucket"], row["filename"], old, row)
         _count_written(result, row, stats)
 
 
@@ -418,6 +383,38 @@ def planned_row(
     if plan.feed != FEED_SHARDS:  # the stamper puts the default count's shard itself
         row[FEED_SHARD] = feed_shard(event.bucket, event.filename, plan.feed)
     return row
+
+
+async def _drop_untracked(
+    pairs: list[tuple[str, FileEvent]],
+    tracked: TrackedBuckets,
+    deadline: Deadline,
+    result: IngestResult,
+    failed: set[str],
+) -> list[tuple[str, FileEvent]]:
+    """The events of tracked buckets; the others are counted and dropped. When the registry
+    cannot be read, the messages of the buckets in doubt fail (SQS delivers them again)."""
+    buckets = {event.bucket for _, event in pairs}
+    try:
+        foreign = await tracked.untracked(buckets, deadline)
+    except Exception as error:  # in doubt: nothing dropped, nothing stored; retried later
+        reason = f"could not tell whether the bucket is tracked ({type(error).__name__})"
+        doubtful = {mid for mid, _ in pairs}
+        for message_id in sorted(doubtful - failed):
+            logger.warning("Could not apply: %s", reason, extra={"message_id": message_id})
+        failed.update(doubtful)
+        result.failed += len(doubtful)
+        return []
+    if not foreign:
+        return pairs
+    kept = [(mid, event) for mid, event in pairs if event.bucket not in foreign]
+    result.untracked += len(pairs) - len(kept)
+    logger.info(
+        "Ignored %d event(s) of untracked bucket(s)",
+        len(pairs) - len(kept),
+        extra={"buckets": sorted(b[:63] for b in foreign)[:10]},
+    )
+    return kept
 
 
 def _count_written(result: IngestResult, row: dict[str, Any], stats: OpStats) -> None:

@@ -22,6 +22,12 @@ DeleteObjects (multi-delete) goes through `delete_object` in moto, so it is cove
 Sequencers are 18 upper-case hex digits like AWS's samples ("0055AED6DCD90281E5"), from one
 process-wide counter seeded by the clock: increasing for every key, so ordering is exact.
 
+Concurrent PUTs of one key: moto computes a key's ETag lazily from its value buffer, and a
+PUT that replaces the key closes the old key's buffer (`setlist` -> `dispose`). A PUT whose
+key was replaced between its store and its notification (or its response) then read a
+closed file: `ValueError: I/O operation on closed file`, a 500 and no event. `dispose` now
+computes the ETag first, and both hold the key's lock, so a replaced key keeps its ETag.
+
 Not changed: a plain DELETE of a key that does not exist creates no delete marker in moto
 (AWS creates one and notifies); EventBridge delivery is moto's own.
 """
@@ -254,6 +260,21 @@ def expire(
     return str(meta["version-id"]) if bucket.is_versioned and meta.get("version-id") else None
 
 
+def _etag(self: Any) -> str:
+    """moto's `FakeKey.etag`, under the key's lock (no read of a buffer being closed)."""
+    with self.lock:
+        return str(_ORIGINAL["etag"](self))
+
+
+def _dispose(self: Any, garbage: bool = False) -> None:
+    """moto's `FakeKey.dispose`, keeping the ETag: a replaced key's PUT still notifies."""
+    with self.lock:
+        if getattr(self, "_etag", None) is None:
+            with contextlib.suppress(ValueError):  # closed already
+                _ORIGINAL["etag"](self)
+        _ORIGINAL["dispose"](self, garbage)
+
+
 def apply() -> None:
     """Install the patch into moto (idempotent)."""
     global _APPLIED
@@ -263,7 +284,11 @@ def apply() -> None:
         send_event=notifications.send_event,
         delete_object=models.S3Backend.delete_object,
         complete_multipart_upload=models.S3Backend.complete_multipart_upload,
+        etag=models.FakeKey.etag.fget,  # type: ignore[attr-defined]
+        dispose=models.FakeKey.dispose,
     )
+    models.FakeKey.etag = property(_etag)  # type: ignore[assignment,method-assign]
+    models.FakeKey.dispose = _dispose  # type: ignore[method-assign]
     notifications._get_s3_event = _get_s3_event
     notifications.send_event = _send_event  # models.py calls it through the module
     models.S3Backend.delete_object = _delete_object  # type: ignore[method-assign]

@@ -88,7 +88,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="the ingest function's timeout: a folder counter's repair waits that long "
+        help="the totals' lag behind the rows: a folder counter's repair waits that long "
         f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
@@ -180,7 +180,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
 class Progress:
     """On a terminal: one line, redrawn at most 5 times a second. Elsewhere (a pipe, a log):
     a line every `interval_s`, and one at once when the run starts waiting for the folder
-    totals to settle (that wait is the ingest function's timeout: a minute by default)."""
+    totals to settle (that wait is the totals' lag behind the rows: a minute by default)."""
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ import boto3
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from pipeline.adapters.dynamo.schema import stream_arn
 from pipeline.local.api_client import Signer
 from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
@@ -41,6 +42,7 @@ from pipeline.local.moto_server import MotoServer
 from pipeline.local.poller import SqsEventSource
 from pipeline.local.provision import Resources, provision, queue_counts
 from pipeline.local.sigv4 import SigV4Verifier
+from pipeline.local.streams import DynamoStreamEventSource
 from pipeline.local.template import OPENAPI_PATH, FunctionConfig, StackConfig, read_stack_config
 
 logger = logging.getLogger(__name__)
@@ -69,8 +71,10 @@ class Stack:
         resources: use these existing resources (real AWS when `endpoint_url` is None).
         provision: create the resources (default: unless `resources` is given).
         verbose: let the functions log at the template's level and print their metrics.
-        ingest_handler, api_handler: call these in-process instead of the template's handlers
-            (tests).
+        ingest_handler, api_handler, totals_handler: call these in-process instead of the
+            template's handlers (tests).
+        stream_poll_interval_s: pause of the table stream's poller after a pass that found
+            nothing (the totals function's event source; tests shorten it).
         in_process: cold-start the template's handlers in this process and call them from the
             pollers' and the gateway's threads, with no isolation between invocations (tests
             that patch the handlers' modules); default: execution environments.
@@ -93,6 +97,8 @@ class Stack:
         ingest_handler: Handler | None = None,
         api_handler: Handler | None = None,
         in_process: bool = False,
+        totals_handler: Handler | None = None,
+        stream_poll_interval_s: float = 0.2,
     ) -> None:
         self.config = config or read_stack_config()
         self.pollers = pollers or self.config.max_concurrency
@@ -111,6 +117,9 @@ class Stack:
         self._api_port = api_port
         self._exit = ExitStack()
         self.poller: SqsEventSource | None = None
+        self.streams: DynamoStreamEventSource | None = None
+        self._totals_handler = totals_handler
+        self.stream_poll_interval_s = stream_poll_interval_s
         self.gateway: ApiGateway | None = None
 
     # --- where things are --------------------------------------------------------------
@@ -186,7 +195,8 @@ class Stack:
 
     def client(self, service: str, **config: Any) -> Any:
         """A boto3 client for this stack's endpoint, region and credentials."""
-        endpoint = self.dynamodb_endpoint if service == "dynamodb" else self.endpoint_url
+        dynamodb = service in ("dynamodb", "dynamodbstreams")
+        endpoint = self.dynamodb_endpoint if dynamodb else self.endpoint_url
         kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": endpoint}
         if self.embedded:
             kwargs.update(
@@ -250,6 +260,8 @@ class Stack:
             self._dynamodb.wait_until_ready()
         base = self._base_environment()
         touched = set(self.config.ingest.environment) | set(self.config.api.environment)
+        if self.config.totals is not None:
+            touched |= set(self.config.totals.environment)
         touched |= {"TABLE_NAME", "TRACKED_BUCKET", *QUIET_POWERTOOLS}
         restore = {name: os.environ.get(name) for name in touched if name not in base}
         self._exit.enter_context(patched_environ({**restore, **base}))
@@ -297,6 +309,32 @@ class Stack:
             on_thread_exit=ingest_exit,
         ).start()
         self._exit.callback(self.poller.stop)
+        self._start_streams()
+
+    def _start_streams(self) -> None:
+        """The totals function's event source: the table's stream, as Lambda reads it."""
+        function = self.config.totals
+        if function is None:
+            return
+        arn = stream_arn(self.client("dynamodb"), self.resources.table)
+        if arn is None:
+            logger.warning("table %s has no stream: folder totals are not kept", self.table_name)
+            return
+        handler, on_exit = self._load(function, self._totals_handler, 1)
+        self.streams = DynamoStreamEventSource(
+            streams=self.client("dynamodbstreams"),
+            stream_arn=arn,
+            handler=handler,
+            function_name=function.logical_id,
+            region=self.region,
+            batch_size=self.config.stream_batch_size,
+            function_timeout_s=function.timeout_s,
+            memory_mb=function.memory_mb,
+            poll_interval_s=self.stream_poll_interval_s,
+            retry_delay_s=self.stream_poll_interval_s,
+            on_thread_exit=on_exit,
+        ).start()
+        self._exit.callback(self.streams.stop)
 
     def _load(
         self, function: FunctionConfig, given: Handler | None, size: int | None
@@ -335,7 +373,8 @@ class Stack:
     # --- observing ---------------------------------------------------------------------
     def wait_until_idle(self, timeout_s: float = 60, settle_s: float = 0.3) -> None:
         """Wait until the queue is empty (nothing visible, in flight or delayed) and no
-        invocation is running, twice `settle_s` apart; `TimeoutError` after `timeout_s`.
+        invocation is running, twice `settle_s` apart, and the table stream's consumer (the
+        folder totals) has caught up; `TimeoutError` after `timeout_s`.
 
         Messages that keep failing count as work until the redrive policy moves them to the
         DLQ (maxReceiveCount x visibility timeout).
@@ -351,6 +390,8 @@ class Stack:
             if sum(counts) == 0 and poller.in_flight == 0:
                 quiet_since = quiet_since or now
                 if now - quiet_since >= settle_s:
+                    if self.streams is not None:  # and the totals have caught up with the rows
+                        self.streams.wait_until_caught_up(max(1.0, deadline - now))
                     return
             else:
                 quiet_since = None

@@ -41,6 +41,7 @@ DLQ_ID = "IngestDeadLetterQueue"
 INGEST_FUNCTION_ID = "IngestFunction"
 API_FUNCTION_ID = "ApiFunction"
 API_ID = "FilesApi"
+TOTALS_FUNCTION_ID = "TotalsFunction"
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
@@ -91,6 +92,10 @@ class StackConfig:
     region: str = DEFAULT_REGION
     bucket_versioning: str = "Suspended"
     """The bucket's VersioningConfiguration.Status (the BucketVersioning parameter)."""
+    totals: FunctionConfig | None = None
+    """The totals function (fed by the table's stream), when the template has one."""
+    stream_batch_size: int = 100
+    """Its DynamoDB event source's BatchSize."""
 
     @property
     def function_timeout_s(self) -> int:
@@ -163,6 +168,17 @@ def _sqs_event(template: Mapping[str, Any], resolver: Resolver) -> dict[str, Any
         if isinstance(event, dict) and event.get("Type") == "SQS":
             return resolver.resolve(event.get("Properties") or {}) or {}
     raise TemplateError(f"{INGEST_FUNCTION_ID} has no SQS event")
+
+
+def _stream_event(template: Mapping[str, Any], resolver: Resolver) -> dict[str, Any]:
+    """The totals function's DynamoDB event properties ({} without the function)."""
+    if TOTALS_FUNCTION_ID not in template["Resources"]:
+        return {}
+    events = _properties(template, TOTALS_FUNCTION_ID).get("Events") or {}
+    for event in events.values():
+        if isinstance(event, dict) and event.get("Type") == "DynamoDB":
+            return resolver.resolve(event.get("Properties") or {}) or {}
+    raise TemplateError(f"{TOTALS_FUNCTION_ID} has no DynamoDB event")
 
 
 def _api_routes(
@@ -256,4 +272,8 @@ def read_stack_config(
         stage=str(resolver.resolve(api_props.get("StageName")) or "prod"),
         region=region,
         bucket_versioning=str((versioning or {}).get("Status") or "Suspended"),
+        totals=_function(template, resolver, TOTALS_FUNCTION_ID)
+        if TOTALS_FUNCTION_ID in template["Resources"]
+        else None,
+        stream_batch_size=int(_stream_event(template, resolver).get("BatchSize", 100)),
     )

@@ -1,5 +1,5 @@
 """Reconcile's side of the folder totals: recount each folder as the walk leaves it, compare
-with its counter, and repair the counter without ever wiping a concurrent ingest delta.
+with its counter, and repair the counter without ever wiping a concurrent stream delta.
 
 Per audited folder F (the walk is in S3 key order, so F's keys are contiguous):
 
@@ -11,11 +11,12 @@ Per audited folder F (the walk is in S3 key order, so F's keys are contiguous):
    doubtful: no repair of F in this run.
 3. When the walk leaves F, the count is compared with the counter. A difference is drift.
    The repair is a compare-and-swap: set the counter to the count only if `updates` still
-   has the value read in 1. It waits `settle_s` (at least the ingest function's timeout)
-   plus `SETTLE_MARGIN_S` after F's walk ended, so that every ingest
-   invocation that wrote a row of F before the walk read it has applied its delta (or lost
-   it) by then: a delta that landed since 1 changes `updates` and the repair is skipped;
-   one that had landed before 1 is in the counter read and in what S3 listed.
+   has the value read in 1. It waits `settle_s` (the totals' lag behind the rows: the
+   table stream's consumer) plus `SETTLE_MARGIN_S` after F's walk ended, so that every row
+   change of F made before the walk read it has reached the counter by then: a delta that
+   landed since 1 changes `updates` and the repair is skipped (rows this run repaired
+   included: their deltas come through the stream too); one that had landed before 1 is
+   in the counter read and in what S3 listed.
 4. F is skipped (left for the next run) when its counter was updated less than
    `STAMP_MARGIN_S` before the listing of F began (a change S3 had not listed yet could
    already be in the counter), when the source cannot say when it listed (an inventory), or
@@ -34,8 +35,8 @@ from pipeline.totals.ports import StoredTotals, TotalsReader, TotalsRepairs
 from pipeline.totals.walk import OpenFolder
 
 SETTLE_MARGIN_S = 5.0
-"""Added to the settle time: a request sent just before an ingest invocation ended may still
-be applied a moment later."""
+"""Added to the settle time: a counter update sent just before may still be applied a
+moment later."""
 STAMP_MARGIN_S = 20.0
 """How much older than the listing a counter's last update must be for the folder to be
 repaired: an update's request time out (15 s: connect + read) plus clock skew."""

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline.core.retry import Deadline
-from pipeline.totals.deltas import DeltaSum, Totals
+from pipeline.totals.deltas import Totals
 
 TOTALS_PREFIX = "#totals/"
 """Partition keys of counter items start with this ("#": a reserved, system item)."""
@@ -30,27 +29,6 @@ class StoredTotals:
     updated_at: float | None = None
 
 
-@dataclass
-class ApplyResult:
-    """What became of one invocation's counter updates."""
-
-    applied: int = 0
-    """Counters updated (one UpdateItem each)."""
-    lost: int = 0
-    """Counter updates that failed or whose outcome is unknown (never retried: ADD is not
-    idempotent); reconcile repairs them."""
-    retries: int = 0
-    """Updates sent again because DynamoDB surely did not apply them (throttling, no connection)."""
-    throttles: int = 0
-    """Updates DynamoDB throttled (each sent again while the deadline allows)."""
-
-
-class TotalsWriter(Protocol):
-    """Applies an invocation's summed deltas (ingest)."""
-
-    async def apply(self, sums: DeltaSum, deadline: Deadline) -> ApplyResult: ...
-
-
 class TotalsReader(Protocol):
     """Reads counters (the API; reconcile's dry run)."""
 
@@ -65,3 +43,24 @@ class TotalsRepairs(TotalsReader, Protocol):
     def set_if_unchanged(
         self, bucket: str, folder: str, totals: Totals, expected: StoredTotals
     ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A counter update refused by its watermark: the counter already holds the contributions
+    of the shard up to `watermark` (its stored value; None when it has none)."""
+
+    watermark: str | None
+
+
+class WatermarkedCounters(Protocol):
+    """Applies a folder's summed stream contributions once (the totals consumer)."""
+
+    async def add(
+        self, at: tuple[str, str], shard: str, change: Totals, *, first: str, last: str
+    ) -> Refused | None:
+        """Add `change` to the counter of `at` = (bucket, folder) and set its watermark of
+        `shard` to `last`, only if that watermark is absent or lower than `first`; else
+        change nothing and answer `Refused` with the stored watermark. Raises for any other
+        failure (the outcome may be unknown: the caller retries, the condition decides)."""
+        ...

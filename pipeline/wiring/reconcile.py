@@ -34,8 +34,9 @@ from pipeline.totals.audit import TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
 DEFAULT_TOTALS_SETTLE_S = 60
-"""The ingest function's timeout (the template's default): a counter repair waits that long
-(plus `pipeline.totals.audit.SETTLE_MARGIN_S`) after its folder's walk
+"""How far the folder totals may lag behind the rows (the totals function's stream lag; the
+template alarms above 60 s): a counter repair waits that long (plus
+`pipeline.totals.audit.SETTLE_MARGIN_S`) after its folder's walk
 (`RECONCILE_TOTALS_SETTLE_S`)."""
 DEFAULT_FEED_SETTLE_MS = 5_000
 """The change feed's settle window (`FEED_SETTLE_MS`): repairs follow the writer's rule."""

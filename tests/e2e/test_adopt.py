@@ -9,9 +9,11 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stdout
+from urllib.parse import urlencode
 
 import pytest
 
+from pipeline.local.api_client import get
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
@@ -84,3 +86,59 @@ def test_adopt_keeps_other_notifications_backfills_and_then_follows_events(stack
     item = moto_state.table_items(stack.client("dynamodb"), stack.table_name)["new/one two.txt"]
     assert item["event_name"] == {"S": "ObjectCreated:Put"}
     assert "seq" in item  # EventBridge events carry sequencers
+
+
+def test_adopt_without_reconcile_registers_the_bucket(stack: Stack) -> None:
+    # Given a bucket adopted with --no-reconcile (no backfill)
+    s3 = stack.client("s3")
+    adopted = f"fresh-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=adopted, CreateBucketConfiguration={"LocationConstraint": stack.region})
+    status = cli(
+        [
+            *("adopt", "--bucket", adopted, "--table", stack.table_name, "--no-reconcile"),
+            *("--endpoint-url", str(stack.endpoint_url), "--region", stack.region),
+            *("--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)),
+            *("--queue-name", stack.queue_url.rsplit("/", 1)[-1]),
+        ]
+    )
+    assert status == 0
+    # When a file is uploaded to it
+    s3.put_object(Bucket=adopted, Key="docs/a.txt", Body=b"hello")
+    stack.wait_until_idle(60)
+    # Then the API serves the bucket, its file and its totals (no 404 until a reconcile)
+    query = urlencode({"bucket": adopted})
+    listing = get(f"{stack.api_url}/files?{query}", signer=stack.signer)
+    assert listing.status == 200, listing.body[:200]
+    assert [f["filename"] for f in listing.json()["items"]] == ["docs/a.txt"]
+    query = urlencode({"bucket": adopted, "prefix": "docs/"})
+    totals = get(f"{stack.api_url}/summary?{query}", signer=stack.signer).json()
+    assert (totals["files"], totals["bytes"]) == (1, 5)
+
+
+def test_events_of_an_untracked_bucket_are_acknowledged_and_not_stored(stack: Stack) -> None:
+    # Given a bucket nobody adopted whose owner points its notifications at our queue
+    s3 = stack.client("s3")
+    foreign = f"someone-else-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=foreign, CreateBucketConfiguration={"LocationConstraint": stack.region})
+    queue_arn = stack.resources.queue_arn
+    s3.put_bucket_notification_configuration(
+        Bucket=foreign,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    assert stack.poller is not None
+    failed_before = stack.poller.stats.messages_failed
+    # When objects are uploaded there
+    for i in range(3):
+        s3.put_object(Bucket=foreign, Key=f"x/{i}.bin", Body=b"z" * 10)
+    stack.wait_until_idle(60)
+    # Then the messages were acknowledged (nothing left, nothing failed) and nothing stored:
+    # no row, no counter, and the API does not know the bucket
+    scan = stack.client("dynamodb").get_paginator("scan")
+    pages = scan.paginate(TableName=stack.table_name, ConsistentRead=True)
+    keys = [item["pk"]["S"] for page in pages for item in page["Items"]]
+    assert keys and not [pk for pk in keys if foreign in pk]  # no row, no #totals/ counter
+    assert stack.poller.stats.messages_failed == failed_before
+    query = urlencode({"bucket": foreign})
+    assert get(f"{stack.api_url}/files?{query}", signer=stack.signer).status == 404

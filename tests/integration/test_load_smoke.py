@@ -108,10 +108,10 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
     assert all(
         r["calls"]["BatchExecuteStatement"] >= 8 and r["calls"]["BatchGetItem"] >= 2 for r in ingest
     )
-    # one WRU per row; the folder counters (on by default) are counted apart: one update
-    # per folder per invocation (bench/, bench/<run>/ and the 16 prefixes, and "")
-    assert all((r["wru"] - r["counter_updates"]) / r["records"] == 1 for r in ingest)
-    assert all(r["rru_per_record"] == 1 and 0 < r["counter_updates"] <= 19 for r in ingest)
+    # one WRU per row; ingest writes no folder counter (the totals function does, from the
+    # table's stream: document["folder_totals"])
+    assert all(r["wru"] / r["records"] == 1 for r in ingest)
+    assert all(r["rru_per_record"] == 1 and r["counter_updates"] == 0 for r in ingest)
     assert sum(r["unprocessed_returned"] for r in ingest) > 0  # the retries were exercised
     batch = [r for r in document["results"] if r["variant"] == "ingest_batch"]
     assert all(r["calls"]["BatchWriteItem"] >= 8 for r in batch)
@@ -124,17 +124,23 @@ def test_writer_benchmark_smoke(tmp_path: Path) -> None:
         "peak RSS of one invocation (MB)",
         "(d) table WRU per record (indexes apart)",
         "(d) RRU per record",
-        "totals: counter updates per bulk invocation",
+        "totals: counter updates per bulk batch",
         "totals: counter updates per scattered event",
     }
-    # the folder totals' cost: each workload with the counters off and on
-    totals = {(r["workload"], r["totals"]): r for r in document["folder_totals"]}
-    assert totals[("bulk", True)]["counter_updates"] == 3
-    assert totals[("scattered", True)]["counter_updates"] == 200 + 3
-    assert totals[("bulk", False)]["counter_updates"] == 0
+    # the folder totals' cost: each workload, three designs (the stream's on 1 and 4 shards)
+    totals = {(r["workload"], r["design"], r["shards"]): r for r in document["folder_totals"]}
+    assert totals[("bulk", "stream", 1)]["counter_updates"] == 3
+    assert totals[("bulk", "ingest-add", 1)]["counter_updates"] == 3
+    assert totals[("scattered", "stream", 1)]["counter_updates"] == 200 + 3
+    assert 3 < totals[("bulk", "stream", 4)]["counter_updates"] <= 4 * 3
     assert (
-        totals[("scattered", True)]["usd_per_m_dynamodb"]
-        > totals[("bulk", True)]["usd_per_m_dynamodb"]
+        totals[("scattered", "stream", 1)]["usd_per_m_dynamodb"]
+        > totals[("bulk", "stream", 1)]["usd_per_m_dynamodb"]
+    )
+    assert all(
+        totals[(w, "transactions", 1)]["usd_per_m_dynamodb"]
+        > totals[(w, "stream", 4)]["usd_per_m_dynamodb"]
+        for w in ("bulk", "scattered")
     )
     # every design element's write units, by kind of change, with and without the feed
     feed = document["feed_costs"]
@@ -213,7 +219,7 @@ def test_capacity_smoke(tmp_path: Path) -> None:
     runs = json.loads(out.read_text())
     assert [r["burst"] for r in runs] == ["one-folder", "delete"]
     assert all(r["check"].startswith("ok (20 keys") for r in runs)
-    assert runs[0]["check"] == "ok (20 keys, 20 live rows = counter)"
-    assert runs[1]["check"] == "ok (20 keys, 0 live rows = counter)"
+    assert runs[0]["check"] == "ok (20 keys, 20 live rows)"
+    assert runs[1]["check"] == "ok (20 keys, 0 live rows)"
     assert all(r["events_per_s"] > 0 and r["cost_per_million"]["total"] > 0 for r in runs)
     assert "| defaults | one-folder |" in result.stdout

@@ -39,11 +39,28 @@ DYNAMODB_ACTIONS = {
         "dynamodb:PartiQLInsert",
         "dynamodb:PartiQLUpdate",
         "dynamodb:BatchWriteItem",
-        "dynamodb:UpdateItem",  # folder totals: one ADD per changed folder per invocation
         "dynamodb:GetItem",  # each bucket's shard plan (pipeline/core/shards.py)
     },
     "ApiFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
+    # folder totals from the table's stream: watermarked UpdateItem (+ GetItem of a refused
+    # counter's watermark) on the table, the four stream reads on the stream only
+    "TotalsFunction": {
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    },
 }
+STREAM_ARN = {"Fn::GetAtt": ["FilesTable", "StreamArn"]}
+STREAM_ACTIONS = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
+"""Granted on the table's stream only, and only to the totals function."""
 CONTRACT_DEFAULTS: dict[str, Any] = {
     "BucketName": "serverless-event4",
     "TableName": "files",
@@ -235,6 +252,9 @@ def test_function_may_use_only_its_dynamodb_actions_on_the_table(
         assert statement["Effect"] == "Allow"
         actions = set(_as_list(statement["Action"]))
         expected = [[INDEX_ARN], [FEED_INDEX_ARN]] if actions <= INDEX_ACTIONS else [[TABLE_ARN]]
+        if actions & STREAM_ACTIONS:
+            assert actions == STREAM_ACTIONS, statement
+            expected = [[STREAM_ARN]]
         assert _as_list(statement["Resource"]) in expected, statement
         assert not (actions & INDEX_ACTIONS) or actions <= INDEX_ACTIONS, statement
         assert all(str(a).startswith("dynamodb:") for a in _as_list(statement["Action"]))
@@ -244,7 +264,7 @@ def test_function_may_use_only_its_dynamodb_actions_on_the_table(
 
 
 def test_only_the_api_may_query_the_change_feed_index(transformed: dict[str, Any]) -> None:
-    for function in ("IngestFunction", "ApiFunction", "ReconcileFunction"):
+    for function in ("IngestFunction", "ApiFunction", "ReconcileFunction", "TotalsFunction"):
         resources = [
             r for s in _role_statements(transformed, function) for r in _as_list(s["Resource"])
         ]
@@ -290,6 +310,7 @@ S3_GRANTS = {
         ("s3:ListBucket", json.dumps(_tracked_bucket_arn(""))),
     },
     "ApiFunction": set(),
+    "TotalsFunction": set(),
 }
 
 
@@ -342,8 +363,8 @@ def test_queues_are_encrypted(template: dict[str, Any]) -> None:
 
 def test_ingest_event_source_reports_batch_item_failures(transformed: dict[str, Any]) -> None:
     mappings = _resources(transformed, "AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 1
-    props = next(iter(mappings.values()))["Properties"]
+    assert len(mappings) == 2  # the ingest queue's, and the table stream's (totals)
+    props = mappings["IngestFunctionIngestQueueEvent"]["Properties"]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert props["BatchSize"] == {"Ref": "IngestBatchSize"}
@@ -423,6 +444,7 @@ def test_files_table_shape(template: dict[str, Any]) -> None:
     [
         ("IngestFunction", "handlers.ingest.lambda_handler", "file-tracker-ingest"),
         ("ApiFunction", "handlers.api.lambda_handler", "file-tracker-api"),
+        ("TotalsFunction", "handlers.totals.lambda_handler", "file-tracker-totals"),
     ],
 )
 def test_function_runtime_and_environment(
@@ -817,3 +839,50 @@ def test_the_dashboard_shows_throughput_lag_failures_retries_drift_and_queue_age
             or resource in template["Parameters"]
             or resource.startswith("AWS::")
         ), name
+
+
+# ------------------------------------------------------------------------------------ totals
+
+
+def test_the_table_streams_every_change_with_both_images(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FilesTable"]["Properties"]
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_the_totals_function_reads_the_stream_one_ordered_batch_per_shard(
+    transformed: dict[str, Any],
+) -> None:
+    mappings = [
+        res["Properties"]
+        for res in _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+        if res["Properties"]["FunctionName"] == {"Ref": "TotalsFunction"}
+    ]
+    assert len(mappings) == 1
+    (mapping,) = mappings
+    assert mapping["EventSourceArn"] == STREAM_ARN
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    # per-shard watermarks: never two batches of one shard at once
+    assert mapping["ParallelizationFactor"] == 1
+    # the event names its shard only with a tumbling window; state is not used
+    assert 1 <= mapping["TumblingWindowInSeconds"] <= 900
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # a batch is retried until it succeeds: nothing is skipped before the records expire
+    assert mapping["MaximumRetryAttempts"] == -1
+    assert mapping["MaximumRecordAgeInSeconds"] == -1
+    assert not mapping.get("BisectBatchOnFunctionError", False)
+    assert 1 <= mapping["BatchSize"] <= 10_000
+
+
+def test_ingest_writes_no_counters(template: dict[str, Any]) -> None:
+    ingest = template["Resources"]["IngestFunction"]["Properties"]
+    assert "FOLDER_TOTALS" not in ingest["Environment"]["Variables"]
+
+
+def test_alarms_watch_totals_drift_and_stream_lag(template: dict[str, Any]) -> None:
+    drift = template["Resources"]["TotalsDriftAlarm"]["Properties"]
+    assert (drift["Namespace"], drift["MetricName"]) == ("FileTracker", "TotalsDrift")
+    assert drift["Dimensions"] == [{"Name": "service", "Value": "file-tracker-reconcile"}]
+    assert drift["Threshold"] == 0 and drift["ComparisonOperator"] == "GreaterThanThreshold"
+    age = template["Resources"]["TotalsIteratorAgeAlarm"]["Properties"]
+    assert (age["Namespace"], age["MetricName"]) == ("AWS/Lambda", "IteratorAge")
+    assert age["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "TotalsFunction"}}]

@@ -1,8 +1,10 @@
-"""Folder totals: folders of a key, deltas of applied transitions, and ingest's counters under
-forced interleavings (in-memory DynamoDB with DynamoDB's conditional semantics).
+"""Folder totals: folders of a key, deltas of row transitions, and the stream consumer's
+counters under every forced failure (in-memory stream and counters with DynamoDB's
+UpdateItem semantics, `tests.support.stream_sim`; the real adapter and consumer logic).
 
-Interleavings are forced, never hoped for: `Gate` holds one invocation's row writes after
-its read until the other invocation has finished (`tests.support.interleave`).
+Failures are forced at each counter write in turn, never hoped for: a 500 not applied, a
+write applied whose answer is lost, a timeout, and the invocation killed before or after
+a write lands (then the batch redelivered, as Lambda's stream event source does).
 """
 
 from __future__ import annotations
@@ -12,21 +14,13 @@ import random
 from typing import Any
 
 import pytest
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from pipeline.adapters.dynamo.errors import surely_not_applied
-from pipeline.adapters.dynamo.totals import MAX_ATTEMPTS, DynamoTotalsWriter
-from pipeline.adapters.dynamo.writer import DynamoFileStore
-from pipeline.core.model import PARTITION_KEY, item_key
+from pipeline.adapters.dynamo.stream_totals import DynamoWatermarkedCounters
 from pipeline.core.retry import Backoff, Deadline
-from pipeline.core.settings import WriteMode
-from pipeline.ingest.batch import IngestResult, ingest
+from pipeline.totals import stream
 from pipeline.totals.deltas import DeltaSum, Totals, counted, delta
 from pipeline.totals.folders import MAX_DEPTH, ancestors, is_counted, is_folder
-from pipeline.totals.ports import totals_key
-from tests.support.faults import InMemoryDynamo, client_error
-from tests.support.interleave import Gate
-from tests.support.s3events import notification, s3_record, sqs_record
+from tests.support.stream_sim import CounterClient, Killed, StreamTable
 
 TABLE = "files"
 BUCKET = "serverless-event4"
@@ -79,245 +73,234 @@ def test_sums_are_per_bucket_and_folder_and_zero_sums_cost_nothing() -> None:
     assert sums.transitions == 4 and len(sums) == 3
 
 
-# --- ingest's counters under forced interleavings ----------------------------------------
+# --- the stream consumer: exactly once under every forced failure ---------------------------
+
+FAULTS = ("500", "lost", "timeout", "kill-before", "kill-after")
+KEYS = [f"{top}/{mid}/f{i}" for top in ("a", "z") for mid in ("p", "q") for i in range(3)]
+KEYS += ["root-file", "a/direct"]
 
 
-def message(
-    key: str, kind: str = "create", *, seq: str | None = OLD_SEQ, time: str = T0, size: int = 100
-) -> dict[str, Any]:
-    event = "ObjectCreated:Put" if kind == "create" else "ObjectRemoved:Delete"
-    record = s3_record(key, event=event, size=size, sequencer=seq, event_time=time)
-    return sqs_record(notification(record), f"{kind}-{seq or time}-{size}")
+LOOP = asyncio.new_event_loop()
+"""One loop for the thousands of batches these tests run (a new loop per batch is slow)."""
 
 
-def totals_of(db: InMemoryDynamo, folder: str, bucket: str = BUCKET) -> Totals:
-    item = db.tables.get(TABLE, {}).get(totals_key(bucket, folder))
-    if item is None:
-        return Totals()
-    return Totals(int(item["files"]["N"]), int(item["bytes"]["N"]))
+async def _no_sleep(_: float) -> None:
+    return None
 
 
-async def run(
-    client: Any,
-    *records: dict[str, Any],
-    counters: Any = None,
-    mode: WriteMode = WriteMode.CONDITIONAL,
-) -> IngestResult:
-    backoff = Backoff(0.001, 0.01, random.Random(1))
-    store = DynamoFileStore(client, TABLE, concurrency=8, backoff=backoff)
-    writer = DynamoTotalsWriter(counters or client, TABLE, backoff=backoff)
-    return await ingest(
-        list(records), store, Deadline(30), tombstone_ttl_s=TTL, now=1e9, totals=writer, mode=mode
-    )
+def reference(records: list[dict[str, Any]]) -> dict[str, Totals]:
+    """What the counters must hold after `records`: their deltas summed, the simplest way."""
+    sums: dict[str, Totals] = {}
+    for record in records:
+        data = record["dynamodb"]
+        if data["Keys"]["pk"]["S"].startswith("#"):
+            continue
+        if id(record) not in _FOLDED:  # the record is kept with it: its id is not reused
+            folded = stream.fold([record]).folders.items()
+            _FOLDED[id(record)] = (record, [(f, c.contributions[0].change) for (_, f), c in folded])
+        for folder, change in _FOLDED[id(record)][1]:
+            sums[folder] = sums.get(folder, Totals()) + change
+    return {f: t for f, t in sums.items() if t}
 
 
-def race(
-    before: list[dict[str, Any]],
-    first: list[dict[str, Any]],
-    second: list[dict[str, Any]],
-    marker: str,
-) -> InMemoryDynamo:
-    """After `before` is applied, `first`'s invocation reads, then its writes mentioning
-    `marker` wait until `second`'s invocation has run to the end (counters included)."""
-    db = InMemoryDynamo()
-
-    async def scenario() -> None:
-        if before:
-            await run(db, *before)
-        gate = Gate(db, marker)
-        held = asyncio.create_task(run(gate, *first, counters=db))
-        await gate.reached.wait()
-        await run(db, *second)
-        gate.release.set()
-        result = await held
-        assert result.failed_message_ids == [] and result.totals_lost == 0
-
-    asyncio.run(scenario())
-    return db
+_FOLDED: dict[int, tuple[dict[str, Any], list[tuple[str, Totals]]]] = {}
 
 
-def test_two_invocations_racing_on_one_create_count_it_once() -> None:
-    # Given the same create delivered to two invocations; both read "no row"
-    # When one writes while the other's INSERT is held, then the held one lands
-    db = race([], [message("photos/a.jpg")], [message("photos/a.jpg")], OLD_SEQ)
-    # Then the file is counted once in every folder above it
-    for folder in ("", "photos/"):
-        assert totals_of(db, folder) == Totals(1, 100)
+def consume(
+    table: StreamTable,
+    client: CounterClient,
+    *,
+    batch_size: int,
+    adapter_retries: bool = True,
+    check_each_batch: bool = True,
+) -> int:
+    """Lambda's stream event source over every shard, parents first: a batch from the
+    checkpoint; a killed invocation is redelivered whole; a reported failure moves the
+    checkpoint to just before it. Returns the invocations made."""
+    invocations = 0
+    expected: dict[str, Totals] = {}  # the reference, over the records done so far
+
+    def done(records: list[dict[str, Any]]) -> None:
+        for folder, change in reference(records).items():
+            expected[folder] = expected.get(folder, Totals()) + change
+
+    for shard, records in table.shards.items():  # created parent-first
+        checkpoint = 0
+        while checkpoint < len(records):
+            batch = records[checkpoint : checkpoint + batch_size]
+            counters = DynamoWatermarkedCounters(
+                client,
+                TABLE,
+                Deadline(60 if adapter_retries else 0.0),
+                backoff=Backoff(base_s=0.001, cap_s=0.001),
+                sleep=_no_sleep,
+            )
+            invocations += 1
+            assert invocations < 10_000, "no progress"
+            try:
+                result = LOOP.run_until_complete(stream.apply_batch(batch, shard, counters))
+            except Killed:
+                client.revive()  # a new execution environment; the batch comes again
+                continue
+            if result.failed_seq is None:
+                checkpoint += len(batch)
+                done(batch)
+            else:
+                numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
+                at = numbers.index(result.failed_seq)
+                checkpoint += at
+                done(batch[:at])
+            if check_each_batch and result.failed_seq is None:
+                # other folders of a partly failed batch may be ahead until its retry is done
+                assert client.totals() == {f: t for f, t in expected.items() if t}
+    return invocations
 
 
-@pytest.mark.parametrize("preexisting", [False, True], ids=["new-key", "existing-key"])
-def test_two_invocations_racing_with_different_events_count_the_winner_only(
-    preexisting: bool,
+def scenario(seed: int, *, partitions: int = 1, rotate: bool = False) -> StreamTable:
+    rng = random.Random(seed)
+    random.seed(seed)
+    table = StreamTable(partitions=partitions)
+    table.churn(rng, 40, KEYS)
+    table.system_write("#totals/b/a/")
+    table.system_write("#bucket/b")
+    if rotate:
+        table.rotate()
+    table.churn(rng, 40, KEYS)
+    return table
+
+
+def count_writes(table: StreamTable, batch_size: int) -> int:
+    client = CounterClient()
+    consume(table, client, batch_size=batch_size)
+    return client.calls
+
+
+def test_the_counters_equal_the_rows_after_a_clean_run() -> None:
+    table = scenario(1)
+    client = CounterClient()
+    consume(table, client, batch_size=7)
+    assert client.totals() == table.truth() and not client.negative_seen
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize(
+    "adapter_retries", [True, False], ids=["adapter-retries", "lambda-retries"]
+)
+def test_a_fault_at_every_counter_write_leaves_the_totals_exact(
+    fault: str, adapter_retries: bool
 ) -> None:
-    """Over an existing row, the held newer write must not apply through the `seq < ?`
-    shortcut from a row that is gone: it conflicts, re-reads and counts from what it replaces."""
-    before = [message("a/k", seq="00", size=40)] if preexisting else []
-    older = message("a/k", seq=OLD_SEQ, size=100)
-    newer = message("a/k", seq=NEW_SEQ, time=T1, size=250)
-    assert totals_of(race(before, [older], [newer], OLD_SEQ), "a/") == Totals(1, 250)
-    assert totals_of(race(before, [newer], [older], NEW_SEQ), "a/") == Totals(1, 250)
+    """Every counter write of the run, one at a time, fails in `fault`'s way; whether the
+    adapter retries it or the batch is reported failed (Lambda retries from that record),
+    the counters equal the rows in the end, after every batch, and never go negative."""
+    table = scenario(2)
+    writes = count_writes(table, batch_size=9)
+    assert writes > 20
+    for n in range(writes):
+        client = CounterClient(faults={n: fault})
+        consume(table, client, batch_size=9, adapter_retries=adapter_retries)
+        assert client.totals() == table.truth(), f"fault {fault} at write {n}"
+        assert not client.negative_seen
 
 
-def test_a_delete_racing_a_create_leaves_nothing_counted() -> None:
-    create = message("a/k", seq=OLD_SEQ)
-    delete = message("a/k", "delete", seq=NEW_SEQ, time=T1)
-    assert totals_of(race([], [create], [delete], OLD_SEQ), "a/") == Totals()
-    assert totals_of(race([], [delete], [create], NEW_SEQ), "a/") == Totals()
+def test_many_faults_at_once_and_refusals_without_the_item_still_add_up() -> None:
+    table = scenario(3)
+    writes = count_writes(table, batch_size=5)
+    rng = random.Random(3)
+    for attempt in range(30):
+        faults = {n: rng.choice(FAULTS) for n in rng.sample(range(writes * 2), writes // 2)}
+        client = CounterClient(faults=faults, refusal_carries_item=attempt % 2 == 0)
+        consume(table, client, batch_size=rng.randint(1, 12), adapter_retries=attempt % 3 > 0)
+        assert client.totals() == table.truth() and not client.negative_seen
 
 
-def test_writes_without_sequencers_racing_at_one_event_time_count_the_size_they_replace() -> None:
-    """Rows without sequencers and with equal event times differ only by size: the
-    compare-and-swap compares it, else the held write would apply from a size that is gone."""
-    db = InMemoryDynamo()
-    asyncio.run(run(db, message("a/k", seq=None, time=T1, size=180)))
-    held = message("a/k", seq=None, time=T1, size=333)
-    between = message("a/k", seq=None, time=T1, size=55)
+def test_replayed_and_overlapping_batches_add_nothing_twice() -> None:
+    """Batches redelivered over ranges already applied (a retry, a bisected half, a range
+    overlapping the last one) only add what is new."""
+    table = scenario(4)
+    ((shard, records),) = table.shards.items()
+    client = CounterClient()
+    rng = random.Random(4)
 
-    async def scenario() -> None:
-        gate = Gate(db, "333")
-        task = asyncio.create_task(run(gate, held, counters=db))
-        await gate.reached.wait()
-        await run(db, between)  # 180 -> 55: the same version attributes as before
-        gate.release.set()
-        await task
+    def run(batch: list[dict[str, Any]]) -> None:
+        counters = DynamoWatermarkedCounters(client, TABLE, Deadline(60), sleep=_no_sleep)
+        result = asyncio.run(stream.apply_batch(batch, shard, counters))
+        assert result.failed_seq is None
 
-    asyncio.run(scenario())
-    row = db.tables[TABLE][item_key(BUCKET, "a/k")]
-    assert totals_of(db, "a/") == Totals(1, int(row["size"]["N"]))
-
-
-def test_a_duplicate_delivery_adds_nothing() -> None:
-    db = InMemoryDynamo()
-    first = asyncio.run(run(db, message("a/b/k")))
-    again = asyncio.run(run(db, message("a/b/k"), message("a/b/k")))
-    assert (first.totals_updates, again.totals_updates, again.skipped) == (3, 0, 2)
-    assert totals_of(db, "a/b/") == Totals(1, 100)
+    end = 0
+    while end < len(records):
+        new_end = min(len(records), end + rng.randint(1, 10))
+        start = max(0, end - rng.randint(0, 8))  # overlaps what was applied
+        run(records[start:new_end])
+        run(records[start:new_end])  # and the same batch again
+        end = new_end
+        assert client.totals() == reference(records[:end])
+    assert client.totals() == table.truth() and not client.negative_seen
 
 
-def test_an_overwrite_adds_only_the_size_difference_and_a_delete_removes_the_file() -> None:
-    db = InMemoryDynamo()
-    asyncio.run(run(db, message("a/k", size=100), message("a/j", size=1)))
-    asyncio.run(run(db, message("a/k", seq=NEW_SEQ, time=T1, size=130)))
-    assert totals_of(db, "a/") == Totals(2, 131)
-    asyncio.run(run(db, message("a/j", "delete", seq=NEW_SEQ, time=T1)))
-    assert totals_of(db, "a/") == Totals(1, 130) and totals_of(db, "") == Totals(1, 130)
+def test_shards_rotating_keep_a_watermark_each_and_stay_exact() -> None:
+    """AWS rotates a table's shards (DynamoDB Local keeps one): changes of one item move
+    from the parent shard to its child; parents are read first, as Lambda does."""
+    table = scenario(5, partitions=3, rotate=True)
+    assert len(table.shards) == 6
+    client = CounterClient()
+    consume(table, client, batch_size=4)
+    assert client.totals() == table.truth()
+    marks = {name for item in client.items.values() for name in item if name.startswith("wm:")}
+    assert len(marks) > 3  # one watermark per shard that changed a counter
 
 
-def test_one_invocation_updates_each_folder_once_however_many_keys_changed() -> None:
-    db = InMemoryDynamo()
-    calls: list[str] = []
-
-    class Counting:
-        async def update_item(self, **kwargs: Any) -> Any:
-            calls.append(kwargs["Key"][PARTITION_KEY]["S"])
-            return await db.update_item(**kwargs)
-
-    records = [message(f"bulk/f{i:03d}", size=10) for i in range(250)]
-    result = asyncio.run(run(db, *records, counters=Counting()))
-    assert sorted(calls) == [totals_key(BUCKET, ""), totals_key(BUCKET, "bulk/")]
-    assert result.totals_updates == 2 and totals_of(db, "bulk/") == Totals(250, 2500)
+def test_system_items_and_unchanged_sizes_write_no_counter() -> None:
+    table = StreamTable()
+    table.system_write("#totals/b/")
+    table.system_write("#bucket/other")
+    table.put("a/x", 5)
+    table.put("a/x", 5)  # same size: a change of nothing
+    batch = stream.fold(next(iter(table.shards.values())))
+    assert batch.ignored == 2 and batch.file_changes == 2
+    assert sorted(batch.folders) == [("b", ""), ("b", "a/")]
+    assert all(len(c.contributions) == 1 for c in batch.folders.values())
 
 
-def test_the_batch_mode_counts_from_the_row_it_read() -> None:
-    db = InMemoryDynamo()
-    asyncio.run(run(db, message("a/k", size=5), mode=WriteMode.BATCH))
-    asyncio.run(run(db, message("a/k", seq=NEW_SEQ, time=T1, size=8), mode=WriteMode.BATCH))
-    assert totals_of(db, "a/") == Totals(1, 8)
+def test_a_stream_without_both_images_or_a_shard_fails_clearly() -> None:
+    record = {
+        "dynamodb": {
+            "Keys": {"pk": {"S": "b/x"}},
+            "SequenceNumber": "1" * 21,
+            "StreamViewType": "KEYS_ONLY",
+        }
+    }
+    with pytest.raises(stream.StreamRecordError, match="NEW_AND_OLD_IMAGES"):
+        stream.fold([record])
+    with pytest.raises(stream.StreamRecordError, match="TumblingWindowInSeconds"):
+        stream.shard_of({"Records": [record]})
 
 
-# --- counter updates that fail: retried only when surely not applied, else counted lost ---
+def test_sequence_numbers_compare_as_numbers_whatever_their_length() -> None:
+    assert stream.padded("99" + "0" * 19) < stream.padded("1" + "0" * 21)
+    with pytest.raises(stream.StreamRecordError):
+        stream.padded("12a")
 
 
-class Flaky:
-    """Fails the first `failures` counter updates with `error`, then passes them through."""
+def test_watermarks_older_than_the_stream_retention_are_pruned() -> None:
+    client = CounterClient()
+    now = [1_000_000.0]
+    table = StreamTable()
+    table.put("a/x", 1)
+    table.rotate()
+    table.put("a/y", 2)
+    (old_shard, old), (new_shard, new) = table.shards.items()
 
-    def __init__(self, db: InMemoryDynamo, error: BaseException, failures: int) -> None:
-        self.db, self.error, self.failures, self.sent = db, error, failures, 0
+    def run(shard: str, batch: list[dict[str, Any]]) -> DynamoWatermarkedCounters:
+        counters = DynamoWatermarkedCounters(
+            client, TABLE, Deadline(60), sleep=_no_sleep, clock=lambda: now[0]
+        )
+        asyncio.run(stream.apply_batch(batch, shard, counters))
+        return counters
 
-    async def update_item(self, **kwargs: Any) -> Any:
-        self.sent += 1
-        if self.failures > 0:
-            self.failures -= 1
-            raise self.error
-        return await self.db.update_item(**kwargs)
-
-
-THROTTLED = client_error("ThrottlingException", "Rate exceeded", operation="UpdateItem")
-NO_CONNECTION = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-CONNECT_TIMEOUT = ConnectTimeoutError(endpoint_url="http://127.0.0.1:1")
-READ_TIMEOUT = ReadTimeoutError(endpoint_url="http://127.0.0.1:1")
-SERVER_ERROR = client_error("InternalServerError", "oops", 500, "UpdateItem")
-
-
-@pytest.mark.parametrize("error", [THROTTLED, NO_CONNECTION, CONNECT_TIMEOUT], ids=type)
-def test_an_update_dynamodb_surely_did_not_apply_is_sent_again(error: BaseException) -> None:
-    db = InMemoryDynamo()
-    flaky = Flaky(db, error, failures=1)
-    result = asyncio.run(run(db, message("k"), counters=flaky))
-    assert (result.totals_updates, result.totals_lost, flaky.sent) == (1, 0, 2)
-    assert totals_of(db, "") == Totals(1, 100)
-
-
-@pytest.mark.parametrize("error", [READ_TIMEOUT, SERVER_ERROR], ids=["read-timeout", "5xx"])
-def test_an_update_of_unknown_outcome_is_never_sent_again_and_counted_lost(
-    error: BaseException,
-) -> None:
-    db = InMemoryDynamo()
-    flaky = Flaky(db, error, failures=1)
-    result = asyncio.run(run(db, message("k"), counters=flaky))
-    # the row is written and the message succeeds: the row is the source of truth
-    assert result.failed_message_ids == [] and result.written == 1
-    assert (result.totals_updates, result.totals_lost, flaky.sent) == (0, 1, 1)
-    assert totals_of(db, "") == Totals()
-
-
-def test_a_throttled_update_is_retried_until_it_lands_however_many_times_it_is_throttled() -> None:
-    # Given a counter throttled 3 x MAX_ATTEMPTS times in a row (a hot folder), time to spare
-    db = InMemoryDynamo()
-    flaky = Flaky(db, THROTTLED, failures=3 * MAX_ATTEMPTS)
-    result = asyncio.run(run(db, message("k"), counters=flaky))
-    # Then it lands once: throttling is "not now", never a lost delta while time remains
-    assert (result.totals_updates, result.totals_lost) == (1, 0)
-    assert flaky.sent == 3 * MAX_ATTEMPTS + 1 and result.throttles == 3 * MAX_ATTEMPTS
-    assert totals_of(db, "") == Totals(1, 100)
-
-
-def test_a_connection_never_made_is_retried_at_most_max_attempts_times() -> None:
-    db = InMemoryDynamo()
-    flaky = Flaky(db, NO_CONNECTION, failures=MAX_ATTEMPTS + 1)
-    result = asyncio.run(run(db, message("k"), counters=flaky))
-    assert (result.totals_updates, result.totals_lost, flaky.sent) == (0, 1, MAX_ATTEMPTS)
-    assert result.throttles == 0
-
-
-def test_which_errors_are_safe_to_retry() -> None:
-    assert surely_not_applied(THROTTLED) and surely_not_applied(NO_CONNECTION)
-    assert not surely_not_applied(READ_TIMEOUT) and not surely_not_applied(SERVER_ERROR)
-    assert not surely_not_applied(TimeoutError())
-
-
-class AppliedButTimedOut:
-    """Applies the first BatchExecuteStatement, then raises as if the answer never came."""
-
-    def __init__(self, db: InMemoryDynamo) -> None:
-        self.db, self.timed_out = db, False
-
-    async def batch_execute_statement(self, **kwargs: Any) -> Any:
-        response = await self.db.batch_execute_statement(**kwargs)
-        if not self.timed_out:
-            self.timed_out = True
-            raise READ_TIMEOUT
-        return response
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.db, name)
-
-
-def test_a_row_write_of_unknown_outcome_found_applied_is_counted_as_a_lost_delta() -> None:
-    # Given a row write that DynamoDB applied but whose answer was lost (a read timeout)
-    db = InMemoryDynamo()
-    result = asyncio.run(run(AppliedButTimedOut(db), message("a/k"), counters=db))
-    # Then the retry conflicts with it, the re-read finds the event stored: skipped, and the
-    # delta that nobody added is counted as lost (reconcile repairs it), never as a failure
-    assert result.failed_message_ids == [] and result.skipped == 1
-    assert result.totals_lost == 1 and totals_of(db, "a/") == Totals()
+    run(old_shard, old)
+    now[0] += 27 * 3600
+    counters = run(new_shard, new)
+    item = client.items["#totals/b/a/"]
+    assert f"wm:{new_shard}" in item and f"wm:{old_shard}" not in item
+    assert counters.pruned == 2  # on "" and "a/"
+    assert client.totals() == table.truth()

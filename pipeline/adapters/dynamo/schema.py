@@ -59,9 +59,13 @@ def feed_index_definition() -> dict[str, Any]:
     }
 
 
+STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+"""The table's stream, from which the totals function derives the folder totals."""
+
+
 def create_files_table(client: Any, table_name: str) -> None:
     """Create the table (partition key `pk`, on-demand, the listing and change feed indexes,
-    TTL) and wait."""
+    its stream of row changes, TTL) and wait."""
     client.create_table(
         TableName=table_name,
         AttributeDefinitions=[
@@ -74,9 +78,19 @@ def create_files_table(client: Any, table_name: str) -> None:
         KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[index_definition(), feed_index_definition()],
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification=STREAM_SPECIFICATION,
     )
     client.get_waiter("table_exists").wait(TableName=table_name)
     client.update_time_to_live(
         TableName=table_name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+
+
+def stream_arn(client: Any, table_name: str) -> str | None:
+    """The table's stream ARN (None when it has no stream)."""
+    table = client.describe_table(TableName=table_name)["Table"]
+    arn = table.get("LatestStreamArn")
+    return (
+        str(arn) if arn and (table.get("StreamSpecification") or {}).get("StreamEnabled") else None
     )

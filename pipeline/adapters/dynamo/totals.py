@@ -4,13 +4,8 @@ Item: `{PARTITION_KEY}` = `#totals/{bucket}/{folder}`, `files` (N), `bytes` (N),
 (N, +1 per update: the version a repair compares), `updated_at` (N, epoch seconds of the
 writer's clock when it sent the last update).
 
-- Ingest (`DynamoTotalsWriter`, aiobotocore): one UpdateItem `ADD` per counter per invocation.
-  ADD is not idempotent, so an update is sent again only when DynamoDB surely did not apply
-  it (`pipeline.adapters.dynamo.errors.surely_not_applied`): a throttling error (refused before any
-  write) or a connection
-  that was never established. Anything else (a timeout or a dropped connection after
-  sending, a 5xx) may or may not have been applied: it is counted as lost, never retried,
-  and never fails a message; reconcile repairs the counter.
+- The totals function writes them, from the table's stream, with a watermark per stream
+  shard (`pipeline.adapters.dynamo.stream_totals`): each change once, whatever fails.
 - API and reconcile (`DynamoTotalsStore`, boto3): consistent GetItem / BatchGetItem, and
   reconcile's compare-and-swap `set_if_unchanged` (SET the counted values only while
   `updates` is still the version read).
@@ -18,8 +13,6 @@ writer's clock when it sent the last update).
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,18 +23,12 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from pipeline.adapters.dynamo.errors import (
-    THROTTLE_CODES,
-    error_code,
-    is_transient,
-    surely_not_applied,
-)
+from pipeline.adapters.dynamo.errors import error_code, is_transient
 from pipeline.adapters.dynamo.reader import from_item
 from pipeline.core.model import PARTITION_KEY
-from pipeline.core.retry import Backoff, Deadline, Sleep, real_sleep
 from pipeline.read.ports import StoreError, StoreUnavailableError
-from pipeline.totals.deltas import DeltaSum, Totals
-from pipeline.totals.ports import ApplyResult, StoredTotals, totals_key
+from pipeline.totals.deltas import Totals
+from pipeline.totals.ports import StoredTotals, totals_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,88 +60,6 @@ def stored_of(item: dict[str, Any] | None) -> StoredTotals:
         updates if isinstance(updates, int) and not isinstance(updates, bool) else None,
         float(stamp) if isinstance(stamp, int | float) and not isinstance(stamp, bool) else None,
     )
-
-
-class DynamoTotalsWriter:
-    """`TotalsWriter` over an aiobotocore client (the ingest function's)."""
-
-    def __init__(
-        self,
-        client: Any,
-        table_name: str,
-        *,
-        concurrency: int = 16,
-        backoff: Backoff | None = None,
-        sleep: Sleep = real_sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._slots = asyncio.Semaphore(concurrency)
-        self._backoff = backoff or Backoff()
-        self._sleep = sleep
-        self._clock = clock
-
-    async def apply(self, sums: DeltaSum, deadline: Deadline) -> ApplyResult:
-        """ADD each non-zero sum to its counter, once; never raises."""
-        result = ApplyResult()
-        await asyncio.gather(
-            *(
-                self._add(bucket, folder, change, deadline, result)
-                for (bucket, folder), change in sums.items()
-            )
-        )
-        return result
-
-    async def _add(
-        self, bucket: str, folder: str, change: Totals, deadline: Deadline, result: ApplyResult
-    ) -> None:
-        key = totals_key(bucket, folder)
-        for attempt in itertools.count(1):
-            if deadline.remaining() <= 0:
-                break
-            try:
-                async with self._slots:
-                    await self._client.update_item(
-                        TableName=self._table,
-                        Key={PARTITION_KEY: {"S": key}},
-                        UpdateExpression=_ADD,
-                        ExpressionAttributeNames=_NAMES,
-                        ExpressionAttributeValues={
-                            ":f": {"N": str(change.files)},
-                            ":b": {"N": str(change.bytes)},
-                            ":one": {"N": "1"},
-                            ":now": {"N": f"{self._clock():.3f}"},
-                        },
-                    )
-            except Exception as error:
-                if not surely_not_applied(error):
-                    logger.warning(
-                        "Folder counter update lost (outcome unknown, not retried): %s",
-                        type(error).__name__
-                        if not isinstance(error, ClientError)
-                        else error_code(error),
-                        extra={"counter": key[:256], "files": change.files, "bytes": change.bytes},
-                    )
-                    result.lost += 1
-                    return
-                throttled = isinstance(error, ClientError) and error_code(error) in THROTTLE_CODES
-                result.throttles += int(throttled)
-                delay = self._backoff.delay(attempt)
-                # a throttle is retried until the deadline (refused, so surely not applied);
-                # a connection never made, MAX_ATTEMPTS times
-                if (attempt >= MAX_ATTEMPTS and not throttled) or delay >= deadline.remaining():
-                    break
-                result.retries += 1
-                await self._sleep(delay)
-                continue
-            result.applied += 1
-            return
-        logger.warning(
-            "Folder counter update lost (throttled until out of attempts or time)",
-            extra={"counter": key[:256], "files": change.files, "bytes": change.bytes},
-        )
-        result.lost += 1
 
 
 class DynamoTotalsStore:

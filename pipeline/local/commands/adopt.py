@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.adapters.dynamo.registry import register_bucket
 from pipeline.core.model import bucket_problem
 from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
@@ -64,8 +65,8 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
-        help="step 3: the ingest function's timeout: a folder counter's repair waits that "
-        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        help="step 3: the totals' lag behind the rows: a folder counter's repair waits "
+        f"that long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument(
         "--dry-run",
@@ -195,6 +196,8 @@ def adopt_main(args: argparse.Namespace) -> int:
         )
     else:
         print(f"EventBridge notifications already on for s3://{target.bucket}", file=sys.stderr)
+    if not args.dry_run:  # before its events are routed: ingest stores none of an untracked bucket
+        register_bucket(clients.dynamodb, target.table, target.bucket, by="adopt")
     if queue is not None:
         changes += _route(args, target, queue)
     if args.no_reconcile:

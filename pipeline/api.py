@@ -35,6 +35,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict  # pydantic needs it for TypedDicts on Python < 3.12
 
+from pipeline.api_buckets import buckets_router
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.reader import ChangeIndex, ShardPage, ShardRange
 from pipeline.feed.service import (
@@ -657,6 +658,8 @@ def build_app(
             "bytes": stored.totals.bytes,
         }
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+
+    app.include_router(buckets_router(index, settings, totals, errors=_SERVER_ERRORS))
 
     @app.exception_handler(RequestValidationError)
     def _invalid_parameters(exc: RequestValidationError) -> Response:

@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._serve()
             self.wfile.flush()
-        except TimeoutError:
+        except (TimeoutError, ConnectionError):  # the page went away mid-answer
             self.close_connection = True
 
     def _serve(self) -> None:

@@ -9,7 +9,8 @@
   const PAGE = 200;
   const CHANGES_PAGE = 100;
   const POLL_MS = 2000;
-  const BACKLOG_MS = 3600 * 1000;
+  const BACKLOG_MS = 15 * 60 * 1000;
+  const BACKLOG_PAGES = 3; // a page load reads at most this many pages of past changes
   const KEEP_CHANGES = 200;
   const $ = (id) => document.getElementById(id);
 
@@ -18,7 +19,7 @@
   let generation = 0; // bumps on every navigation: stale answers are dropped
   let folderBytes = 0;
   let nextToken = null;
-  let feed = { generation: 0, cursor: null, newest: null, timer: null, backlog: true };
+  let feed = { generation: 0, cursor: null, newest: null, timer: null, backlog: true, pages: 0 };
 
   // ---------------------------------------------------------------- text helpers
 
@@ -419,13 +420,16 @@
       box.textContent = Number.isNaN(at) ? '' :
         `Newest change ${ago(Date.now() - at)} ago (${when(feed.newest)}); following live.`;
     } else {
-      box.textContent = 'No changes in the last hour; following live.';
+      box.textContent = 'No changes in the last 15 minutes; following live.';
     }
+    if (box.dataset.skipped) box.textContent += ' Older changes skipped (a busy bucket).';
   }
 
   function startFeed() {
     clearTimeout(feed.timer);
-    feed = { generation: feed.generation + 1, cursor: null, newest: null, timer: null, backlog: true };
+    feed = {
+      generation: feed.generation + 1, cursor: null, newest: null, timer: null, backlog: true, pages: 0,
+    };
     $('changes').replaceChildren();
     pollFeed(feed.generation, new Date(Date.now() - BACKLOG_MS).toISOString());
   }
@@ -449,8 +453,20 @@
       while (list.children.length > KEEP_CHANGES) list.lastChild.remove();
       const keys = items.map((c) => c.key).filter((key) => key.startsWith(state.prefix));
       if (!feed.backlog && keys.length) refreshTotals(keys);
-      if (items.length === CHANGES_PAGE) delay = 0; else feed.backlog = false;
-      document.body.dataset.feed = 'live';
+      feed.pages += 1;
+      if (items.length < CHANGES_PAGE) {
+        feed.backlog = false;
+      } else if (feed.backlog && feed.pages >= BACKLOG_PAGES) {
+        // a busy bucket: skip the rest of the past and follow from now
+        feed.cursor = null;
+        feed.backlog = false;
+        since = '';
+        $('freshness').dataset.skipped = 'true';
+        delay = 0;
+      } else {
+        delay = 0;
+      }
+      document.body.dataset.feed = feed.backlog ? 'catching-up' : 'live';
     } else if (answer.body.state === 'expired') {
       feed.cursor = null;
       since = new Date().toISOString();

@@ -172,8 +172,10 @@ def click_folder(browser: Any, prefix: str) -> None:
         if row.get_attribute("data-prefix") == prefix:
             row.find_element(By.CSS_SELECTOR, "a.folder").click()
             wait_for(
-                lambda: browser.execute_script("return document.body.dataset.folder") == prefix
-                and browser.execute_script("return document.body.dataset.loading") == "false",
+                lambda: (
+                    browser.execute_script("return document.body.dataset.folder") == prefix
+                    and browser.execute_script("return document.body.dataset.loading") == "false"
+                ),
                 20,
                 f"folder {prefix}",
             )
@@ -292,17 +294,21 @@ def test_hostile_names_show_literally_and_run_nothing(
     )
     settled(browser)
     # And nothing in them became markup
-    assert browser.execute_script("return document.querySelectorAll('img, #files script').length") == 0
+    assert (
+        browser.execute_script("return document.querySelectorAll('img, #files script').length") == 0
+    )
     # When the file panel of each is opened
     for key in truth["keys"]:
         for row in browser.find_elements(By.CSS_SELECTOR, "#files tr"):
             if row.get_attribute("data-key") == key:
                 row.click()
         wait_for(
-            lambda k=key: browser.execute_script(  # type: ignore[misc]
-                "return document.getElementById('panel-uri').dataset.uri"
-            )
-            == f"s3://{stack.bucket}/{k}",
+            lambda k=key: (
+                browser.execute_script(  # type: ignore[misc]
+                    "return document.getElementById('panel-uri').dataset.uri"
+                )
+                == f"s3://{stack.bucket}/{k}"
+            ),
             10,
             "the file panel",
         )
@@ -345,8 +351,10 @@ def test_an_upload_shows_in_the_changes_pane_and_the_totals(
     assert shown_totals(browser) == sums(stack, "reports/")
     row = next(r for r in folder_rows(browser) if r["prefix"] == "reports/2026/")
     wait_for(
-        lambda: next(r for r in folder_rows(browser) if r["prefix"] == "reports/2026/")["files"]
-        == sums(stack, "reports/2026/")[0],
+        lambda: (
+            next(r for r in folder_rows(browser) if r["prefix"] == "reports/2026/")["files"]
+            == sums(stack, "reports/2026/")[0]
+        ),
         30,
         "the subfolder's row",
     )

@@ -326,12 +326,13 @@
     if (state.file) openFile(state.file); else $('panel').hidden = true;
     document.body.dataset.loading = 'false';
     document.body.dataset.folder = state.prefix;
-    if (window.performance && performance.mark) performance.mark('folder-painted');
+    performance.mark('folder-painted'); // read by load/browse.py
   }
 
   async function loadMore() {
     if (!nextToken) return;
     const mine = generation;
+    performance.mark('more-start');
     $('more').disabled = true;
     document.body.dataset.loading = 'true';
     const page = await api('files', { ...listingParams(), next_token: nextToken });
@@ -339,6 +340,7 @@
     if (mine !== generation) return;
     if (!page.ok) notice(page.body); else renderPage(page.body, false);
     document.body.dataset.loading = 'false';
+    performance.measure('load-more', 'more-start'); // read by load/browse.py
   }
 
   // ---------------------------------------------------------------- the file panel
@@ -511,8 +513,9 @@
     });
     window.addEventListener('popstate', onPopState);
     setInterval(showFreshness, 1000);
-    const config = await api('config');
-    if (config.ok) $('api').textContent = `reading ${config.body.api}`;
+    api('config').then((config) => {
+      if (config.ok) $('api').textContent = `reading ${config.body.api}`;
+    });
     readLocation();
     if (!(await loadBuckets())) return;
     openFolder();

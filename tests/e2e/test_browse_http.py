@@ -79,7 +79,7 @@ def test_the_token_becomes_an_httponly_strict_cookie_and_a_clean_url(
     cookie = answer.getheader("Set-Cookie") or ""
     attributes = {part.strip() for part in cookie.split(";")}
     assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= attributes
-    assert cookie.startswith(f"{COOKIE_NAME}=") and server.secrets.token not in cookie
+    assert cookie.startswith(f"{COOKIE_NAME}_{server.port}=") and server.secrets.token not in cookie
     # And the cookie opens the page
     page = request(server, "/", headers=session(server))
     assert page.status == 200
@@ -100,7 +100,7 @@ def test_a_missing_or_wrong_token_is_refused(server: BrowseServer) -> None:
         answer = request(server, path)
         assert answer.status == 403, path
         assert answer.getheader("Set-Cookie") is None
-    wrong = {"Cookie": f"{COOKIE_NAME}=guess"}
+    wrong = {"Cookie": f"{COOKIE_NAME}_{server.port}=guess"}
     assert request(server, "/api/buckets", headers=wrong).status == 403
 
 

@@ -370,3 +370,31 @@ def test_an_upload_shows_in_the_changes_pane_and_the_totals(
     browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
     assert_no_dialog_and_no_error(browser)
+
+
+def test_refused_credentials_and_an_empty_folder_are_said_plainly(
+    browser: Any, server: BrowseServer, stack: Stack
+) -> None:
+    from botocore.credentials import Credentials
+    from selenium.webdriver.common.by import By
+
+    from pipeline.local.api_client import Signer
+    from pipeline.local.browse.upstream import Upstream
+
+    # Given a browse server whose credentials the API refuses (a wrong secret: 403)
+    wrong = Signer(Credentials("testing", "not-the-secret"), stack.region)
+    with BrowseServer(Upstream(stack.api_url, lambda: wrong)) as refused:
+        browser.get(refused.url)
+        # Then the page says so in plain words, with what to do
+        wait_for(lambda: browser.find_element(By.ID, "notice").is_displayed(), 20, "the notice")
+        notice = browser.find_element(By.ID, "notice").text
+        assert "AWS credentials refused or missing" in notice
+        assert "reload this page" in notice and "not-the-secret" not in notice
+    # And an empty folder is an empty state, not an error
+    open_page(browser, server, bucket=stack.bucket, prefix="nothing/here/")
+    assert not browser.find_element(By.ID, "notice").is_displayed()
+    empty = browser.find_element(By.ID, "empty").text
+    assert (
+        empty.startswith("This folder is empty") and f"s3://{stack.bucket}/nothing/here/" in empty
+    )
+    assert shown_totals(browser) == (0, 0)

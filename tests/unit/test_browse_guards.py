@@ -24,7 +24,7 @@ from pipeline.local.browse.upstream import State, Upstream
 PORT = 8765
 KEYS = Secrets(token="the-token", cookie="the-cookie")
 HOST = {"Host": f"127.0.0.1:{PORT}"}
-SESSION = {**HOST, "Cookie": f"{COOKIE_NAME}=the-cookie"}
+SESSION = {**HOST, "Cookie": f"{COOKIE_NAME}_{PORT}=the-cookie"}
 
 
 def verdict(method: str, target: str, headers: dict[str, str]) -> tuple[Outcome, int]:
@@ -90,7 +90,13 @@ def test_no_session_is_refused_and_the_message_says_what_to_open() -> None:
     decision = check("GET", "/", HOST, PORT, KEYS)
     assert (decision.outcome, decision.status) == (Outcome.REFUSE, HTTPStatus.FORBIDDEN)
     assert "printed" in decision.message and "the-token" not in decision.message
-    for cookie in (f"{COOKIE_NAME}=wrong", f"{COOKIE_NAME}=", "other=the-cookie", "garbage;;="):
+    for cookie in (
+        f"{COOKIE_NAME}_{PORT}=wrong",
+        f"{COOKIE_NAME}_{PORT}=",
+        f"{COOKIE_NAME}_{PORT + 1}=the-cookie",  # another browse server's session
+        "other=the-cookie",
+        "garbage;;=",
+    ):
         assert verdict("GET", "/", {**HOST, "Cookie": cookie}) == (Outcome.REFUSE, 403)
     assert verdict("GET", "/?token=wrong", HOST) == (Outcome.REFUSE, 403)
     assert verdict("GET", "/?token=", HOST) == (Outcome.REFUSE, 403)
@@ -101,8 +107,8 @@ def test_the_token_is_exchanged_for_a_cookie_and_a_token_less_url() -> None:
     assert decision.outcome is Outcome.EXCHANGE and decision.status == HTTPStatus.SEE_OTHER
     assert decision.location == "/?bucket=b&prefix=a%2F"
     assert "token" not in decision.location
-    cookie = session_cookie(KEYS)
-    assert cookie.startswith(f"{COOKIE_NAME}=the-cookie;")
+    cookie = session_cookie(KEYS, PORT)
+    assert cookie.startswith(f"{COOKIE_NAME}_{PORT}=the-cookie;")
     assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= {p.strip() for p in cookie.split(";")}
     assert "the-token" not in cookie  # the cookie is another secret than the printed token
     # a session that still carries a token in its URL is sent to the clean URL

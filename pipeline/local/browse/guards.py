@@ -25,6 +25,9 @@ from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 COOKIE_NAME = "s3ft_browse"
+"""The session cookie's name is this plus `_<port>`: cookies are per host, not per port, so
+two browse servers on 127.0.0.1 (say `make up`'s and a `browse --stack-name`) keep a cookie
+each instead of overwriting one another's."""
 TOKEN_PARAMETER = "token"
 ALLOWED_METHODS = ("GET", "HEAD")
 SAFE_FETCH_SITES = {"same-origin", "none"}
@@ -82,7 +85,12 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _cookie(headers: Mapping[str, str]) -> str | None:
+def cookie_name(port: int) -> str:
+    """The session cookie's name for the server on `port`."""
+    return f"{COOKIE_NAME}_{port}"
+
+
+def _cookie(headers: Mapping[str, str], port: int) -> str | None:
     raw = _header(headers, "cookie")
     if not raw:
         return None
@@ -91,7 +99,7 @@ def _cookie(headers: Mapping[str, str]) -> str | None:
         jar.load(raw)
     except CookieError:
         return None
-    morsel = jar.get(COOKIE_NAME)
+    morsel = jar.get(cookie_name(port))
     return morsel.value if morsel is not None else None
 
 
@@ -129,7 +137,7 @@ def check(
     site = _header(headers, "sec-fetch-site")
     if site is not None and site.lower() not in SAFE_FETCH_SITES:
         return _refuse(HTTPStatus.FORBIDDEN, "Requests from other sites are refused")
-    cookie = _cookie(headers)
+    cookie = _cookie(headers, port)
     if cookie is not None and secrets.compare_digest(cookie.encode(), keys.cookie.encode()):
         if TOKEN_PARAMETER in dict(parse_qsl(urlsplit(target).query)):
             return Decision(Outcome.EXCHANGE, HTTPStatus.SEE_OTHER, location=without_token(target))
@@ -148,6 +156,6 @@ def check(
     )
 
 
-def session_cookie(keys: Secrets) -> str:
+def session_cookie(keys: Secrets, port: int) -> str:
     """The Set-Cookie value that opens a session (HttpOnly, SameSite=Strict, whole site)."""
-    return f"{COOKIE_NAME}={keys.cookie}; HttpOnly; SameSite=Strict; Path=/"
+    return f"{cookie_name(port)}={keys.cookie}; HttpOnly; SameSite=Strict; Path=/"

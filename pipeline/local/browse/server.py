@@ -162,7 +162,10 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SEE_OTHER,
                 b"",
                 "text/plain; charset=utf-8",
-                {"Location": decision.location, "Set-Cookie": session_cookie(self.browse.secrets)},
+                {
+                    "Location": decision.location,
+                    "Set-Cookie": session_cookie(self.browse.secrets, self.browse.port),
+                },
             )
             return
         path = urlsplit(self.path).path

@@ -517,8 +517,17 @@
       if (config.ok) $('api').textContent = `reading ${config.body.api}`;
     });
     readLocation();
-    if (!(await loadBuckets())) return;
-    openFolder();
+    if (state.bucket) {
+      // a deep link names its bucket: read the folder while the bucket list loads (one round
+      // trip less before the first paint)
+      const asked = state.bucket;
+      openFolder();
+      if (!(await loadBuckets())) return;
+      if (state.bucket !== asked) openFolder(); // not a tracked bucket: the default instead
+    } else {
+      if (!(await loadBuckets())) return;
+      openFolder();
+    }
     startFeed();
   }
 

@@ -98,6 +98,10 @@ class BrowseServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def static(self, path: str) -> tuple[bytes, str] | None:
+        """The page file served at `path` (body, content type), or None."""
+        return self._files.get(path)
+
     def config(self) -> dict[str, Any]:
         """What the page learns about its server (nothing secret)."""
         return {"api": self.label or _host_of(self.upstream.api_url)}
@@ -176,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(self.browse.upstream.forward(route, urlsplit(self.path).query))
             return
-        found = self.browse._files.get(path)
+        found = self.browse.static(path)
         if found is None:
             self._send_text(HTTPStatus.NOT_FOUND, "Not found")
             return

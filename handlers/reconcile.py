@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.core.settings import Settings, SettingsError
-from pipeline.reconcile.app import Invocation, Target, lambda_run, make_clients
+from pipeline.wiring.reconcile import Invocation, Target, lambda_run, make_clients
 
 settings = Settings.from_env()  # cold start: fails fast with a clear message
 if not settings.reconcile_bucket:

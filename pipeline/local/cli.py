@@ -1,4 +1,4 @@
-"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table|watch` (or `python -m pipeline ...`).
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table|watch|browse` (or `python -m pipeline`).
 
 Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
 docs/reconcile.md. Heavy imports (boto3, moto, the handlers) wait until a command runs, so
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
 from pipeline.local import reconcile_cli, watch_cli
+from pipeline.local.browse import cli as browse_cli
 from pipeline.local.dynamodb_local import DynamoDBLocalUnavailable, require_java
 from pipeline.local.ports import PortInUseError, ensure_free
 
@@ -76,6 +77,7 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     reconcile_cli.add_parser(commands).set_defaults(run=reconcile_cli.main)
     reconcile_cli.add_adopt_parser(commands).set_defaults(run=reconcile_cli.adopt_main)
     watch_cli.add_parser(commands).set_defaults(run=watch_cli.main, verbose=False)
+    browse_cli.add_parser(commands).set_defaults(run=browse_cli.main, verbose=False)
     migrate = commands.add_parser(
         "migrate-table",
         help="copy a table keyed by filename into a (bucket, key) table (resumable, idempotent)",
@@ -402,8 +404,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Starting the local stack...", file=sys.stderr, flush=True)
         stack.start()
         try:
-            with _published(stack):
+            with _published(stack), browse_cli.serving(stack) as browse:
                 print(_banner(stack), flush=True)
+                print(
+                    f"\nOpen the files in your browser:\n{browse_cli.banner_line(browse)}",
+                    flush=True,
+                )
                 stopper.wait()
                 print("\nStopping...", file=sys.stderr, flush=True)
         finally:

@@ -38,8 +38,8 @@ from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
 from pipeline.local.provision import ResourceError
 from pipeline.local.state import LocalStack, read_local_stack
 from pipeline.read.listing import StoreError
-from pipeline.reconcile.app import DEFAULT_TOTALS_SETTLE_S, Target, run
 from pipeline.reconcile.merge import Summary
+from pipeline.wiring.reconcile import DEFAULT_TOTALS_SETTLE_S, Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
@@ -550,7 +550,7 @@ def adopt_main(args: argparse.Namespace) -> int:
     except ResourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    from pipeline.reconcile.app import make_clients
+    from pipeline.wiring.reconcile import make_clients
 
     clients = make_clients(target)
     factory: Any = boto3.client

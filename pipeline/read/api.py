@@ -52,6 +52,7 @@ from pipeline.feed.service import (
     ChangeFeed,
     CursorExpiredError,
 )
+from pipeline.read.api.buckets import buckets_router
 from pipeline.read.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -657,6 +658,8 @@ def build_app(
             "bytes": stored.totals.bytes,
         }
         return Response(HTTPStatus.OK.value, content_types.APPLICATION_JSON, body)
+
+    app.include_router(buckets_router(index, settings, totals, errors=_SERVER_ERRORS))
 
     @app.exception_handler(RequestValidationError)
     def _invalid_parameters(exc: RequestValidationError) -> Response:

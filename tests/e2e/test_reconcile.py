@@ -24,7 +24,7 @@ from pipeline.core.model import item_key, name_shard_of
 from pipeline.local.cli import main as cli
 from pipeline.local.stack import FAKE_CREDENTIALS, Stack
 from pipeline.local.template import read_stack_config
-from pipeline.reconcile.app import Target, run
+from pipeline.wiring.reconcile import Target, run
 from tests.support import moto_state
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 
 UV     := $(VENV)/bin/uv
 
-.PHONY: demo up test test-fast lint iac-check sam-check clean
+.PHONY: demo up test test-fast lint iac-check sam-check clean browser
 
 # The installer: uv (pinned and hash-checked in requirements/bootstrap.lock), installed with pip
 # into the project's venv; it then installs the other locks, hash-checked, showing progress.
@@ -37,9 +37,20 @@ demo: $(VENV)/.installed
 up: $(VENV)/.installed
 	$(PY) -m pipeline up
 
+## browser: Debian's chromium and chromium-driver for the browse page's tests (headless):
+## installed with apt-get when missing and run as root (CI); otherwise one line says what to do.
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+browser:
+	@if [ -x "$(CHROMIUM)" ] && [ -x "$(CHROMEDRIVER)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y chromium chromium-driver \
+		|| { apt-get update && apt-get install -y chromium chromium-driver; }; \
+	else echo "browser tests need chromium and chromium-driver: sudo apt-get install -y chromium chromium-driver"; fi
+
 ## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
 ## local stack); pytest prints each file's progress as it goes.
-test: $(VENV)/.installed $(TOOLS)/.installed sam-check
+test: $(VENV)/.installed $(TOOLS)/.installed browser sam-check
 	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest
 
 ## test-fast: the unit tier only (no servers, seconds).

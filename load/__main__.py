@@ -7,13 +7,14 @@ python -m load listing --sizes 10000,100000,1000000
 python -m load reconcile --keys 100000,1000000
 python -m load idle --seconds 60
 python -m load api --rows 100000 --walk-files 2500 --clients 40 --requests 16
+python -m load browse --rows 1000000 --folder-files 100000
 """
 
 from __future__ import annotations
 
 import sys
 
-from load import api, capacity, idle, listing, read, reconcile, upload, writer
+from load import api, browse, capacity, idle, listing, read, reconcile, upload, writer
 from load.cli import run_commands
 
 COMMANDS = {
@@ -25,6 +26,7 @@ COMMANDS = {
     "idle": idle,
     "api": api,
     "capacity": capacity,
+    "browse": browse,
 }
 
 

@@ -1,4 +1,4 @@
-"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table|watch` (or `python -m pipeline ...`).
+"""`s3-file-tracker up|demo|reconcile|adopt|migrate-table|watch|browse` (or `python -m pipeline`).
 
 Runs the pipeline locally and its maintenance commands; see docs/local-stack.md and
 docs/reconcile.md. Each subcommand lives in `pipeline.local.commands` (reconcile and watch in
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pipeline import __version__
 from pipeline.local import reconcile_cli, watch_cli
+from pipeline.local.browse import cli as browse_cli
 from pipeline.local.commands import adopt, demo, migrate, up
 from pipeline.local.commands.demo import SAMPLE_FILES, cmd_demo
 from pipeline.local.commands.migrate import cmd_migrate_table
@@ -59,6 +60,7 @@ def _parser(prog: str = "python -m pipeline") -> argparse.ArgumentParser:
     adopt.add_adopt_parser(commands).set_defaults(run=adopt.adopt_main)
     watch_cli.add_parser(commands).set_defaults(run=watch_cli.main, verbose=False)
     migrate.add_parser(commands)
+    browse_cli.add_parser(commands).set_defaults(run=browse_cli.main, verbose=False)
     return parser
 
 

@@ -77,8 +77,15 @@ def run_bash(script: str, stack: Stack) -> subprocess.CompletedProcess[str]:
 
 def test_every_curl_example_of_the_api_doc_works_as_printed(stack: Stack) -> None:
     blocks = bash_blocks_with_curl()
-    assert len(blocks) == 5
-    calling, one_file, summary, changes, walk = blocks
+    assert len(blocks) == 6
+    calling, one_file, summary, buckets, changes, walk = blocks
+    # the tracked buckets with their totals
+    result = run_bash(buckets, stack)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)["items"]
+    assert [(b["bucket"], b["default"], b["files"]) for b in listed] == [
+        (stack.bucket, True, len(FILES))
+    ]
     # a folder's totals, and the change feed from a time, then from its cursor
     result = run_bash(summary, stack)
     assert result.returncode == 0, result.stderr

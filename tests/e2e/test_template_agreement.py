@@ -47,12 +47,15 @@ def test_settings_are_the_template_parameter_defaults() -> None:
         ("GET", "/summary"),
         ("OPTIONS", "/summary"),
         ("OPTIONS", "/changes"),
+        ("GET", "/buckets"),
+        ("OPTIONS", "/buckets"),
     }
     assert {route for route, auth in config.api_authorization.items() if auth == "AWS_IAM"} == {
         ("GET", "/files"),
         ("GET", "/files/{filename+}"),
         ("GET", "/summary"),
         ("GET", "/changes"),
+        ("GET", "/buckets"),
     }
     for function in (config.ingest, config.api):  # the feed's settings reach every function
         assert function.environment["FEED_SETTLE_MS"] == str(

@@ -475,7 +475,13 @@ def test_both_functions_share_one_build(template: dict[str, Any]) -> None:
 
 def test_api_routes_and_throttling(transformed: dict[str, Any]) -> None:
     api = transformed["Resources"]["FilesApi"]["Properties"]["Body"]
-    assert set(api["paths"]) == {"/files", "/files/{filename+}", "/changes", "/summary"}
+    assert set(api["paths"]) == {
+        "/files",
+        "/files/{filename+}",
+        "/changes",
+        "/summary",
+        "/buckets",
+    }
     assert all(set(methods) == {"get", "options"} for methods in api["paths"].values())
     stage = next(iter(_resources(transformed, "AWS::ApiGateway::Stage").values()))
     settings = stage["Properties"]["MethodSettings"]
@@ -502,7 +508,7 @@ def test_both_get_methods_require_sigv4_after_the_transform(transformed: dict[st
     scheme = body["components"]["securitySchemes"]["AWS_IAM"]  # OpenApiVersion 3.0
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
-    for path in ("/files", "/files/{filename+}", "/changes", "/summary"):
+    for path in ("/files", "/files/{filename+}", "/changes", "/summary", "/buckets"):
         method = body["paths"][path]["get"]
         assert method["security"] == [{"AWS_IAM": []}], path
         # InvokeRole NONE: API Gateway invokes through the function's resource policy, not
@@ -557,6 +563,7 @@ def test_the_caller_policy_grants_invoke_on_the_get_routes_only(
         f"{api_arn}/{stage}/GET/files/*",
         f"{api_arn}/{stage}/GET/summary",
         f"{api_arn}/{stage}/GET/changes",
+        f"{api_arn}/{stage}/GET/buckets",
     ]
     output = transformed["Outputs"]["ApiInvokePolicyArn"]
     assert output["Value"] == {"Ref": "ApiInvokePolicy"}

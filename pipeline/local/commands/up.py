@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.local.browse import cli as browse_cli
 from pipeline.local.commands.stop import Stop
 from pipeline.local.dynamodb_local import require_java
 from pipeline.local.ports import ensure_free
@@ -341,8 +342,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Starting the local stack...", file=sys.stderr, flush=True)
         stack.start()
         try:
-            with _published(stack):
+            with _published(stack), browse_cli.serving(stack) as browse:
                 print(_banner(stack), flush=True)
+                print(
+                    f"\nOpen the files in your browser:\n{browse_cli.banner_line(browse)}",
+                    flush=True,
+                )
                 stopper.wait()
                 print("\nStopping...", file=sys.stderr, flush=True)
         finally:

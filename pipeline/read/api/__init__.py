@@ -1,5 +1,5 @@
 """The read API on Powertools' REST resolver: one Router per resource (`files`, `changes`,
-`summary`), their shared context, the error mapping (`app`) and the OpenAPI document."""
+`summary`, `buckets`), their shared context, the error mapping (`app`) and the OpenAPI document."""
 
 from pipeline.read.api.app import build_app, feed_for
 from pipeline.read.api.context import BadRequest, FileNotFound, UnknownBucket

@@ -26,6 +26,7 @@ from pipeline.core.tokens import InvalidTokenError, TokenPrefixMismatchError
 from pipeline.feed.cursors import CursorCodec
 from pipeline.feed.reader import ChangeIndex
 from pipeline.feed.service import BadSinceError, ChangeFeed, CursorExpiredError
+from pipeline.read.api.buckets import buckets_router
 from pipeline.read.api.changes import changes_router
 from pipeline.read.api.context import (
     BadRequest,
@@ -36,7 +37,13 @@ from pipeline.read.api.context import (
     repeated_parameter,
 )
 from pipeline.read.api.files import files_router
-from pipeline.read.api.schemas import CURSOR_MESSAGE, MESSAGES, SINCE_MESSAGE, TOKEN_MESSAGE
+from pipeline.read.api.schemas import (
+    CURSOR_MESSAGE,
+    MESSAGES,
+    SERVER_ERRORS,
+    SINCE_MESSAGE,
+    TOKEN_MESSAGE,
+)
 from pipeline.read.api.summary import summary_router
 from pipeline.read.listing import MAX_ROUNDS
 from pipeline.read.ports import FileReader, StoreUnavailableError
@@ -113,7 +120,13 @@ def build_app(
         cors=_cors(settings),
         debug=False,
     )
-    for router in (files_router(ctx), changes_router(ctx), summary_router(ctx)):
+    routers = (
+        files_router(ctx),
+        changes_router(ctx),
+        summary_router(ctx),
+        buckets_router(index, settings, totals, errors=SERVER_ERRORS),
+    )
+    for router in routers:
         app.include_router(router)
     _map_errors(app, ctx)
     return app

@@ -3,8 +3,11 @@ test."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from pipeline.dynamo.schema import create_files_table
 from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
+from pipeline.local.state import STATE_ENV
 
 REGION = "ap-south-1"
 
@@ -24,6 +28,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test process (each xdist worker) has its own `up` state file: an `up` a test
+    starts is found by that process's commands only, never by another worker's or a user's
+    (and a user's running `up` is never mistaken for the test's)."""
+    path = tmp_path_factory.mktemp("run") / "stack.json"
+    before = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(STATE_ENV, None)
+    else:
+        os.environ[STATE_ENV] = before
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +58,14 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
     """AWS's DynamoDB Local, in memory, on 127.0.0.1 (a free port): DynamoDB."""
     with DynamoDBLocal() as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def engines(moto_server: MotoServer, dynamodb_local: DynamoDBLocal) -> dict[str, Any]:
+    """The session's engines as `Stack` takes them (`Stack(config, **engines)`): the e2e
+    stacks of a test process share them instead of starting their own (each stack's
+    resources have names of their own: `StackConfig.with_suffix`)."""
+    return {"moto": moto_server, "dynamodb": dynamodb_local}
 
 
 @pytest.fixture

@@ -76,13 +76,15 @@ def spy() -> Iterator[Spy]:
 
 
 @pytest.fixture(scope="module")
-def stack(spy: Spy) -> Iterator[Stack]:
+def stack(spy: Spy, engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(batching_window_s=0, visibility_timeout_s=10, function_timeout_s=30)
     )
-    with Stack(config, pollers=2, in_process=True) as running:  # the spy sees the handlers
+    with Stack(
+        config, pollers=2, in_process=True, **engines
+    ) as running:  # the spy sees the handlers
         running.wait_until_idle(30)
         yield running
 

@@ -46,13 +46,13 @@ PHASES = 4
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config(parameters={"FeedSettleMs": str(SETTLE_MS)})
         .with_suffix(f"feed{uuid.uuid4().hex[:8]}")
         .with_overrides(visibility_timeout_s=5, function_timeout_s=20, batching_window_s=0)
     )
-    with Stack(config, pollers=POLLERS) as running:
+    with Stack(config, pollers=POLLERS, **engines) as running:
         running.wait_until_idle(30)  # the s3:TestEvent
         yield running
 

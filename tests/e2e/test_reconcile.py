@@ -35,13 +35,13 @@ SETTLE_S = 20
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(visibility_timeout_s=5, function_timeout_s=20, batching_window_s=0)
     )
-    with Stack(config, pollers=2) as running:
+    with Stack(config, pollers=2, **engines) as running:
         running.wait_until_idle(30)
         yield running
 

@@ -46,13 +46,13 @@ FOLDERS = [f"churn/f{i:02d}/" for i in range(50)]
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(function_timeout_s=FUNCTION_TIMEOUT_S)
     )
-    with Stack(config, pollers=3) as running:
+    with Stack(config, pollers=3, **engines) as running:
         running.wait_until_idle(30)
         yield running
 

@@ -33,14 +33,19 @@ demo: $(VENV)/.installed
 up: $(VENV)/.installed
 	$(PY) -m pipeline up
 
-## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
-## local stack); pytest prints each file's progress as it goes.
-test: $(VENV)/.installed $(TOOLS)/.installed
-	$(PY) -m pytest
+# Test processes (pytest-xdist): one per core by default, each with its own moto server and
+# DynamoDB Local; a test file stays in one process (its module-scoped local stack starts once).
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
 
-## test-fast: the unit tier only (no servers, seconds).
+## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
+## local stack) on every core; pytest prints the 15 slowest tests at the end.
+test: $(VENV)/.installed $(TOOLS)/.installed
+	$(PY) -m pytest $(PYTEST_PARALLEL)
+
+## test-fast: the unit tier only (no servers, under a minute).
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PYTEST_PARALLEL) tests/unit
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

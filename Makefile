@@ -34,9 +34,12 @@ up: $(VENV)/.installed
 	$(PY) -m pipeline up
 
 # Test processes (pytest-xdist): one per core by default, each with its own moto server and
-# DynamoDB Local; a test file stays in one process (its module-scoped local stack starts once).
+# DynamoDB Local; a test file stays in one process (its module-scoped local stack starts once,
+# and its tests run in order). Files are handed out in collection order, the end-to-end tier
+# first (its files are the longest), not xdist's default of most tests first, which left the
+# long one-test e2e files for last.
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
 ## local stack) on every core; pytest prints the 15 slowest tests at the end.

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from _pytest.nodes import coerce_node_id  # pytest 9: node IDs are NodeId objects
 
 from pipeline.dynamo.schema import create_files_table
 from pipeline.local.dynamodb_local import DynamoDBLocal
@@ -20,8 +22,18 @@ from pipeline.local.state import STATE_ENV
 REGION = "ap-south-1"
 
 
+def _unique_node_ids(items: list[pytest.Item]) -> None:
+    """schemathesis gives its items (one per API operation) their test function's node ID;
+    pytest-xdist schedules by node ID, and so ran one of them only: each gets its own name's."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.name not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `slow` run only when `-m` names them (e.g. `-m slow`)."""
+    _unique_node_ids(items)
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with -m slow")

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.core.settings import Settings, SettingsError
-from pipeline.reconcile.app import Invocation, Target, lambda_run, make_clients
+from pipeline.wiring.reconcile import Invocation, Target, lambda_run, make_clients
 
 settings = Settings.from_env()  # cold start: fails fast with a clear message
 if not settings.reconcile_bucket:
@@ -70,7 +70,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         clients=clients,
         tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
         concurrency=settings.reconcile_concurrency,
-        totals_settle_s=settings.reconcile_totals_settle_s,
+        totals_settle_s=settings.reconcile_totals.settle_s,
+        totals_margin_s=settings.reconcile_totals.margin_s,
+        totals_stamp_margin_s=settings.reconcile_totals.stamp_margin_s,
         feed_settle_ms=settings.feed_settle_ms,
     )
     _record(invocation)

@@ -100,7 +100,7 @@ def _child(args: argparse.Namespace) -> int:
         data = _Generated(keys)
         summary = reconcile(data, data, Repairer("bench", data, data, 86_400))
     else:
-        from pipeline.reconcile.app import Target, run
+        from pipeline.wiring.reconcile import Target, run
 
         endpoint = f"http://127.0.0.1:{args.port}"
         credentials = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}

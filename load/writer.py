@@ -285,7 +285,7 @@ class PerRecordWriters:
                 endpoint_url=self.sink_url,
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
-                config=pipeline.runtime.client_config(self.concurrency + 4),
+                config=pipeline.adapters.runtime.client_config(self.concurrency + 4),
             )
         )
 
@@ -360,20 +360,20 @@ def version_reads_skipped() -> Iterator[None]:
 def sdk_parameter_validation(enabled: bool) -> Iterator[None]:
     """What-if: the ingest client with botocore's client-side parameter validation back on.
 
-    The shipped ingest client has it off (`pipeline.runtime.client_config`)."""
+    The shipped ingest client has it off (`pipeline.adapters.runtime.client_config`)."""
     if not enabled:
         yield
         return
-    original = pipeline.runtime.client_config
+    original = pipeline.adapters.runtime.client_config
 
     def with_validation(max_pool_connections: int) -> Config:
         return original(max_pool_connections).merge(Config(parameter_validation=True))
 
-    pipeline.runtime.client_config = with_validation
+    pipeline.adapters.runtime.client_config = with_validation
     try:
         yield
     finally:
-        pipeline.runtime.client_config = original
+        pipeline.adapters.runtime.client_config = original
 
 
 async def _send_all(
@@ -382,12 +382,12 @@ async def _send_all(
     """Send every chunk at once (one client, pool as large as the request count).
 
     `sdk_defaults`: the SDK as anyone gets it (parameter validation on); otherwise the ingest
-    client's own configuration (`pipeline.runtime.client_config`)."""
+    client's own configuration (`pipeline.adapters.runtime.client_config`)."""
     pool = max(10, len(chunks))
     config = (
         Config(max_pool_connections=pool, retries={"max_attempts": 1})
         if sdk_defaults
-        else pipeline.runtime.client_config(pool)
+        else pipeline.adapters.runtime.client_config(pool)
     )
     session = aioboto3.Session()
     async with session.client(

@@ -35,11 +35,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from pipeline.adapters.s3_inventory import InventoryError
 from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
+from pipeline.core.settings import SettingsError, TotalsTiming
 from pipeline.local.provision import ResourceError
 from pipeline.local.state import LocalStack, read_local_stack
 from pipeline.read.listing import StoreError
-from pipeline.reconcile.app import DEFAULT_TOTALS_SETTLE_S, Target, run
 from pipeline.reconcile.merge import Summary
+from pipeline.wiring.reconcile import DEFAULT_TOTALS_SETTLE_S, Target, run
 
 LOCAL_ENDPOINT = "http://127.0.0.1:{port}"
 DEFAULT_MOTO_PORT = 4000
@@ -83,10 +84,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--totals-settle",
         type=float,
-        default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
         help="the ingest function's timeout: a folder counter's repair waits that long "
-        f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        "(plus 5 s) after the folder's walk (default: $RECONCILE_TOTALS_SETTLE_S, else "
+        f"{DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
     target = sub.add_argument_group("target")
@@ -348,14 +349,23 @@ def _human(summary: Summary, target: Target, prefix: str, *, listed: bool = Fals
     return "\n".join(lines)
 
 
+def _totals_timing(settle_flag: float | None) -> tuple[float, float, float]:
+    """`run`'s totals timing (settle, margin, stamp margin): `--totals-settle` if given, the
+    rest from the environment (`TotalsTiming`: RECONCILE_TOTALS_SETTLE_S and its margins)."""
+    timing = TotalsTiming.from_env()
+    settle = timing.settle_s if settle_flag is None else max(0.0, settle_flag)
+    return settle, timing.margin_s, timing.stamp_margin_s
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the `reconcile` subcommand; returns the exit status."""
     if not 1 <= args.concurrency <= 128:
         print("error: --concurrency must be in [1, 128]", file=sys.stderr)
         return EXIT_ERROR
     try:
+        settle, margin, stamp_margin = _totals_timing(args.totals_settle)
         target = resolve_target(args)
-    except ResourceError as error:
+    except (ResourceError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     progress = Progress(sys.stderr)
@@ -371,7 +381,9 @@ def main(args: argparse.Namespace) -> int:
                 should_stop=stop.event.is_set,
                 progress=progress,
                 totals=not args.no_totals,
-                totals_settle_s=max(0.0, args.totals_settle),
+                totals_settle_s=settle,
+                totals_margin_s=margin,
+                totals_stamp_margin_s=stamp_margin,
             )
     except (CheckpointError, InventoryError, StoreError, ValueError) as error:
         progress.close()
@@ -440,10 +452,10 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--totals-settle",
         type=float,
-        default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
         help="step 3: the ingest function's timeout: a folder counter's repair waits that "
-        f"long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        "long (plus 5 s) after the folder's walk (default: $RECONCILE_TOTALS_SETTLE_S, else "
+        f"{DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument(
         "--dry-run",
@@ -546,11 +558,12 @@ def adopt_main(args: argparse.Namespace) -> int:
     3 when adopting would change something)."""
     args.prefix, args.checkpoint_path = "", None
     try:
+        settle, margin, stamp_margin = _totals_timing(args.totals_settle)
         target, queue = _adopt_target(args)
-    except ResourceError as error:
+    except (ResourceError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    from pipeline.reconcile.app import make_clients
+    from pipeline.wiring.reconcile import make_clients
 
     clients = make_clients(target)
     factory: Any = boto3.client
@@ -587,7 +600,9 @@ def adopt_main(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             should_stop=stop.event.is_set,
             progress=progress,
-            totals_settle_s=max(0.0, args.totals_settle),
+            totals_settle_s=settle,
+            totals_margin_s=margin,
+            totals_stamp_margin_s=stamp_margin,
         )
     progress.close()
     print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))

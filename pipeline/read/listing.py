@@ -1,6 +1,6 @@
 """Listing files like S3's ListObjectsV2: sorted, by prefix and delimiter, O(page) per request.
 
-The table's live rows carry `name_shard` (`pipeline.model.name_shard_of`: `<bucket>/<n>`), so
+The table's live rows carry `name_shard` (`pipeline.core.model.name_shard_of`: `<bucket>/<n>`), so
 the sparse, write-sharded index `by_name` (partition `name_shard`, sort `filename`) holds
 exactly the live files, sorted by name within each bucket's shard. A reader (`IndexReader`)
 reads one bucket: its shards only, so other buckets' rows are never read. A page queries the
@@ -80,7 +80,7 @@ class IndexReader(Protocol):
 
     @property
     def shards(self) -> int:
-        """Number of index shards (`pipeline.model.INDEX_SHARDS`)."""
+        """Number of index shards (`pipeline.core.model.INDEX_SHARDS`)."""
         ...
 
     def query(self, queries: Sequence[ShardQuery]) -> list[ShardResult]:

@@ -1,1 +1,1 @@
-"""Reconcile: the merge join of a bucket with the table, and its composition root."""
+"""Reconcile: the merge join of a bucket with the table, its repairs and its ports."""

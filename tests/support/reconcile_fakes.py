@@ -5,7 +5,7 @@
 - `FakeTable` keeps whole items; `iter_live` yields live rows in key order (like the sorted
   index); `write_conditional` is a compare-and-swap on the version attributes of the item read
   (`expected=None`: only if no item exists); `apply` is ingest: an event replaces the stored
-  row only if it is newer (`pipeline.model.is_newer`), exactly as the ingest Lambda decides.
+  row only if it is newer (`pipeline.core.model.is_newer`), exactly as the ingest Lambda decides.
 """
 
 from __future__ import annotations

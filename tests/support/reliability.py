@@ -1,6 +1,6 @@
 """Helpers of the reliability tests: fault injection into the running stack, and states to compare.
 
-- `FaultyClients`: a stand-in for `pipeline.runtime.open_dynamodb_client` that wraps every
+- `FaultyClients`: a stand-in for `pipeline.adapters.runtime.open_dynamodb_client` that wraps every
   client the ingest handler opens in `StrictFaultyClient` (UnprocessedItems, throttling).
   Patched in before the stack cold-starts `handlers.ingest`, it is what the real handler
   module imports: the handler, its settings and its writer stay the real ones.

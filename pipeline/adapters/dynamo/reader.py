@@ -1,4 +1,4 @@
-"""The read side's DynamoDB adapter: index Query and GetItem behind `pipeline.listing.IndexReader`.
+"""The read side's DynamoDB adapter: index Query and GetItem behind `pipeline.read.listing.IndexReader`.
 
 Synchronous boto3: the read Lambda serves one request at a time; the shard queries of one
 round run on a small thread pool (boto3 clients are thread-safe). Botocore's standard retry

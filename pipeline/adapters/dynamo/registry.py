@@ -4,7 +4,7 @@
 stack's own bucket (`TRACKED_BUCKET`) and registered ones, and 404s for any other. The items
 carry `name_shard = "#bucket"`, so one Query of the listing index lists the tracked buckets
 (`DynamoFileReader.tracked_buckets`), and their `pk` starts with "#", so nothing mistakes
-them for files (`pipeline.model.is_system_key`).
+them for files (`pipeline.core.model.is_system_key`).
 """
 
 from __future__ import annotations

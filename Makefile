@@ -48,14 +48,23 @@ browser:
 		|| { apt-get update && apt-get install -y chromium chromium-driver; }; \
 	else echo "browser tests need chromium and chromium-driver: sudo apt-get install -y chromium chromium-driver"; fi
 
-## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
-## local stack); pytest prints each file's progress as it goes.
-test: $(VENV)/.installed $(TOOLS)/.installed browser sam-check
-	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest
+# Test processes (pytest-xdist): one per core by default, each with its own moto server and
+# DynamoDB Local; a test file stays in one process (its module-scoped local stack starts once,
+# and its tests run in order). Files are handed out in collection order, the end-to-end tier
+# first (its files are the longest), not xdist's default of most tests first, which left the
+# long one-test e2e files for last.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-## test-fast: the unit tier only (no servers, seconds).
+## test: the whole test suite (unit, integration on moto and DynamoDB Local, end-to-end on the
+## local stack) on every core; pytest prints the 15 slowest tests at the end.
+test: $(VENV)/.installed $(TOOLS)/.installed browser sam-check
+	SAM_BUILD_DIR=$(SAM_BUILD) $(PY) -m pytest $(PYTEST_PARALLEL)
+
+## test-fast: the unit tier only (no servers, under a minute); its tests are independent, so
+## they are handed out one by one (checkov and the cfn-lint runs land on both cores).
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load tests/unit
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

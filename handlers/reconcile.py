@@ -70,7 +70,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         clients=clients,
         tombstone_ttl_s=settings.tombstone_ttl_days * 86_400,
         concurrency=settings.reconcile_concurrency,
-        totals_settle_s=settings.reconcile_totals_settle_s,
+        totals_settle_s=settings.reconcile_totals.settle_s,
+        totals_margin_s=settings.reconcile_totals.margin_s,
+        totals_stamp_margin_s=settings.reconcile_totals.stamp_margin_s,
         feed_settle_ms=settings.feed_settle_ms,
     )
     _record(invocation)

@@ -3,27 +3,58 @@ test."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from _pytest.nodes import coerce_node_id  # pytest 9: node IDs are NodeId objects
 
 from pipeline.adapters.dynamo.schema import create_files_table
 from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.moto_server import MotoServer
+from pipeline.local.state import STATE_ENV
 
 REGION = "ap-south-1"
 
 
+def _unique_node_ids(items: list[pytest.Item]) -> None:
+    """schemathesis gives its items (one per API operation) their test function's node ID;
+    pytest-xdist schedules by node ID, and so ran one of them only: each gets its own name's."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.name not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `slow` run only when `-m` names them (e.g. `-m slow`)."""
+    _unique_node_ids(items)
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with -m slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test process (each xdist worker) has its own `up` state file: an `up` a test
+    starts is found by that process's commands only, never by another worker's or a user's
+    (and a user's running `up` is never mistaken for the test's)."""
+    path = tmp_path_factory.mktemp("run") / "stack.json"
+    before = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(STATE_ENV, None)
+    else:
+        os.environ[STATE_ENV] = before
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +70,14 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
     """AWS's DynamoDB Local, in memory, on 127.0.0.1 (a free port): DynamoDB."""
     with DynamoDBLocal() as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def engines(moto_server: MotoServer, dynamodb_local: DynamoDBLocal) -> dict[str, Any]:
+    """The session's engines as `Stack` takes them (`Stack(config, **engines)`): the e2e
+    stacks of a test process share them instead of starting their own (each stack's
+    resources have names of their own: `StackConfig.with_suffix`)."""
+    return {"moto": moto_server, "dynamodb": dynamodb_local}
 
 
 @pytest.fixture

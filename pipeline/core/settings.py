@@ -81,6 +81,37 @@ def _checkpoint_path(env: Mapping[str, str]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class TotalsTiming:
+    """When reconcile may repair a folder counter (`pipeline.totals.audit`, docs/reconcile.md).
+
+    The defaults are AWS's: tests of an idle local stack, where no ingest invocation or
+    counter update can be in flight, shorten them through the environment.
+    """
+
+    settle_s: int = 60
+    """How far the folder totals may lag behind the rows (`RECONCILE_TOTALS_SETTLE_S`): a
+    counter's repair waits that long after its folder's walk, so that every row change made
+    before the walk ended has come through the table's stream to the counter."""
+    margin_s: int = 5
+    """Added to `settle_s` (`RECONCILE_TOTALS_SETTLE_MARGIN_S`): a request sent just before an
+    invocation ended may still be applied a moment later."""
+    stamp_margin_s: int = 20
+    """How much older than the folder's listing its counter's last update must be for a
+    repair (`RECONCILE_TOTALS_STAMP_MARGIN_S`): a counter writer's request timeout (connect
+    5 s + read 10 s) plus clock skew."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TotalsTiming:
+        """Read the three variables (each optional); `SettingsError` naming a bad one."""
+        env = os.environ if env is None else env
+        return cls(
+            settle_s=_int(env, "RECONCILE_TOTALS_SETTLE_S", 60, 0, 900),
+            margin_s=_int(env, "RECONCILE_TOTALS_SETTLE_MARGIN_S", 5, 0, 60),
+            stamp_margin_s=_int(env, "RECONCILE_TOTALS_STAMP_MARGIN_S", 20, 0, 300),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Configuration shared by both functions and the local stack.
 
@@ -135,11 +166,10 @@ class Settings:
     """SSM Parameter Store path of reconcile's checkpoints (`RECONCILE_CHECKPOINT_PATH`)."""
     reconcile_concurrency: int = 16
     """HeadObject and conditional PutItem calls in flight at once (`RECONCILE_CONCURRENCY`)."""
-    reconcile_totals_settle_s: int = 60
-    """How far the folder totals may lag behind the rows (`RECONCILE_TOTALS_SETTLE_S`): a
-    folder counter's repair waits that long (plus a margin) after its walk, so that every
-    row change made before the walk ended has come through the table's stream to the
-    counter (docs/reconcile.md)."""
+    reconcile_totals: TotalsTiming = TotalsTiming()
+    """When a folder counter's repair may be applied: `RECONCILE_TOTALS_SETTLE_S` (how far the
+    folder totals may lag behind the rows: the table stream's consumer) and its two margins
+    (`TotalsTiming`, docs/reconcile.md)."""
     # Observability
     metrics_namespace: str = "FileTracker"
     """Powertools' POWERTOOLS_METRICS_NAMESPACE, with our default."""
@@ -181,6 +211,6 @@ class Settings:
             reconcile_bucket=_bucket(env, "RECONCILE_BUCKET") or tracked_bucket,
             reconcile_checkpoint_path=_checkpoint_path(env),
             reconcile_concurrency=_int(env, "RECONCILE_CONCURRENCY", 16, 1, 128),
-            reconcile_totals_settle_s=_int(env, "RECONCILE_TOTALS_SETTLE_S", 60, 0, 900),
+            reconcile_totals=TotalsTiming.from_env(env),
             metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or "FileTracker",
         )

@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from pipeline.adapters.s3_inventory import InventoryError
 from pipeline.adapters.ssm_checkpoints import DEFAULT_PATH, CheckpointError
+from pipeline.core.settings import SettingsError, TotalsTiming
 from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
 from pipeline.local.target import (
@@ -86,10 +87,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--totals-settle",
         type=float,
-        default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
         help="the totals' lag behind the rows: a folder counter's repair waits that long "
-        f"(plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        "(plus 5 s) after the folder's walk (default: $RECONCILE_TOTALS_SETTLE_S, else "
+        f"{DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument("--no-totals", action="store_true", help="leave the folder counters alone")
     target = sub.add_argument_group("target")
@@ -275,15 +276,24 @@ def _human(summary: Summary, target: Target, prefix: str, *, listed: bool = Fals
     return "\n".join(lines)
 
 
+def _totals_timing(settle_flag: float | None) -> tuple[float, float, float]:
+    """`run`'s totals timing (settle, margin, stamp margin): `--totals-settle` if given, the
+    rest from the environment (`TotalsTiming`: RECONCILE_TOTALS_SETTLE_S and its margins)."""
+    timing = TotalsTiming.from_env()
+    settle = timing.settle_s if settle_flag is None else max(0.0, settle_flag)
+    return settle, timing.margin_s, timing.stamp_margin_s
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the `reconcile` subcommand; returns the exit status."""
     if not 1 <= args.concurrency <= 128:
         print("error: --concurrency must be in [1, 128]", file=sys.stderr)
         return EXIT_ERROR
     try:
+        settle, margin, stamp_margin = _totals_timing(args.totals_settle)
         resolved = resolve(args)
         target = reconcile_target(resolved, args.checkpoint_path)
-    except ResourceError as error:
+    except (ResourceError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(resolved.describe("reconcile"), file=sys.stderr, flush=True)
@@ -300,7 +310,9 @@ def main(args: argparse.Namespace) -> int:
                 should_stop=stop.is_set,
                 progress=progress,
                 totals=not args.no_totals,
-                totals_settle_s=max(0.0, args.totals_settle),
+                totals_settle_s=settle,
+                totals_margin_s=margin,
+                totals_stamp_margin_s=stamp_margin,
             )
     except (CheckpointError, InventoryError, StoreError, ValueError) as error:
         progress.close()

@@ -78,6 +78,9 @@ class Stack:
         in_process: cold-start the template's handlers in this process and call them from the
             pollers' and the gateway's threads, with no isolation between invocations (tests
             that patch the handlers' modules); default: execution environments.
+        moto, dynamodb: running embedded engines to use instead of starting new ones (tests
+            start them once per process); the stack neither starts nor stops them, and its
+            resources need names of their own (`StackConfig.with_suffix`).
     """
 
     def __init__(
@@ -99,13 +102,21 @@ class Stack:
         in_process: bool = False,
         totals_handler: Handler | None = None,
         stream_poll_interval_s: float = 0.2,
+        moto: MotoServer | None = None,
+        dynamodb: DynamoDBLocal | None = None,
     ) -> None:
         self.config = config or read_stack_config()
         self.pollers = pollers or self.config.max_concurrency
         self.host = host
         self.embedded = endpoint_url is None and resources is None
-        self._moto = MotoServer(host=host, port=moto_port) if self.embedded else None
-        self._dynamodb = DynamoDBLocal(host=host, port=dynamodb_port) if self.embedded else None
+        self._owns_engines = moto is None and dynamodb is None
+        if self.embedded and not self._owns_engines and (moto is None or dynamodb is None):
+            raise ValueError("give both running engines (moto and dynamodb), or neither")
+        if self.embedded and self._owns_engines:
+            moto = MotoServer(host=host, port=moto_port)
+            dynamodb = DynamoDBLocal(host=host, port=dynamodb_port)
+        self._moto = moto if self.embedded else None
+        self._dynamodb = dynamodb if self.embedded else None
         self._endpoint_url = endpoint_url
         self._resources = resources
         self._provision = resources is None if provision is None else provision
@@ -250,14 +261,8 @@ class Stack:
         return self
 
     def _start(self) -> None:
-        if self._dynamodb is not None:
-            self._dynamodb.launch()  # the JVM starts while moto does
-            self._exit.callback(self._dynamodb.stop)
-        if self._moto is not None:
-            self._moto.start()
-            self._exit.callback(self._moto.stop)
-        if self._dynamodb is not None:
-            self._dynamodb.wait_until_ready()
+        if self._owns_engines:
+            self._start_engines()
         base = self._base_environment()
         touched = set(self.config.ingest.environment) | set(self.config.api.environment)
         if self.config.totals is not None:
@@ -335,6 +340,16 @@ class Stack:
             on_thread_exit=on_exit,
         ).start()
         self._exit.callback(self.streams.stop)
+
+    def _start_engines(self) -> None:
+        if self._dynamodb is not None:
+            self._dynamodb.launch()  # the JVM starts while moto does
+            self._exit.callback(self._dynamodb.stop)
+        if self._moto is not None:
+            self._moto.start()
+            self._exit.callback(self._moto.stop)
+        if self._dynamodb is not None:
+            self._dynamodb.wait_until_ready()
 
     def _load(
         self, function: FunctionConfig, given: Handler | None, size: int | None

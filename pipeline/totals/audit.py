@@ -12,15 +12,17 @@ Per audited folder F (the walk is in S3 key order, so F's keys are contiguous):
 3. When the walk leaves F, the count is compared with the counter. A difference is drift.
    The repair is a compare-and-swap: set the counter to the count only if `updates` still
    has the value read in 1. It waits `settle_s` (the totals' lag behind the rows: the
-   table stream's consumer) plus `SETTLE_MARGIN_S` after F's walk ended, so that every row
-   change of F made before the walk read it has reached the counter by then: a delta that
+   table stream's consumer) plus `margin_s` (`SETTLE_MARGIN_S`) after F's walk ended, so
+   that every row change of F made before the walk read it has reached the counter by then:
+   a delta that
    landed since 1 changes `updates` and the repair is skipped (rows this run repaired
    included: their deltas come through the stream too); one that had landed before 1 is
    in the counter read and in what S3 listed.
 4. F is skipped (left for the next run) when its counter was updated less than
-   `STAMP_MARGIN_S` before the listing of F began (a change S3 had not listed yet could
-   already be in the counter), when the source cannot say when it listed (an inventory), or
-   when F was not walked whole in this run (resumed inside it, or outside `--prefix`).
+   `stamp_margin_s` (`STAMP_MARGIN_S`) before the listing of F began (a change S3 had not
+   listed yet could already be in the counter), when the source cannot say when it listed
+   (an inventory), or when F was not walked whole in this run (resumed inside it, or
+   outside `--prefix`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class TotalsAudit:
     `store` is a `TotalsRepairs` (or only a `TotalsReader` for a dry run). Only folders this
     run walks whole are audited: under `prefix`, and not around the key a resumed run starts
     after (`start`).
+    `settle_s`, `margin_s` and `stamp_margin_s` are `pipeline.core.settings.TotalsTiming`'s.
     """
 
     def __init__(
@@ -91,6 +94,8 @@ class TotalsAudit:
         prefix: str = "",
         dry_run: bool = False,
         settle_s: float = 60.0,
+        margin_s: float = SETTLE_MARGIN_S,
+        stamp_margin_s: float = STAMP_MARGIN_S,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -100,6 +105,8 @@ class TotalsAudit:
         self._start_after: str | None = None
         self._dry_run = dry_run
         self._settle_s = settle_s
+        self._margin_s = margin_s
+        self._stamp_margin_s = stamp_margin_s
         self._clock = clock
         self._sleep = sleep
         self._due: deque[_Due] = deque()
@@ -145,7 +152,7 @@ class TotalsAudit:
         if entry.doubt is not None or not self._quiet(entry):
             report.skipped += 1
             return
-        due = self._clock() + self._settle_s + SETTLE_MARGIN_S
+        due = self._clock() + self._settle_s + self._margin_s
         self._due.append(_Due(entry.folder, entry.counted, stored, due))
         self.repair_due()
 
@@ -154,7 +161,7 @@ class TotalsAudit:
         stamp = entry.stored.updated_at if entry.stored is not None else None
         if entry.listed_at is None:
             return False
-        return stamp is None or stamp < entry.listed_at - STAMP_MARGIN_S
+        return stamp is None or stamp < entry.listed_at - self._stamp_margin_s
 
     def repair_due(self) -> None:
         """Apply the repairs whose settle time has passed."""

@@ -30,7 +30,7 @@ from pipeline.feed.positions import Stamper
 from pipeline.reconcile.merge import reconcile
 from pipeline.reconcile.ports import ObjectSource, Summary
 from pipeline.reconcile.repair import Repairer
-from pipeline.totals.audit import TotalsAudit
+from pipeline.totals.audit import SETTLE_MARGIN_S, STAMP_MARGIN_S, TotalsAudit
 
 DEFAULT_TOMBSTONE_TTL_S = 15 * 86_400
 DEFAULT_TOTALS_SETTLE_S = 60
@@ -116,6 +116,8 @@ def run(
     totals: bool = True,
     totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
     feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
+    totals_margin_s: float = SETTLE_MARGIN_S,
+    totals_stamp_margin_s: float = STAMP_MARGIN_S,
 ) -> Summary:
     """Reconcile `target` under `prefix` (see `pipeline.reconcile.merge.reconcile`); with `totals`,
     the folder counters too (`pipeline.totals.audit`)."""
@@ -151,6 +153,8 @@ def run(
             prefix=prefix,
             dry_run=dry_run,
             settle_s=totals_settle_s,
+            margin_s=totals_margin_s,
+            stamp_margin_s=totals_stamp_margin_s,
         )
     return reconcile(
         source,
@@ -191,6 +195,8 @@ def lambda_run(
     concurrency: int = 16,
     totals_settle_s: float = DEFAULT_TOTALS_SETTLE_S,
     feed_settle_ms: int = DEFAULT_FEED_SETTLE_MS,
+    totals_margin_s: float = SETTLE_MARGIN_S,
+    totals_stamp_margin_s: float = STAMP_MARGIN_S,
 ) -> Invocation:
     """One invocation of the scheduled reconcile: work until `margin_ms` before the deadline,
     then save the checkpoint and hand over to a new invocation (`invoke_next`).
@@ -214,6 +220,8 @@ def lambda_run(
         clients=clients,
         totals_settle_s=totals_settle_s,
         feed_settle_ms=feed_settle_ms,
+        totals_margin_s=totals_margin_s,
+        totals_stamp_margin_s=totals_stamp_margin_s,
     )
     continued = False
     if not summary.complete and continuation < MAX_CONTINUATIONS:

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stdout
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -23,13 +24,13 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(batching_window_s=0, function_timeout_s=5)
     )
-    with Stack(config, pollers=1) as running:
+    with Stack(config, pollers=1, **engines) as running:
         running.wait_until_idle(30)
         yield running
 

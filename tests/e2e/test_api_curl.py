@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -43,8 +44,8 @@ KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack(read_stack_config().with_suffix("curl"), pollers=1) as running:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
+    with Stack(read_stack_config().with_suffix("curl"), pollers=1, **engines) as running:
         s3 = running.client("s3")
         for name in FILES:
             s3.put_object(Bucket=running.bucket, Key=name, Body=name.encode())

@@ -161,14 +161,14 @@ def signed(stack: Stack) -> SignedRequests:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     """The real handlers on a stack of their own, its table seeded through the bucket."""
     config = (
         read_stack_config()
         .with_suffix(f"api{uuid.uuid4().hex[:8]}")
         .with_overrides(visibility_timeout_s=2, function_timeout_s=10, batching_window_s=0)
     )
-    with Stack(config, pollers=1) as running:
+    with Stack(config, pollers=1, **engines) as running:
         s3 = running.client("s3")
         for name in [*SEEDED, GONE]:
             s3.put_object(Bucket=running.bucket, Key=name, Body=name.encode())

@@ -185,13 +185,13 @@ FILES = [f"env-{i}/file {i}.txt" for i in range(6)]
 
 
 @pytest.fixture(scope="module")
-def probed_stack() -> Iterator[Stack]:
+def probed_stack(engines: dict[str, Any]) -> Iterator[Stack]:
     """The stack with the real API handler behind a barrier (`lambda_probe_api`)."""
     config = read_stack_config().with_suffix("environments")
     api = dataclasses.replace(
         config.api, handler="tests.support.lambda_probe_api.lambda_handler", timeout_s=29
     )
-    with Stack(dataclasses.replace(config, api=api), pollers=1) as stack:
+    with Stack(dataclasses.replace(config, api=api), pollers=1, **engines) as stack:
         s3 = stack.client("s3")
         for name in FILES:
             s3.put_object(Bucket=stack.bucket, Key=name, Body=name.encode())

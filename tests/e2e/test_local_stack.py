@@ -32,7 +32,7 @@ AWKWARD = [
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     """The real handlers on a stack of their own (unique names: moto's backends are global).
 
     Short visibility timeout so retries and the DLQ happen within the test; the rest is
@@ -43,7 +43,7 @@ def stack() -> Iterator[Stack]:
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(visibility_timeout_s=2, function_timeout_s=10, batching_window_s=0)
     )
-    with Stack(config, pollers=2) as running:
+    with Stack(config, pollers=2, **engines) as running:
         running.wait_until_idle(30)  # the s3:TestEvent sent when the notification was set up
         yield running
 
@@ -174,10 +174,10 @@ def test_an_empty_file_name_is_not_found(stack: Stack) -> None:
     assert set(response.json()) == {"message"}
 
 
-def test_api_auth_none_serves_unsigned_requests() -> None:
+def test_api_auth_none_serves_unsigned_requests(engines: dict[str, Any]) -> None:
     # Given the same template with its ApiAuth parameter set to NONE (`up --api-auth NONE`)
     config = read_stack_config(parameters={"ApiAuth": "NONE"}).with_suffix(uuid.uuid4().hex[:8])
-    with Stack(config, pollers=1) as running:
+    with Stack(config, pollers=1, **engines) as running:
         # Then unsigned requests reach the handler
         assert not running.api_auth_enabled
         assert get(f"{running.api_url}/files", sign=False).status == 200

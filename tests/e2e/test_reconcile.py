@@ -26,22 +26,27 @@ from pipeline.local.stack import FAKE_CREDENTIALS, Stack
 from pipeline.local.template import read_stack_config
 from pipeline.wiring.reconcile import Target, run
 from tests.support import moto_state
+from tests.support.idle import IDLE_TOTALS_TIMING
 
 pytestmark = pytest.mark.e2e
 
 OBJECTS = 5_000
-SETTLE_S = 20
-"""Folder counter repairs wait the ingest function's timeout (20 s here) after a folder."""
+FUNCTION_TIMEOUT_S = 10
+SETTLE_S = FUNCTION_TIMEOUT_S
+"""Folder counter repairs made while events flow wait the ingest function's timeout after a
+folder; runs on the idle stack use `IDLE_TOTALS_TIMING` (nothing in flight to wait for)."""
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(uuid.uuid4().hex[:8])
-        .with_overrides(visibility_timeout_s=5, function_timeout_s=20, batching_window_s=0)
+        .with_overrides(
+            visibility_timeout_s=5, function_timeout_s=FUNCTION_TIMEOUT_S, batching_window_s=0
+        )
     )
-    with Stack(config, pollers=2) as running:
+    with Stack(config, pollers=2, **engines) as running:
         running.wait_until_idle(30)
         yield running
 
@@ -82,13 +87,16 @@ def target(stack: Stack) -> Target:
 
 
 def reconcile_cli(stack: Stack, *flags: str) -> tuple[int, dict[str, Any]]:
+    """The reconcile command on the stack, idle: its callers send no events meanwhile."""
+    stack.wait_until_idle(60)
     args = ["reconcile", "--json", "--endpoint-url", str(stack.endpoint_url)]
     args += ["--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)]
     args += ["--bucket", stack.bucket, "--table", stack.table_name, "--region", stack.region]
     args += ["--checkpoint-path", f"/file-tracker/{stack.table_name}/reconcile/", *flags]
-    args += ["--totals-settle", str(SETTLE_S)]
     out = io.StringIO()
-    with redirect_stdout(out):
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out):
+        for name, value in IDLE_TOTALS_TIMING.items():
+            patch.setenv(name, value)
         status = cli(args)
     return status, json.loads(out.getvalue())
 
@@ -219,7 +227,10 @@ def test_a_run_stopped_midway_resumes_and_ends_with_the_same_result(stack: Stack
         state["asked"] += 1
         return state["asked"] >= len(keys) // 2
 
-    first = run(target(stack), should_stop=stop_at_half, concurrency=4, totals_settle_s=SETTLE_S)
+    stack.wait_until_idle(60)  # no events meanwhile: no counter delta to wait for
+    first = run(
+        target(stack), should_stop=stop_at_half, concurrency=4, totals_settle_s=0, totals_margin_s=0
+    )
     assert not first.complete and 0 < first.repaired < 200
     status, report = reconcile_cli(stack)  # the CLI resumes the same checkpoint
     assert status == 0 and report["resumed_after"] == first.last_key

@@ -66,7 +66,7 @@ def malformed_bodies() -> list[str]:
 
 
 @pytest.fixture
-def faulty_stack() -> Iterator[tuple[Stack, FaultyClients]]:
+def faulty_stack(engines: dict[str, Any]) -> Iterator[tuple[Stack, FaultyClients]]:
     """A stack whose ingest handler talks to DynamoDB through `StrictFaultyClient`.
 
     The client factory is patched into `pipeline.adapters.runtime` before the stack cold-starts
@@ -88,7 +88,7 @@ def faulty_stack() -> Iterator[tuple[Stack, FaultyClients]]:
         patch.setenv("INGEST_BASE_BACKOFF_MS", "1")
         patch.setenv("INGEST_MAX_BACKOFF_MS", "50")
         # in-process: the faulty clients are patched into this process's modules
-        with Stack(config, in_process=True) as stack:
+        with Stack(config, in_process=True, **engines) as stack:
             stack.wait_until_idle(30)  # the s3:TestEvent
             yield stack, clients
 
@@ -172,13 +172,13 @@ def test_faults_crashes_and_poison_leave_the_table_equal_to_the_bucket(
 
 
 @pytest.fixture
-def one_poller_stack() -> Iterator[Stack]:
+def one_poller_stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(f"dup{uuid.uuid4().hex[:8]}")
         .with_overrides(visibility_timeout_s=2, function_timeout_s=10, batching_window_s=0)
     )
-    with Stack(config, pollers=1) as stack:
+    with Stack(config, pollers=1, **engines) as stack:
         stack.wait_until_idle(30)
         yield stack
 

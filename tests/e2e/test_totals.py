@@ -35,29 +35,27 @@ from pipeline.local.cli import main as cli
 from pipeline.local.provision import queue_counts
 from pipeline.local.stack import Stack
 from pipeline.local.template import read_stack_config
-from pipeline.totals.audit import STAMP_MARGIN_S
 from pipeline.totals.deltas import Totals
 from pipeline.totals.folders import ancestors
 from pipeline.totals.ports import totals_key
+from tests.support.idle import IDLE_TOTALS_TIMING, STAMP_MARGIN_S
 from tests.support.reliability import bucket_state
 from tests.support.s3spy import capture_notifications
 
 pytestmark = pytest.mark.e2e
 
 FUNCTION_TIMEOUT_S = 30
-SETTLE_S = FUNCTION_TIMEOUT_S
-"""A counter repair waits the ingest function's timeout after its folder's walk."""
 FOLDERS = [f"churn/f{i:02d}/" for i in range(50)]
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(engines: dict[str, Any]) -> Iterator[Stack]:
     config = (
         read_stack_config()
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(function_timeout_s=FUNCTION_TIMEOUT_S)
     )
-    with Stack(config, pollers=3) as running:
+    with Stack(config, pollers=3, **engines) as running:
         running.wait_until_idle(30)
         yield running
 
@@ -160,13 +158,17 @@ def test_counters_equal_the_listing_after_churn_with_duplicates_and_reordering(
 
 
 def reconcile(stack: Stack, *flags: str) -> dict[str, Any]:
+    """The reconcile command, with the idle stack's totals timing (`IDLE_TOTALS_TIMING`: the
+    caller waited for the stack to be idle)."""
     out = io.StringIO()
     args = ["reconcile", "--json", "--endpoint-url", str(stack.endpoint_url)]
     args += ["--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)]
     args += ["--bucket", stack.bucket, "--table", stack.table_name, "--region", stack.region]
     args += ["--checkpoint-path", f"/file-tracker/{stack.table_name}/reconcile/"]
-    args += ["--totals-settle", str(SETTLE_S), *flags]
-    with redirect_stdout(out):
+    args += [*flags]
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out):
+        for name, value in IDLE_TOTALS_TIMING.items():
+            patch.setenv(name, value)
         status = cli(args)
     drift = "--dry-run" in flags and bool(json.loads(out.getvalue())["totals"]["drift"])
     assert status == (3 if drift else 0)  # a dry run that finds drift exits 3
@@ -197,7 +199,9 @@ def test_reconcile_repairs_counters_damaged_by_hand(stack: Stack) -> None:
     damaged = {"churn/f07/", "churn/f08/", "churn/f09/s/"}
     expected = truth(stack)
     assert {f for f in damaged if summary(stack, f)["files"] != expected[f].files} == damaged
-    # (a counter updated less than the stamp margin before the walk is left for the next run)
+    # (a counter updated less than the stamp margin before the walk is left for the next run;
+    # with the stack idle, no update is in flight: the margin is 1 s)
+    stack.wait_until_idle(60)
     time.sleep(STAMP_MARGIN_S + 1)
     # When reconcile --dry-run runs, it names them and changes nothing
     dry = reconcile(stack, "--dry-run")

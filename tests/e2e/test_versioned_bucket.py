@@ -41,18 +41,18 @@ def expire(stack: Stack, bucket: str, key: str, version_id: str | None = None) -
     return stack.moto.call(moto_s3_events.expire, bucket, key, version_id=version_id)
 
 
-def _stack(versioning: str) -> Stack:
+def _stack(versioning: str, engines: dict[str, Any]) -> Stack:
     config = (
         read_stack_config(parameters={"BucketVersioning": versioning})
         .with_suffix(uuid.uuid4().hex[:8])
         .with_overrides(visibility_timeout_s=2, function_timeout_s=10, batching_window_s=0)
     )
-    return Stack(config, pollers=POLLERS)
+    return Stack(config, pollers=POLLERS, **engines)
 
 
 @pytest.fixture(scope="module")
-def versioned() -> Iterator[Stack]:
-    with _stack("Enabled") as running:
+def versioned(engines: dict[str, Any]) -> Iterator[Stack]:
+    with _stack("Enabled", engines) as running:
         running.wait_until_idle(30)  # the s3:TestEvent
         yield running
 
@@ -236,9 +236,11 @@ def test_shuffled_duplicates_alone_reach_the_same_state(versioned: Stack) -> Non
     assert_table_equals_s3(stack, keys)
 
 
-def test_lifecycle_expiration_on_an_unversioned_bucket_removes_the_file() -> None:
+def test_lifecycle_expiration_on_an_unversioned_bucket_removes_the_file(
+    engines: dict[str, Any],
+) -> None:
     # Given the template's default (unversioned) bucket with two files
-    with _stack("Suspended") as stack:
+    with _stack("Suspended", engines) as stack:
         stack.wait_until_idle(30)
         s3 = stack.client("s3")
         for key in ("expiring.txt", "staying.txt"):

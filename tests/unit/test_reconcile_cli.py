@@ -177,3 +177,17 @@ def test_a_bucket_the_running_stack_lacks_is_named_in_the_error(
         assert main(["reconcile", "--bucket", "elsewhere"]) == 2
     err = capsys.readouterr().err
     assert "the running local stack has no bucket 'elsewhere'" in err and "--table" in err
+
+
+def test_totals_settle_is_the_flag_else_the_environment_else_60(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RECONCILE_TOTALS_SETTLE_S", raising=False)
+    monkeypatch.delenv("RECONCILE_TOTALS_SETTLE_MARGIN_S", raising=False)
+    monkeypatch.delenv("RECONCILE_TOTALS_STAMP_MARGIN_S", raising=False)
+    assert reconcile_cli._totals_timing(None) == (60, 5, 20)
+    monkeypatch.setenv("RECONCILE_TOTALS_SETTLE_S", "7")
+    monkeypatch.setenv("RECONCILE_TOTALS_SETTLE_MARGIN_S", "0")
+    assert reconcile_cli._totals_timing(None) == (7, 0, 20)
+    assert reconcile_cli._totals_timing(2.5) == (2.5, 0, 20)
+    assert reconcile_cli._totals_timing(-1) == (0, 0, 20)

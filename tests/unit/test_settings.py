@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.core.settings import Settings, SettingsError, WriteMode
+from pipeline.core.settings import Settings, SettingsError, TotalsTiming, WriteMode
 
 
 def test_the_default_write_mode_is_conditional() -> None:
@@ -30,3 +30,16 @@ def test_the_stacks_own_bucket_is_validated_and_is_reconciles_default() -> None:
     for bad in ("a/b", "UPPER", "x", "two..dots"):
         with pytest.raises(SettingsError, match="TRACKED_BUCKET: bucket must "):
             Settings.from_env({"TABLE_NAME": "files", "TRACKED_BUCKET": bad})
+
+
+def test_the_totals_timing_defaults_to_aws_and_reads_its_three_variables() -> None:
+    assert Settings.from_env({"TABLE_NAME": "files"}).reconcile_totals == TotalsTiming(60, 5, 20)
+    env = {
+        "RECONCILE_TOTALS_SETTLE_S": "30",
+        "RECONCILE_TOTALS_SETTLE_MARGIN_S": "0",
+        "RECONCILE_TOTALS_STAMP_MARGIN_S": "1",
+    }
+    assert TotalsTiming.from_env(env) == TotalsTiming(30, 0, 1)
+    assert Settings.from_env({"TABLE_NAME": "files", **env}).reconcile_totals.settle_s == 30
+    with pytest.raises(SettingsError, match=r"RECONCILE_TOTALS_STAMP_MARGIN_S must be an integer"):
+        TotalsTiming.from_env({"RECONCILE_TOTALS_STAMP_MARGIN_S": "-1"})

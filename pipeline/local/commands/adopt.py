@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.adapters.dynamo.registry import register_bucket
 from pipeline.core.model import bucket_problem
+from pipeline.core.settings import SettingsError
 from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
 from pipeline.local.reconcile_cli import (
@@ -22,6 +23,7 @@ from pipeline.local.reconcile_cli import (
     Progress,
     _human,
     _status,
+    _totals_timing,
     reconcile_target,
 )
 from pipeline.local.target import DEFAULT_DYNAMODB_PORT, DEFAULT_MOTO_PORT, Flags, Resolver
@@ -63,10 +65,10 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
     sub.add_argument(
         "--totals-settle",
         type=float,
-        default=DEFAULT_TOTALS_SETTLE_S,
         metavar="SECONDS",
         help="step 3: the totals' lag behind the rows: a folder counter's repair waits "
-        f"that long (plus 5 s) after the folder's walk ({DEFAULT_TOTALS_SETTLE_S})",
+        "that long (plus 5 s) after the folder's walk (default: $RECONCILE_TOTALS_SETTLE_S, "
+        f"else {DEFAULT_TOTALS_SETTLE_S})",
     )
     sub.add_argument(
         "--dry-run",
@@ -171,8 +173,9 @@ def adopt_main(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     args.prefix, args.checkpoint_path = "", None
     try:
+        settle, margin, stamp_margin = _totals_timing(args.totals_settle)
         target, queue, line = _adopt_target(args)
-    except ResourceError as error:
+    except (ResourceError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(line, file=sys.stderr, flush=True)
@@ -215,7 +218,9 @@ def adopt_main(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             should_stop=stop.is_set,
             progress=progress,
-            totals_settle_s=max(0.0, args.totals_settle),
+            totals_settle_s=settle,
+            totals_margin_s=margin,
+            totals_stamp_margin_s=stamp_margin,
         )
     progress.close()
     print(json.dumps(summary.report()) if args.json else _human(summary, target, ""))

@@ -29,8 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Protocol
@@ -43,8 +42,6 @@ from pipeline.core.model import (
     ConditionalWrite,
     FileEvent,
     WriteOutcome,
-    bucket_problem,
-    compare_versions,
     is_newer,
     parse_time,
 )
@@ -52,7 +49,7 @@ from pipeline.core.retry import Deadline, OpStats
 from pipeline.core.settings import WriteMode
 from pipeline.core.shards import DEFAULT_PLAN, ShardPlan, ShardPlans
 from pipeline.feed.positions import feed_shard
-from pipeline.ingest.events import NotificationError, parse_body
+from pipeline.ingest.messages import Latest, bug, collapse, message_id_of, parse_messages
 from pipeline.ingest.versions import Resolution, VersionResolver, needs_lookup
 
 logger = logging.getLogger(__name__)
@@ -126,50 +123,6 @@ class IngestResult:
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in self.failed_message_ids]}
 
 
-@dataclass
-class _Latest:
-    event: FileEvent
-    message_ids: set[str]
-
-
-def _newer_in_batch(candidate: FileEvent, current: FileEvent) -> bool:
-    """Within one batch, ties after sequencer and eventTime go to the later arrival."""
-    order = compare_versions(
-        candidate.sequencer, candidate.event_time, current.sequencer, current.event_time
-    )
-    return order >= 0
-
-
-def collapse(events: Iterable[tuple[str, FileEvent]]) -> dict[str, _Latest]:
-    """Newest event per row (`FileEvent.key`: bucket and key), with every message id that
-    carried an event for that row: the same key in two buckets is two rows."""
-    latest: dict[str, _Latest] = {}
-    for message_id, event in events:
-        entry = latest.get(event.key)
-        if entry is None:
-            latest[event.key] = _Latest(event, {message_id})
-            continue
-        entry.message_ids.add(message_id)
-        if _newer_in_batch(event, entry.event):
-            entry.event = event
-    return latest
-
-
-def _bug(error: BaseException) -> str:
-    """An unexpected error, described without its message (which may quote input content)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"internal error {type(error).__name__}{where}; SQS delivers the message again"
-
-
-def message_id_of(record: Mapping[str, Any]) -> str:
-    """The SQS messageId of a Lambda SQS record; without one the batch cannot be reported."""
-    message_id = record.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
-        raise ValueError("SQS record without a messageId: not a Lambda SQS event")
-    return message_id
-
-
 async def ingest(
     records: Sequence[Mapping[str, Any]],
     store: FileStore,
@@ -191,35 +144,10 @@ async def ingest(
     With `tracked`, events of untracked buckets are dropped (acknowledged, counted).
     """
     result = IngestResult(messages=len(records))
-    failed: set[str] = set()
-    pairs: list[tuple[str, FileEvent]] = []
-    for record in records:
-        message_id = message_id_of(record)
-        try:
-            notification = parse_body(record.get("body"))
-        except Exception as error:  # NotificationError, or a parser bug: this message alone
-            reason = str(error) if isinstance(error, NotificationError) else _bug(error)
-            logger.warning(
-                "Rejected message: %s", reason, extra={"message_id": message_id, "reason": reason}
-            )
-            failed.add(message_id)
-            result.failed += 1
-            continue
-        problem = next(
-            (p for e in notification.events if (p := bucket_problem(e.bucket)) is not None), None
-        )
-        if problem is not None:  # a row's key is "<bucket>/<key>": the bucket must be a name
-            logger.warning(
-                "Rejected message: %s",
-                problem,
-                extra={"message_id": message_id, "reason": problem},
-            )
-            failed.add(message_id)
-            result.failed += 1
-            continue
-        result.skipped += notification.skipped + (1 if notification.test_event else 0)
-        pairs.extend((message_id, event) for event in notification.events)
-
+    parsed = parse_messages(records)
+    failed, pairs = parsed.failed, parsed.pairs
+    result.failed += len(failed)
+    result.skipped += parsed.skipped
     if tracked is not None and pairs:
         pairs = await _drop_untracked(pairs, tracked, deadline, result, failed)
     latest = collapse(pairs)
@@ -232,7 +160,7 @@ async def ingest(
                 (entry.event for entry in latest.values()), deadline
             )
         except Exception as error:  # a resolver bug: only the keys it had to look up fail
-            reason = _bug(error)
+            reason = bug(error)
             resolution = Resolution(
                 failures={k: reason for k, e in latest.items() if needs_lookup(e.event)}
             )
@@ -246,12 +174,12 @@ async def ingest(
     at = time.time() if now is None else now
     plan_of = await _plans(plans, {entry.event.bucket for entry in latest.values()})
 
-    async def bounded(group: list[_Latest]) -> None:
+    async def bounded(group: list[Latest]) -> None:
         async with groups:
             try:
                 await apply(group, store, deadline, stats, result, tombstone_ttl_s, at, plan_of)
             except Exception as error:  # a bug: this group's keys fail (redelivery is safe:
-                reason = _bug(error)  # a key already written skips its repeat as stale)
+                reason = bug(error)  # a key already written skips its repeat as stale)
                 for entry in group:
                     stats.failures.setdefault(entry.event.key, reason)
 
@@ -261,6 +189,21 @@ async def ingest(
             for i in range(0, len(keys), GROUP_SIZE)
         )
     )
+    _report_failures(latest, stats, failed, result)
+    result.retries += stats.retries
+    result.throttles += stats.throttles
+    result.calls, result.conflicts = stats.calls, stats.conflicts
+    result.restamps = stats.restamps
+    order = {message_id_of(record): index for index, record in enumerate(records)}
+    result.failed_message_ids = sorted(failed, key=order.__getitem__)
+    return result
+
+
+def _report_failures(
+    latest: Mapping[str, Latest], stats: OpStats, failed: set[str], result: IngestResult
+) -> None:
+    """Every key that could not be written fails every message that carried an event for it
+    (logged once per message, with the key's reason)."""
     for key, reason in stats.failures.items():
         entry = latest[key]
         result.failed += 1
@@ -278,17 +221,10 @@ async def ingest(
                     },
                 )
             failed.add(message_id)
-    result.retries += stats.retries
-    result.throttles += stats.throttles
-    result.calls, result.conflicts = stats.calls, stats.conflicts
-    result.restamps = stats.restamps
-    order = {message_id_of(record): index for index, record in enumerate(records)}
-    result.failed_message_ids = sorted(failed, key=order.__getitem__)
-    return result
 
 
 async def _apply_group_conditional(
-    group: list[_Latest],
+    group: list[Latest],
     store: FileStore,
     deadline: Deadline,
     stats: OpStats,
@@ -332,7 +268,7 @@ async def _apply_group_conditional(
 
 
 async def _apply_group(
-    group: list[_Latest],
+    group: list[Latest],
     store: FileStore,
     deadline: Deadline,
     stats: OpStats,
@@ -369,7 +305,7 @@ async def _plans(plans: ShardPlans | None, buckets: set[str]) -> dict[str, Shard
         try:
             plan_of[bucket] = await plans.plan(bucket) if plans is not None else DEFAULT_PLAN
         except Exception as error:  # an unreadable plan slows the bucket, never fails it
-            logger.warning("Shard plan of %s not read: %s", bucket, _bug(error))
+            logger.warning("Shard plan of %s not read: %s", bucket, bug(error))
             plan_of[bucket] = DEFAULT_PLAN
     return plan_of
 

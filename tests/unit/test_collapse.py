@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pipeline.core.model import Action, FileEvent
-from pipeline.ingest.batch import collapse
+from pipeline.ingest.messages import collapse
 
 
 def ev(

@@ -277,6 +277,9 @@ class Stack:
             )
         if self._resources is None:
             raise RuntimeError("no resources: give `resources=` or let the stack provision them")
+        if self._provision and not self._owns_engines:
+            # shared engines outlive the stack: its table (and stream) goes when it stops, last
+            self._exit.callback(self._drop_table, self._resources.table)
         ingest_handler, ingest_exit = self._load(
             self.config.ingest, self._ingest_handler, self.pollers
         )
@@ -372,6 +375,14 @@ class Stack:
         )
         self._exit.callback(pool.close)
         return pool, None
+
+    def _drop_table(self, table: str) -> None:
+        """Delete the stack's table from engines it shares (DynamoDB Local keeps every table
+        and its stream in memory: a test process's stacks would slow each other down)."""
+        try:
+            self.client("dynamodb").delete_table(TableName=table)
+        except Exception as error:  # best effort: the engine may be gone already
+            logger.debug("table %s not deleted: %s", table, error)
 
     def stop(self) -> None:
         """Stop pollers (after their current poll), the gateway and the engines; restore

@@ -46,6 +46,8 @@ from pipeline.read.api import (
     DELIMITER_MESSAGE,
     DEPTH_MESSAGE,
     FOLDER_MESSAGE,
+    KEY_ALONE_MESSAGE,
+    KEY_MESSAGE,
     LIMIT_MESSAGE,
     PREFIX_MESSAGE,
     REPEATED_MESSAGE,
@@ -79,6 +81,8 @@ PUBLIC_MESSAGES = frozenset(
         FOLDER_MESSAGE,
         DEPTH_MESSAGE,
         BUCKET_MESSAGE,
+        KEY_MESSAGE,
+        KEY_ALONE_MESSAGE,
         "next_token was issued for a different bucket",
         "next_token was issued for a different prefix",
         "next_token was issued for a different delimiter",
@@ -108,6 +112,7 @@ PUBLIC_MESSAGES = frozenset(
             "bucket",
             "cursor",
             "since",
+            "key",
         )
         for count in range(2, 100)
     }

@@ -165,7 +165,11 @@ def test_an_unreachable_api_is_a_worded_state(server: BrowseServer) -> None:
 def test_no_token_cookie_or_credential_reaches_the_log(
     server: BrowseServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG):
+    # the server's own logger at DEBUG, whatever an earlier test of this process set it to
+    with (
+        caplog.at_level(logging.DEBUG),
+        caplog.at_level(logging.DEBUG, logger="pipeline.local.browse.server"),
+    ):
         cookie = session(server)
         request(server, "/api/files?prefix=a", headers=cookie)
         request(server, f"/?token={server.secrets.token}", host="evil.example")

@@ -11,7 +11,21 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = {"up", "demo", "reconcile", "adopt", "watch", "migrate-table"}
+
+
+def _commands() -> set[str]:
+    """The subcommands the command line really has (from its parser)."""
+    import argparse
+
+    from pipeline.local.cli import _parser
+
+    actions = _parser()._subparsers._group_actions  # type: ignore[union-attr]
+    return {
+        name for a in actions if isinstance(a, argparse._SubParsersAction) for name in a.choices
+    }
+
+
+COMMANDS = _commands()
 
 
 @pytest.mark.skipif(

@@ -145,7 +145,7 @@ def test_the_page_has_no_inline_script_or_style(server: BrowseServer) -> None:
     connection.request("GET", "/", headers={"Host": f"127.0.0.1:{server.port}", **session(server)})
     html = connection.getresponse().read().decode()
     connection.close()
-    assert html.count("<script") == 1 and '<script src="/app.js" defer></script>' in html
+    assert html.count("<script") == 1 and '<script type="module" src="/app.js"></script>' in html
     assert "style=" not in html and "<style" not in html and "on" + "click" not in html
 
 

@@ -5,6 +5,9 @@
 // URLSearchParams (so no "javascript:" URL can be formed).
 'use strict';
 
+import { api, notice } from './calls.js';
+import { ago, count, el, human, literal, when } from './view.js';
+
 (() => {
   const PAGE = 200;
   const CHANGES_PAGE = 100;
@@ -20,103 +23,6 @@
   let folderBytes = 0;
   let nextToken = null;
   let feed = { generation: 0, cursor: null, newest: null, timer: null, backlog: true, pages: 0 };
-
-  // ---------------------------------------------------------------- text helpers
-
-  const CONTROL = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/u;
-  const CONTROLS = new RegExp(CONTROL.source, 'gu');
-
-  // `text` as a fragment of text nodes; control and bidi characters (U+202E...) are shown as
-  // visible "U+XXXX" marks, so a name reads as it is stored, never reordered or hidden.
-  function literal(value) {
-    const text = String(value);
-    const fragment = document.createDocumentFragment();
-    let last = 0;
-    for (const match of String(text).matchAll(CONTROLS)) {
-      if (match.index > last) fragment.append(document.createTextNode(text.slice(last, match.index)));
-      const mark = document.createElement('span');
-      mark.className = 'ctl';
-      mark.textContent = 'U+' + match[0].codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
-      fragment.append(mark);
-      last = match.index + match[0].length;
-    }
-    if (last < text.length) fragment.append(document.createTextNode(text.slice(last)));
-    return fragment;
-  }
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.append(literal(String(text)));
-    return node;
-  }
-
-  const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  function human(bytes) {
-    if (typeof bytes !== 'number') return '';
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < UNITS.length - 1) { value /= 1024; unit += 1; }
-    return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
-  }
-  const count = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : '');
-  const when = (iso) => (iso ? String(iso).replace('T', ' ').replace(/\.\d+/, '') : '');
-
-  function ago(ms) {
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return `${s} s`;
-    if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  }
-
-  // ---------------------------------------------------------------- the API
-
-  async function api(route, params) {
-    const query = new URLSearchParams();
-    for (const [name, value] of Object.entries(params || {})) {
-      if (value !== undefined && value !== null && value !== '') query.set(name, value);
-    }
-    const url = `/api/${route}` + (query.toString() ? `?${query}` : '');
-    let response;
-    try {
-      response = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
-    } catch (error) {
-      return { ok: false, status: 0, body: { state: 'server' } };
-    }
-    let body = {};
-    try {
-      body = await response.json();
-    } catch (error) {
-      body = { state: response.status === 403 ? 'session' : 'upstream_error' };
-    }
-    return { ok: response.ok, status: response.status, body };
-  }
-
-  const STATES = {
-    credentials: ['AWS credentials refused or missing.',
-      'Refresh the credentials where browse runs (aws sso login, aws configure), then reload this page.'],
-    unreachable: ['The API cannot be reached.',
-      'Check that the stack is running (make up) and reload this page.'],
-    bad_request: ['The API did not accept the request.',
-      'Change the filter or go back to a folder above.'],
-    not_found: ['Not found.', 'The bucket or file may no longer be tracked; pick another bucket.'],
-    expired: ['The change feed position expired.', 'Following again from now.'],
-    upstream_error: ['The API had a problem.', 'Try again in a moment (reload the page).'],
-    session: ['This page has no session.',
-      'Open the URL that make up or s3-file-tracker browse printed (it carries the token).'],
-    server: ['The browse server is not answering.',
-      'It stopped? Run make up (or s3-file-tracker browse) again and open the URL it prints.'],
-  };
-
-  function notice(body) {
-    const box = $('notice');
-    if (!body) { box.hidden = true; return; }
-    const [title, hint] = STATES[body.state] || STATES.upstream_error;
-    $('notice-title').textContent = title;
-    $('notice-text').replaceChildren(literal(body.message || ''));
-    $('notice-hint').textContent = hint;
-    box.hidden = false;
-  }
 
   // ---------------------------------------------------------------- URL state
 
@@ -284,7 +190,8 @@
     $('more').hidden = !nextToken;
     const shown = files.children.length;
     const dirs = folders.children.length;
-    $('page-status').textContent = `${count(dirs)} folders and ${count(shown)} files shown` +
+    const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
+    $('page-status').textContent = `${plural(dirs, 'folder')} and ${plural(shown, 'file')} shown` +
       (nextToken ? ' — more below' : '');
     if (first && !shown && !dirs) {
       showEmpty(state.filter

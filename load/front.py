@@ -46,6 +46,7 @@ from aiohttp import web
 
 from load.front_ops import Front
 from load.front_state import ERROR_PREFIX, JSON_TYPE, TARGET_PREFIX, FrontError, FrontState, key_of
+from load.report import serve_app
 from load.throughput import Limits, Meter
 
 OPERATIONS = {
@@ -136,17 +137,7 @@ def make_app(state: FrontState) -> web.Application:
 
 async def serve(port: int, state: FrontState) -> None:
     """Serve on 127.0.0.1 until cancelled; print the URL as one JSON line once listening."""
-    runner = web.AppRunner(make_app(state), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
-    await site.start()
-    server: Any = site._server
-    bound = server.sockets[0].getsockname()[1] if server is not None else port
-    print(json.dumps({"url": f"http://127.0.0.1:{bound}"}), flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(make_app(state), "127.0.0.1", port)
 
 
 class FrontProcess:

@@ -208,3 +208,23 @@ def save_plot(figure: Any, path: str) -> None:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     console.print(f"plot: {path}")
+
+
+async def serve_app(app: Any, host: str, port: int) -> None:
+    """Serve an aiohttp `app` on `host`:`port` (0: any free port) until cancelled; print the URL
+    as one JSON line once listening (what the benchmarks' child servers tell their parent)."""
+    import asyncio
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    server: Any = site._server
+    bound = server.sockets[0].getsockname()[1] if server is not None else port
+    print(json.dumps({"url": f"http://{host}:{bound}"}), flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

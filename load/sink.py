@@ -47,6 +47,7 @@ from typing import Any
 
 from aiohttp import web
 
+from load.report import serve_app
 from load.sink_ops import Sink
 from load.sink_state import JSON_TYPE, TARGET_PREFIX, SinkError, SinkState
 
@@ -118,17 +119,7 @@ def make_app(state: SinkState) -> web.Application:
 
 async def serve(host: str, port: int, state: SinkState) -> None:
     """Serve until cancelled; print the URL as one JSON line once listening."""
-    runner = web.AppRunner(make_app(state), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
-    server: Any = site._server
-    bound = server.sockets[0].getsockname()[1] if server is not None else port
-    print(json.dumps({"url": f"http://{host}:{bound}"}), flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(make_app(state), host, port)
 
 
 class SinkProcess:

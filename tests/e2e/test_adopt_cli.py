@@ -118,7 +118,7 @@ def test_adopt_and_reconcile_on_a_running_up_with_the_documented_commands_alone(
         def clean() -> bool:
             return command(state, "reconcile", "--bucket", legacy, "--dry-run").returncode == 0
 
-        wait_for(clean, "the new object's event")
+        wait_for(clean, "the new object's event", timeout_s=120)  # a loaded box: bounded
         # And drift (a row lost from the table) is named and repaired with the same command
         dynamodb: Any = boto3.client(
             "dynamodb",

@@ -53,6 +53,7 @@ from load.capacity_report import (
 )
 from load.front import FrontProcess
 from load.lambda_model import EventSource, Model, Queue
+from load.report import add_output_arguments
 from load.throughput import Limits
 from pipeline.core.shards import ShardPlan
 
@@ -188,9 +189,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=0, help="override each burst's event count")
     parser.add_argument("--burst-s", type=float, default=1.0, help="per-key bucket seconds")
     parser.add_argument("--calibration-records", type=int, default=1000)
-    parser.add_argument("--json", type=Path, help="write the runs as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
-    parser.add_argument("--plot", type=Path, help="write the PNG here")
+    add_output_arguments(parser, "capacity", plot="write the PNG here")
+    parser.add_argument("--json", dest="out", help="the same as --out (the runs as JSON)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,9 +226,10 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + table, file=out)
     if args.markdown:
         args.markdown.write_text(table + "\n")
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps([asdict(r) for r in runs], indent=1))
     if args.plot:
-        plot(runs, args.plot)
+        plot(runs, Path(args.plot))
     bad = [r for r in runs if not r.check.startswith("ok")]
     return 1 if bad else 0

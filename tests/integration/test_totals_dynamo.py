@@ -9,29 +9,24 @@ it keeps one shard, so shard rotation is tested on the in-memory stream
 
 from __future__ import annotations
 
-import asyncio
-import os
-from contextlib import AsyncExitStack
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from pipeline.adapters.dynamo.reader import DynamoFileReader
-from pipeline.adapters.dynamo.schema import stream_arn
 from pipeline.adapters.dynamo.stream_totals import DynamoWatermarkedCounters
 from pipeline.adapters.dynamo.totals import DynamoTotalsStore
 from pipeline.adapters.dynamo.writer import DynamoFileStore
-from pipeline.adapters.runtime import open_dynamodb_client
 from pipeline.core.retry import Deadline
-from pipeline.core.settings import Settings
 from pipeline.ingest.batch import ingest
 from pipeline.local.streams import DynamoStreamEventSource
 from pipeline.totals.deltas import Totals
 from pipeline.totals.ports import Refused, StoredTotals
-from pipeline.totals.stream import apply_batch, padded, shard_of
+from pipeline.totals.stream import padded
 from tests.support.s3events import notification, s3_record, sqs_record
+from tests.support.stream_totals import consume as read_stream
+from tests.support.stream_totals import run
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +38,6 @@ def message(key: str, seq: str, *, size: int = 10, delete: bool = False) -> dict
     event = "ObjectRemoved:Delete" if delete else "ObjectCreated:Put"
     record = s3_record(key, event=event, size=size, sequencer=seq)
     return sqs_record(notification(record), f"{key}-{seq}")
-
-
-def run(work: Any) -> Any:
-    async def scenario() -> Any:
-        async with AsyncExitStack() as stack:
-            client = await open_dynamodb_client(stack, Settings.from_env())
-            return await work(client)
-
-    return asyncio.run(scenario())
 
 
 def write(table: str, *records: dict[str, Any]) -> None:
@@ -82,24 +68,7 @@ class AnswerLost:
 
 def consume(dynamodb: Any, table: str, *, lose_answers: bool = False) -> DynamoStreamEventSource:
     """Read the table's stream to its end as Lambda's event source does, in this thread."""
-
-    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-        async def work(client: Any) -> dict[str, Any]:
-            wrapped = AnswerLost(client) if lose_answers else client
-            counters = DynamoWatermarkedCounters(wrapped, table, Deadline(30))
-            result = await apply_batch(event["Records"], shard_of(event), counters)
-            return {"state": {}, **result.response()}
-
-        answer: dict[str, Any] = run(work)
-        return answer
-
-    arn = stream_arn(dynamodb, table)
-    assert arn is not None
-    streams = boto3.client("dynamodbstreams", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
-    source = DynamoStreamEventSource(streams, arn, handler, batch_size=3, retry_delay_s=0)
-    while source.poll_once():
-        pass
-    return source
+    return read_stream(dynamodb, table, wrap=AnswerLost if lose_answers else None)
 
 
 def test_the_stream_of_partiql_writes_keeps_counters_the_api_reads(

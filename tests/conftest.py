@@ -73,11 +73,12 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
 
 
 @pytest.fixture(scope="session")
-def engines(moto_server: MotoServer, dynamodb_local: DynamoDBLocal) -> dict[str, Any]:
-    """The session's engines as `Stack` takes them (`Stack(config, **engines)`): the e2e
-    stacks of a test process share them instead of starting their own (each stack's
-    resources have names of their own: `StackConfig.with_suffix`)."""
-    return {"moto": moto_server, "dynamodb": dynamodb_local}
+def engines() -> dict[str, Any]:
+    """What the e2e stacks pass to `Stack(config, **engines)`: nothing, so each module's stack
+    starts engines of its own. Sharing the test process's engines (`{"moto": ..., "dynamodb":
+    ...}`, which `Stack` supports) made DynamoDB Local hold every module's table and stream:
+    under two test processes on two cores, the later tests of a process timed out on it."""
+    return {}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import pytest_socket
 from _pytest.nodes import coerce_node_id  # pytest 9: node IDs are NodeId objects
 
 from pipeline.adapters.dynamo.schema import create_files_table
@@ -29,6 +30,14 @@ def _unique_node_ids(items: list[pytest.Item]) -> None:
     for item in items:
         if counts[item.nodeid] > 1 and item.name not in item.nodeid:
             item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
+
+
+@pytest.fixture(autouse=True)
+def _network_outside_the_unit_tier(request: pytest.FixtureRequest) -> None:
+    """Integration and e2e tests talk to servers on 127.0.0.1: sockets on, whatever a unit test
+    run earlier in this test process left (`tests/unit/conftest.py` turns them off)."""
+    if "tests/unit/" not in str(request.node.path).replace("\\", "/"):
+        pytest_socket.enable_socket()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -33,6 +33,10 @@ from tests.support.s3events import notification, s3_record, sqs_record
 
 pytestmark = pytest.mark.integration
 BUCKET = "plan-bucket"
+SETTLE_MS = 5_000
+"""The production feed settle: a write answered more than half of it after its stamp is
+stamped again, and 1 s (500 ms) was too tight for DynamoDB Local on a loaded box (every
+write restamped until the deadline ran out, in CI)."""
 SINCE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
 
 
@@ -51,12 +55,13 @@ def create_all(keys: list[str], first_seq: int) -> Any:
     async def run() -> Any:
         async with AsyncExitStack() as stack:
             client = await open_dynamodb_client(stack, Settings.from_env())
-            store = DynamoFileStore(client, Settings.from_env().table_name, stamper=Stamper(1000))
+            store = DynamoFileStore(client, Settings.from_env().table_name, stamper=Stamper(SETTLE_MS))
             plans = CachedShardPlans(client, Settings.from_env().table_name, ttl_s=0)
-            return await ingest(records, store, Deadline(30), tombstone_ttl_s=60, plans=plans)
+            return await ingest(records, store, Deadline(120), tombstone_ttl_s=60, plans=plans)
 
     result = asyncio.run(run())
-    assert result.failed_message_ids == [] and result.written == len(keys)
+    outcome = {k: v for k, v in vars(result).items() if k != "failed_message_ids"}
+    assert result.failed_message_ids == [] and result.written == len(keys), outcome
 
 
 def walk(
@@ -94,7 +99,7 @@ def changes(app: Any, cursor: str | None = None) -> tuple[list[str], str]:
 def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
     table_name: str, dynamodb: Any
 ) -> None:
-    settings = Settings(table_name=table_name, tracked_bucket=BUCKET, feed_settle_ms=1000)
+    settings = Settings(table_name=table_name, tracked_bucket=BUCKET, feed_settle_ms=SETTLE_MS)
     client = make_client(Settings.from_env())
     plans = SyncShardPlans(client, table_name, ttl_s=0)
     feed = feed_for(DynamoChangeIndex(client, table_name), settings)
@@ -103,7 +108,7 @@ def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
     # Given a bucket tracked with the default plan and 200 files written under it
     register_bucket(dynamodb, table_name, BUCKET, by="test")
     create_all(names(range(0, 400, 2)), 1)
-    time.sleep(1.1)  # the feed's settle window
+    time.sleep(SETTLE_MS / 1000 + 0.1)  # the feed's settle window
     # And a listing walk and a feed walk begun under it
     first, token = walk(app, 50, pages=2)
     assert len(first) == 100 and token is not None
@@ -116,7 +121,7 @@ def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
     assert plan == ShardPlan(32, 32, 32, 32)
     # And 200 more files land, interleaved by name with the first ones
     create_all(names(range(1, 400, 2)), 1000)
-    time.sleep(1.1)
+    time.sleep(SETTLE_MS / 1000 + 0.1)
     stored = dynamodb.scan(TableName=table_name)["Items"]
     shards = {
         int(i["name_shard"]["S"].rsplit("/", 1)[1])

@@ -206,7 +206,10 @@ def _run_local(
     if args.batch_size:
         config = config.with_overrides(batch_size=args.batch_size)
     tracker = Tracker(prefix)
-    with Stack(config, pollers=args.pollers or None) as stack, progress() as bar:
+    with (
+        Stack(config, pollers=args.pollers or None, warm_engine=True) as stack,
+        progress() as bar,
+    ):
         assert stack.poller is not None
         stack.poller.handler = tracker.wrap(stack.poller.handler)
         uploading = bar.add_task("upload", total=len(keys))

@@ -85,7 +85,33 @@ def document_of(
             len(uploaded),
         ),
         "lags_histogram": histogram(lags),
+        "lag_over_time": lag_over_time(
+            {k: (event_time[k], written[k]) for k in written if k in event_time and k in uploaded}
+        ),
     }
+
+
+def lag_over_time(
+    times: dict[str, tuple[float, float]], step_s: float = 10.0
+) -> list[dict[str, Any]]:
+    """Lag p50/p99/max per `step_s` of S3 eventTime since the first event: where in the burst
+    the tail is (start-up, steady state, the end)."""
+    if not times:
+        return []
+    first = min(event for event, _ in times.values())
+    buckets: dict[int, list[float]] = {}
+    for event, done in times.values():
+        buckets.setdefault(int((event - first) // step_s), []).append(done - event)
+    return [
+        {
+            "from_s": index * step_s,
+            "events": len(lags),
+            "p50": percentile(lags, 50),
+            "p99": percentile(lags, 99),
+            "max": max(lags),
+        }
+        for index, lags in sorted(buckets.items())
+    ]
 
 
 def histogram(lags: list[float], bins: int = 40) -> dict[str, list[float]]:
@@ -138,6 +164,11 @@ def print_summary(document: dict[str, Any]) -> None:
         )
         table.add_row("  after the last row written (s)", fmt(totals["exact_after_last_row_s"], 2))
     table.add_row("missing keys", str(comp["missing"]))
+    steps = document.get("lag_over_time") or []
+    if steps:
+        table.add_row(
+            "lag p99 per 10 s of the burst (s)", " ".join(fmt(step["p99"], 1) for step in steps)
+        )
     table.add_row("extra keys", str(comp["extra"]))
     console.print(table)
     targets = targets_table(document["targets"])

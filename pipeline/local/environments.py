@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.local import fork_server
 from pipeline.local.lambda_runtime import LambdaContext
 from pipeline.local.lambda_worker import read_frame, write_frame
 
@@ -76,28 +78,39 @@ class ExecutionEnvironment:
     ) -> None:
         parent_read, child_write = os.pipe()
         child_read, parent_write = os.pipe()
-        python_path = os.pathsep.join(
-            [str(PROJECT_ROOT), *filter(None, [environment.get("PYTHONPATH")])]
-        )
-        argv = [
-            sys.executable,
-            "-m",
-            "pipeline.local.lambda_worker",
-            handler_path,
-            str(child_read),
-            str(child_write),
-            str(os.getpid()),
-        ]
-        if clear_metrics:
-            argv.append("--clear-metrics")
+        paths = [str(PROJECT_ROOT), *filter(None, [environment.get("PYTHONPATH")])]
+        variables = {**environment, "PYTHONPATH": os.pathsep.join(paths)}
         try:
-            self.process = subprocess.Popen(
-                argv,
-                env={**environment, "PYTHONPATH": python_path},
-                pass_fds=(child_read, child_write),
-                stdin=subprocess.DEVNULL,
-                cwd=PROJECT_ROOT,
-            )
+            if fork_server.available():
+                self.process: _Forked | subprocess.Popen[bytes] = _Forked(
+                    fork_server.fork(
+                        {
+                            "handler": handler_path,
+                            "environment": variables,
+                            "python_path": paths,
+                            "cwd": str(PROJECT_ROOT),
+                            "clear_metrics": clear_metrics,
+                        },
+                        {
+                            "read_fd": child_read,
+                            "write_fd": child_write,
+                            "stdout_fd": 1,
+                            "stderr_fd": 2,
+                        },
+                    )
+                )
+            else:
+                argv = [
+                    sys.executable, "-m", "pipeline.local.lambda_worker", handler_path,
+                    str(child_read), str(child_write), str(os.getpid()),
+                ]  # fmt: skip
+                self.process = subprocess.Popen(
+                    argv + (["--clear-metrics"] if clear_metrics else []),
+                    env=variables,
+                    pass_fds=(child_read, child_write),
+                    stdin=subprocess.DEVNULL,
+                    cwd=PROJECT_ROOT,
+                )
         finally:
             os.close(child_read)
             os.close(child_write)
@@ -154,7 +167,8 @@ class ExecutionEnvironment:
         if answer is None:
             self.kill()
             code = self.process.wait()
-            raise FunctionError("Runtime.ExitError", f"environment exited with {code}")
+            how = f"with {code}" if code is not None else "(its exit code is the fork server's)"
+            raise FunctionError("Runtime.ExitError", f"environment exited {how}")
         return dict(answer)
 
     @property
@@ -177,6 +191,42 @@ class ExecutionEnvironment:
         """Discard the environment at once."""
         self.process.kill()
         self.close()
+
+
+class _Forked:
+    """An environment forked by the fork server (not our child: the system reaps it), seen
+    through `subprocess.Popen`'s pid, poll, wait and kill; its exit is watched with a pidfd."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except (OSError, AttributeError):  # gone already (or no pidfd): seen as exited
+            self._pidfd = -1
+
+    def poll(self) -> int | None:
+        """None while it runs; its exit code is not ours to read (the server's child)."""
+        return None if self._running(0) else -1
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the exit; `subprocess.TimeoutExpired` if it runs past `timeout`."""
+        if self._running(timeout):
+            raise subprocess.TimeoutExpired(f"environment {self.pid}", timeout or 0)
+        return None
+
+    def kill(self) -> None:
+        """SIGKILL, unless it has exited."""
+        if self._pidfd >= 0 and self._running(0):
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def _running(self, timeout: float | None) -> bool:
+        if self._pidfd < 0:
+            return False
+        readable, _, _ = select.select([self._pidfd], [], [], timeout)
+        if readable:  # exited: the pidfd stays readable; release it
+            os.close(self._pidfd)
+            self._pidfd = -1
+        return not readable
 
 
 def _failure(answer: Mapping[str, Any]) -> FunctionError:

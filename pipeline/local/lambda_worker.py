@@ -1,6 +1,6 @@
 """One Lambda execution environment: a process that runs one function, one invocation at a time.
 
-Started by `environments.ExecutionEnvironment` as
+Forked by `fork_server` (Linux; `serve`) or started by `environments.ExecutionEnvironment` as
 
     python -m pipeline.local.lambda_worker HANDLER READ_FD WRITE_FD PARENT_PID [--clear-metrics]
 
@@ -79,6 +79,17 @@ def _die_with(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _die_with_lifeline(fd: int) -> None:
+    """Exit at once when the lifeline's write end (held by the stack's process) closes."""
+
+    def watch() -> None:
+        while os.read(fd, 1):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
+
+
 def context_from(fields: dict[str, Any]) -> LambdaContext:
     """The invocation's context, its clock already running for `elapsed_s`."""
     context = LambdaContext(
@@ -93,15 +104,41 @@ def context_from(fields: dict[str, Any]) -> LambdaContext:
 
 
 def main(argv: list[str]) -> int:
-    """Run the environment until its input closes."""
+    """Run the environment until its input closes (a process of its own)."""
     handler_path, read_fd, write_fd, parent_pid = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
     # Ctrl-C in a terminal reaches the whole process group: the parent stops the stack and
     # ends its environments itself (their input closes)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent_pid)
+    return _run(handler_path, read_fd, write_fd, "--clear-metrics" in argv[4:])
+
+
+def serve(launch: dict[str, Any], fds: dict[str, int]) -> int:
+    """Run a forked environment (`fork_server`) until its input closes: take the function's
+    environment, cwd, stdout and stderr first, as a new process would have them."""
+    for name, target in (("stdout_fd", 1), ("stderr_fd", 2)):
+        os.dup2(fds[name], target)
+        os.close(fds[name])
+    os.chdir(launch["cwd"])
+    os.environ.clear()
+    os.environ.update(launch["environment"])
+    for entry in reversed(launch["python_path"]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_lifeline(fds["lifeline_fd"])
+    try:
+        return _run(launch["handler"], fds["read_fd"], fds["write_fd"], launch["clear_metrics"])
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _run(handler_path: str, read_fd: int, write_fd: int, clear_metrics: bool) -> int:
+    """Cold start, then answer invocations until the input closes."""
     try:
         handler, module = cold_start(handler_path, {})
-        if "--clear-metrics" in argv[4:]:
+        if clear_metrics:
             handler = clearing_metrics(handler, module)
     except Exception as error:  # an init error fails the invocation, as on Lambda
         traceback.print_exc()

@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from pipeline.adapters.dynamo.schema import stream_arn
+from pipeline.local import fork_server
 from pipeline.local.api_client import Signer
 from pipeline.local.dynamodb_local import DynamoDBLocal
 from pipeline.local.environments import DEFAULT_API_CONCURRENCY, FunctionPool
@@ -81,6 +82,8 @@ class Stack:
         moto, dynamodb: running embedded engines to use instead of starting new ones (tests
             start them once per process); the stack neither starts nor stops them, and its
             resources need names of their own (`StackConfig.with_suffix`).
+        warm_engine: warm the DynamoDB Local it starts before serving (`DynamoDBLocal.warm_up`:
+            a burst's first seconds are then served like the rest; `up` and `load upload`).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class Stack:
         stream_poll_interval_s: float = 0.2,
         moto: MotoServer | None = None,
         dynamodb: DynamoDBLocal | None = None,
+        warm_engine: bool = False,
     ) -> None:
         self.config = config or read_stack_config()
         self.pollers = pollers or self.config.max_concurrency
@@ -122,6 +126,7 @@ class Stack:
         self._provision = resources is None if provision is None else provision
         self.verbose = verbose
         self.wait_time_s = wait_time_s
+        self.warm_engine = warm_engine
         self._ingest_handler = ingest_handler
         self._api_handler = api_handler
         self.in_process = in_process
@@ -261,6 +266,7 @@ class Stack:
         return self
 
     def _start(self) -> None:
+        fork_server.prestart()  # its imports overlap the engines' start
         if self._owns_engines:
             self._start_engines()
         base = self._base_environment()
@@ -353,6 +359,8 @@ class Stack:
             self._exit.callback(self._moto.stop)
         if self._dynamodb is not None:
             self._dynamodb.wait_until_ready()
+            if self.warm_engine:
+                self._dynamodb.warm_up()
 
     def _load(
         self, function: FunctionConfig, given: Handler | None, size: int | None

@@ -91,6 +91,27 @@ def test_an_environment_is_cold_started_once_and_reused_warm_with_the_function_e
     assert 0 < second["remaining_ms"] <= 7000
 
 
+def test_an_environment_has_the_function_variables_only_whatever_its_parent_or_fork_server_had(
+    pool: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a parent process with a variable the function does not have (environments are
+    # forked from a fork server that started with the parent's variables, on Linux)
+    monkeypatch.setenv("PARENT_ONLY_SETTING", "leaked")
+    function = FunctionPool(f"{PROBE}.process", {"PROBE_SETTING": "mine"}, 1)
+    try:
+        # When the function is invoked
+        answer = function({}, context())
+    finally:
+        function.close()
+    # Then its environment has the function's variables (and the runtime's PYTHONPATH) only,
+    # and runs in the project's folder, in a process of its own
+    assert answer["environ"].get("PROBE_SETTING") == "mine"
+    assert "PARENT_ONLY_SETTING" not in answer["environ"]
+    assert set(answer["environ"]) <= {"PROBE_SETTING", "PYTHONPATH"}
+    assert answer["cwd"] == str(Path(__file__).resolve().parents[2])
+    assert answer["pid"] != os.getpid()
+
+
 def test_a_handler_error_fails_the_invocation_and_keeps_the_environment_warm(
     pool: Any,
 ) -> None:

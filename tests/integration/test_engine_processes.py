@@ -104,3 +104,31 @@ def test_an_explicit_port_taken_after_the_check_is_a_port_in_use_error(
     monkeypatch.setattr(dynamodb_local, "ensure_free", lambda *args: None)  # the race
     with pytest.raises(PortInUseError, match=str(taken_port)):
         DynamoDBLocal(port=taken_port).start()
+
+
+def test_a_warmed_up_engine_keeps_no_scratch_table_and_serves_writes(
+    dynamodb_local: DynamoDBLocal,
+) -> None:
+    # Given a running DynamoDB Local with a table of its user
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_local.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    before = set(client.list_tables()["TableNames"])
+    # When it is warmed up (conditional inserts and updates, reads, in a scratch table)
+    dynamodb_local.warm_up(writes=50)
+    # Then the scratch table is gone and nothing else changed
+    assert set(client.list_tables()["TableNames"]) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_engine_runs_with_the_client_compiler_and_one_gc_thread(
+    dynamodb_local: DynamoDBLocal,
+) -> None:
+    command = Path(f"/proc/{dynamodb_local.pid}/cmdline").read_bytes().split(b"\0")
+    assert [b"-XX:TieredStopAtLevel=1", b"-XX:+UseSerialGC"] == [
+        arg for arg in command if arg.startswith(b"-XX:")
+    ]

@@ -55,7 +55,9 @@ def create_all(keys: list[str], first_seq: int) -> Any:
     async def run() -> Any:
         async with AsyncExitStack() as stack:
             client = await open_dynamodb_client(stack, Settings.from_env())
-            store = DynamoFileStore(client, Settings.from_env().table_name, stamper=Stamper(SETTLE_MS))
+            store = DynamoFileStore(
+                client, Settings.from_env().table_name, stamper=Stamper(SETTLE_MS)
+            )
             plans = CachedShardPlans(client, Settings.from_env().table_name, ttl_s=0)
             return await ingest(records, store, Deadline(120), tombstone_ttl_s=60, plans=plans)
 

@@ -50,6 +50,11 @@ def environ(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
 
 
+def process(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """What the environment's process looks like: its variables, cwd, pid and parent."""
+    return {"environ": dict(os.environ), "cwd": os.getcwd(), "pid": os.getpid()}
+
+
 def fail(event: dict[str, Any], context: Any) -> None:
     """Raise."""
     raise ValueError("as asked")

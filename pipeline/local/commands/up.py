@@ -338,6 +338,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             endpoint_url=args.endpoint_url,
             resources=resources,
             verbose=args.verbose,
+            warm_engine=True,
         )
         print("Starting the local stack...", file=sys.stderr, flush=True)
         stack.start()

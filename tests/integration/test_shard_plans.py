@@ -1,6 +1,6 @@
 """Changing a tracked bucket's shards loses no row and no page token (pipeline/core/shards.py).
 
-On DynamoDB Local: files written under the default plan (8 listing and 8 feed shards), a
+On DynamoDB Local: files written under the default plan (8 listing and 16 feed shards), a
 listing walk and a feed walk begun, the plan changed with the documented two-step procedure
 (`change_shards`: widen the readers, then switch the writers), more files written under the
 new plan, and the walks continued with their tokens: every file exactly once, in order; the
@@ -22,6 +22,7 @@ from pipeline.adapters.dynamo.registry import register_bucket
 from pipeline.adapters.dynamo.shard_plans import CachedShardPlans, SyncShardPlans, change_shards
 from pipeline.adapters.dynamo.writer import DynamoFileStore
 from pipeline.adapters.runtime import open_dynamodb_client
+from pipeline.core.model import FEED_SHARDS, INDEX_SHARDS
 from pipeline.core.retry import Deadline
 from pipeline.core.settings import Settings
 from pipeline.core.shards import ShardPlan
@@ -130,13 +131,13 @@ def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
         for i in stored
         if "name_shard" in i and i["pk"]["S"].startswith(BUCKET)
     }
-    assert max(shards) >= 8  # the new files use the new shards
+    assert max(shards) >= INDEX_SHARDS  # the new files use the new shards
     feed_shards = {
         int(i["feed_shard"]["S"].rsplit("/", 1)[1])
         for i in stored
         if "feed_shard" in i and i["pk"]["S"].startswith(BUCKET)
     }
-    assert max(feed_shards) >= 8
+    assert max(feed_shards) >= FEED_SHARDS  # beyond the default plan's
     # Then the walk goes on from its token: every file exactly once, in order
     rest, end = walk(app, 50, token)
     assert end is None

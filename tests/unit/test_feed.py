@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from pipeline.core.model import FEED_SHARDS
 from pipeline.core.settings import Settings
 from pipeline.core.tokens import InvalidTokenError, TokenCodec, TokenPrefixMismatchError
 from pipeline.feed.cursors import CursorCodec
@@ -152,7 +153,7 @@ def test_a_page_merges_the_shards_by_position_up_to_the_settle_bound() -> None:
     )
     assert [r["filename"] for r in page.rows] == [f"k{n:02d}" for n in range(20)]
     assert page.next_position == time_position(T0 + 500)  # the bound: nothing is lost after it
-    assert {r.shard for r in index.ranges} == {f"{BUCKET}/{n}" for n in range(8)}
+    assert {r.shard for r in index.ranges} == {f"{BUCKET}/{n}" for n in range(FEED_SHARDS)}
 
 
 def test_full_pages_resume_after_their_last_position_with_no_repeats() -> None:

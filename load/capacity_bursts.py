@@ -21,14 +21,15 @@ LAMBDA_REQUEST = 0.20 / 1e6
 SQS_REQUEST = 0.40 / 1e6
 
 CONFIGS: dict[str, tuple[Model, ShardPlan]] = {
-    "previous": (Model(max_concurrency=5, memory_mb=256), ShardPlan()),
+    "previous": (Model(max_concurrency=5, memory_mb=256), ShardPlan(8, 8)),
     "defaults": (Model(max_concurrency=10, memory_mb=1769), ShardPlan()),
     "fast": (Model(max_concurrency=40, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
     "fast-60": (Model(max_concurrency=60, memory_mb=1769), ShardPlan(32, 64, 32, 64)),
 }
 """Named configurations: the event source and function (template.yaml parameters; BatchSize
-1000, window 1 s) and the bucket's shard plan (`pipeline.core.shards`). `previous`: the template's
-defaults before issue 23; docs/deploy.md, "Capacity"."""
+1000, window 1 s) and the bucket's shard plan (`pipeline.core.shards`). `defaults`: the
+template's and the code's (8 listing, 16 feed shards); `previous`: the defaults before issue 23
+(8 feed shards); docs/deploy.md, "Capacity"."""
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,8 @@ class ExecutionEnvironment:
         if answer is None:
             self.kill()
             code = self.process.wait()
-            how = f"with {code}" if code is not None else "(its exit code is the fork server's)"
-            raise FunctionError("Runtime.ExitError", f"environment exited {how}")
+            how = "" if code is None else f" with {code}"  # a forked one's code is not ours
+            raise FunctionError("Runtime.ExitError", f"environment exited{how}")
         return dict(answer)
 
     @property
@@ -201,7 +201,7 @@ class _Forked:
         self.pid = pid
         try:
             self._pidfd = os.pidfd_open(pid)
-        except (OSError, AttributeError):  # gone already (or no pidfd): seen as exited
+        except ProcessLookupError:  # gone already (its input's end tells the same)
             self._pidfd = -1
 
     def poll(self) -> int | None:

@@ -8,7 +8,8 @@ for them). The fork server is a process (`python -m pipeline.local.fork_server`)
 variables, cwd and stdout/stderr, and only then imports the handler's module (its cold start):
 module state is still the environment's own, and no function setting is read before the fork
 (`PRELOAD` holds libraries that read the environment when a client, Logger or Tracer is
-created, not at import).
+created, not at import). The server also fills one botocore data loader that every session
+of its children shares (`_share_sdk_data`): the SDK's JSON models are parsed once.
 
 Requests go over a SOCK_SEQPACKET Unix socket: a JSON launch and the child's file descriptors
 (its invocation pipes, stdout, stderr and a lifeline) as SCM_RIGHTS; the answer is the child's
@@ -21,6 +22,7 @@ Linux only (`available`); elsewhere environments start as plain processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -67,9 +69,17 @@ MAX_MESSAGE = 1 << 20
 FDS = ("read_fd", "write_fd", "stdout_fd", "stderr_fd", "lifeline_fd")
 
 
+@functools.cache
 def available() -> bool:
-    """Whether environments can be forked here (Linux: fork, SCM_RIGHTS, SOCK_SEQPACKET)."""
-    return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+    """Whether environments can be forked here (Linux: fork, SCM_RIGHTS, SOCK_SEQPACKET, and
+    pidfds to watch children that are not ours)."""
+    if not sys.platform.startswith("linux") or not hasattr(socket, "send_fds"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):  # Python or kernel without pidfds (Linux < 5.3)
+        return False
+    return True
 
 
 class ForkServer:
@@ -171,15 +181,18 @@ def _share_sdk_data() -> None:
         return shared if search_path_string is None else create_loader(search_path_string)
 
     botocore.session.create_loader = shared_loader
-    session = botocore.session.get_session()
-    for service in ("dynamodb", "s3"):
-        session.create_client(
-            service,
-            region_name="us-east-1",
-            endpoint_url="http://127.0.0.1:9",
-            aws_access_key_id="preload",
-            aws_secret_access_key="preload",
-        )
+    try:
+        session = botocore.session.get_session()
+        for service in ("dynamodb", "s3"):
+            session.create_client(
+                service,
+                region_name="us-east-1",
+                endpoint_url="http://127.0.0.1:9",
+                aws_access_key_id="preload",
+                aws_secret_access_key="preload",
+            )
+    except Exception as error:  # e.g. AWS_PROFILE naming no profile: the loader fills lazily
+        print(f"fork server: SDK models not preloaded ({error})", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.local import fork_server
 from pipeline.local.api_client import file_url, get
 from pipeline.local.environments import FunctionError, FunctionPool, FunctionTimeoutError
 from pipeline.local.gateway import ApiGateway
@@ -110,6 +111,24 @@ def test_an_environment_has_the_function_variables_only_whatever_its_parent_or_f
     assert set(answer["environ"]) <= {"PROBE_SETTING", "PYTHONPATH"}
     assert answer["cwd"] == str(Path(__file__).resolve().parents[2])
     assert answer["pid"] != os.getpid()
+
+
+def test_without_the_fork_server_an_environment_is_a_process_of_its_own_with_the_same_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a system where environments cannot be forked (not Linux, or no pidfds)
+    monkeypatch.setattr(fork_server, "available", lambda: False)
+    monkeypatch.setenv("PARENT_ONLY_SETTING", "leaked")
+    function = FunctionPool(f"{PROBE}.process", {"PROBE_SETTING": "mine"}, 1)
+    try:
+        # When the function is invoked twice
+        first, second = function({}, context()), function({}, context())
+    finally:
+        function.close()
+    # Then it ran in one warm process of its own, with the function's variables only
+    assert first["pid"] == second["pid"] != os.getpid()
+    assert first["environ"].get("PROBE_SETTING") == "mine"
+    assert "PARENT_ONLY_SETTING" not in first["environ"]
 
 
 def test_a_handler_error_fails_the_invocation_and_keeps_the_environment_warm(

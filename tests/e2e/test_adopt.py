@@ -116,6 +116,44 @@ def test_adopt_without_reconcile_registers_the_bucket(stack: Stack) -> None:
     assert (totals["files"], totals["bytes"]) == (1, 5)
 
 
+def test_adopt_chooses_the_shards_and_the_bucket_s_rows_spread_over_them(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a bucket adopted with its own shard plan (readers' wait shortened: nothing of the
+    # bucket was read before)
+    s3 = stack.client("s3")
+    adopted = f"wide-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=adopted, CreateBucketConfiguration={"LocationConstraint": stack.region})
+    common = [
+        *("adopt", "--bucket", adopted, "--table", stack.table_name, "--no-reconcile"),
+        *("--endpoint-url", str(stack.endpoint_url), "--region", stack.region),
+        *("--dynamodb-endpoint-url", str(stack.dynamodb_endpoint)),
+        *("--queue-name", stack.queue_url.rsplit("/", 1)[-1]),
+    ]
+    assert cli([*common, "--index-shards", "0"]) == 2
+    assert "--index-shards 0: a shard count must be a whole number from 1 to 256" in (
+        capsys.readouterr().err
+    )
+    assert (
+        cli([*common, "--index-shards", "16", "--feed-shards", "32", "--shards-wait-s", "0"]) == 0
+    )
+    assert "shard plan: 16 listing / 32 feed shards" in capsys.readouterr().err
+    # When 60 files are uploaded to it
+    names = [f"wide/{i:02d}.txt" for i in range(60)]
+    for name in names:
+        s3.put_object(Bucket=adopted, Key=name, Body=b"x")
+    stack.wait_until_idle(60)
+    # Then its rows use the plan's shards, beyond the defaults, and the API lists every file
+    items = moto_state.table_items(stack.client("dynamodb"), stack.table_name, adopted)
+    ours = [item for key, item in items.items() if key in names and "name_shard" in item]
+    index = {int(item["name_shard"]["S"].rsplit("/", 1)[1]) for item in ours}
+    feed = {int(item["feed_shard"]["S"].rsplit("/", 1)[1]) for item in ours}
+    assert len(ours) == 60 and max(index) >= 8 and max(feed) >= 16
+    query = urlencode({"bucket": adopted, "limit": "1000"})
+    listing = get(f"{stack.api_url}/files?{query}", signer=stack.signer)
+    assert [f["filename"] for f in listing.json()["items"]] == names
+
+
 def test_events_of_an_untracked_bucket_are_acknowledged_and_not_stored(stack: Stack) -> None:
     # Given a bucket nobody adopted whose owner points its notifications at our queue
     s3 = stack.client("s3")

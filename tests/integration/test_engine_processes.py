@@ -129,6 +129,7 @@ def test_the_engine_runs_with_the_client_compiler_and_one_gc_thread(
     dynamodb_local: DynamoDBLocal,
 ) -> None:
     command = Path(f"/proc/{dynamodb_local.pid}/cmdline").read_bytes().split(b"\0")
-    assert [b"-XX:TieredStopAtLevel=1", b"-XX:+UseSerialGC"] == [
-        arg for arg in command if arg.startswith(b"-XX:")
+    assert [arg for arg in command if arg.startswith(b"-XX:")] == [
+        b"-XX:TieredStopAtLevel=1",
+        b"-XX:+UseSerialGC",
     ]

@@ -1,6 +1,6 @@
 """Changing a tracked bucket's shards loses no row and no page token (pipeline/core/shards.py).
 
-On DynamoDB Local: files written under the default plan (8 listing and 16 feed shards), a
+On DynamoDB Local: files written under the default plan (8 listing and 32 feed shards), a
 listing walk and a feed walk begun, the plan changed with the documented two-step procedure
 (`change_shards`: widen the readers, then switch the writers), more files written under the
 new plan, and the walks continued with their tokens: every file exactly once, in order; the
@@ -117,11 +117,12 @@ def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
     assert len(first) == 100 and token is not None
     early_changes, cursor = changes(app)
     assert len(early_changes) == 200
-    # When the plan goes to 32 shards by the two-step procedure (caches of 0 s here)
+    # When the plan goes to 32 listing and 64 feed shards by the two-step procedure (caches of
+    # 0 s here)
     plan = change_shards(
-        dynamodb, table_name, BUCKET, index=32, feed=32, wait_s=0, sleep=lambda s: None
+        dynamodb, table_name, BUCKET, index=32, feed=64, wait_s=0, sleep=lambda s: None
     )
-    assert plan == ShardPlan(32, 32, 32, 32)
+    assert plan == ShardPlan(32, 64, 32, 64)
     # And 200 more files land, interleaved by name with the first ones
     create_all(names(range(1, 400, 2)), 1000)
     time.sleep(SETTLE_MS / 1000 + 0.1)
@@ -156,7 +157,7 @@ def test_raising_then_lowering_the_shards_keeps_every_row_and_every_token(
     plan = change_shards(
         dynamodb, table_name, BUCKET, index=4, feed=4, wait_s=0, sleep=lambda s: None
     )
-    assert (plan.index, plan.read_index, plan.feed, plan.read_feed) == (4, 32, 4, 32)
+    assert (plan.index, plan.read_index, plan.feed, plan.read_feed) == (4, 32, 4, 64)
     again, _ = walk(app, 1000)
     assert again == names(range(400))
     # And re-registering the bucket (reconcile does) keeps its plan

@@ -25,6 +25,7 @@ from pipeline.adapters.dynamo.errors import error_code, is_transient
 from pipeline.core.model import (
     BUCKET_RECORD_PREFIX,
     DELETED,
+    FEED_SHARDS,
     FILENAME,
     INDEX_NAME,
     INDEX_SHARDS,
@@ -53,7 +54,7 @@ def make_client(settings: Settings) -> DynamoDBClient:
         connect_timeout=3,
         read_timeout=5,
         tcp_keepalive=True,
-        max_pool_connections=max(10, INDEX_SHARDS),  # one round queries every shard at once
+        max_pool_connections=max(10, INDEX_SHARDS, FEED_SHARDS),  # a round queries every shard
     )
     return boto3.client(
         "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config

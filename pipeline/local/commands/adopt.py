@@ -11,8 +11,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.adapters.dynamo.registry import register_bucket
-from pipeline.core.model import bucket_problem
+from pipeline.adapters.dynamo.shard_plans import DEFAULT_TTL_S, change_shards
+from pipeline.core.model import FEED_SHARDS, INDEX_SHARDS, bucket_problem
 from pipeline.core.settings import SettingsError
+from pipeline.core.shards import shard_count_problem
 from pipeline.local.commands.stop import Stop
 from pipeline.local.provision import ResourceError
 from pipeline.local.reconcile_cli import (
@@ -69,6 +71,26 @@ def add_adopt_parser(commands: Any) -> argparse.ArgumentParser:
         help="step 3: the totals' lag behind the rows: a folder counter's repair waits "
         "that long (plus 5 s) after the folder's walk (default: $RECONCILE_TOTALS_SETTLE_S, "
         f"else {DEFAULT_TOTALS_SETTLE_S})",
+    )
+    sub.add_argument(
+        "--index-shards",
+        type=int,
+        metavar="N",
+        help=f"the bucket's listing-index shards (default {INDEX_SHARDS}: ~{INDEX_SHARDS},000 "
+        'writes/s; docs/deploy.md, "Capacity")',
+    )
+    sub.add_argument(
+        "--feed-shards",
+        type=int,
+        metavar="N",
+        help=f"the bucket's change-feed shards (default {FEED_SHARDS}; an overwrite or a "
+        "delete takes 2 of a shard's 1,000 writes/s)",
+    )
+    sub.add_argument(
+        "--shards-wait-s",
+        type=float,
+        default=DEFAULT_TTL_S + 5,
+        help=argparse.SUPPRESS,  # readers' plan cache (SHARD_PLAN_TTL_S) + 5 s; tests shorten it
     )
     sub.add_argument(
         "--dry-run",
@@ -164,6 +186,28 @@ def _route(args: argparse.Namespace, target: Target, queue: str) -> int:
     return 0
 
 
+def _plan_shards(args: argparse.Namespace, dynamodb: Any, target: Target) -> int:
+    """Give the bucket the asked shard plan, readers first (`change_shards`), before its
+    events are routed; 1 if that is a change."""
+    if args.index_shards is None and args.feed_shards is None:
+        return 0
+    index = args.index_shards or INDEX_SHARDS
+    feed = args.feed_shards or FEED_SHARDS
+    if args.dry_run:
+        print(f"shard plan would be {index} listing / {feed} feed shards", file=sys.stderr)
+        return 1
+    print(
+        f"shard plan: {index} listing / {feed} feed shards (readers first, then writers after "
+        f"{args.shards_wait_s:.0f} s, longer than their plan cache)",
+        file=sys.stderr,
+        flush=True,
+    )
+    change_shards(
+        dynamodb, target.table, target.bucket, index=index, feed=feed, wait_s=args.shards_wait_s
+    )
+    return 1
+
+
 def adopt_main(args: argparse.Namespace) -> int:
     """Run the `adopt` subcommand; returns the exit status (as `reconcile`; with --dry-run,
     3 when adopting would change something)."""
@@ -171,6 +215,11 @@ def adopt_main(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: --bucket {args.bucket!r}: {problem}", file=sys.stderr)
         return EXIT_ERROR
+    for flag, count in (("--index-shards", args.index_shards), ("--feed-shards", args.feed_shards)):
+        problem = None if count is None else shard_count_problem(count)
+        if problem is not None:
+            print(f"error: {flag} {count}: {problem}", file=sys.stderr)
+            return EXIT_ERROR
     args.prefix, args.checkpoint_path = "", None
     try:
         settle, margin, stamp_margin = _totals_timing(args.totals_settle)
@@ -201,6 +250,7 @@ def adopt_main(args: argparse.Namespace) -> int:
         print(f"EventBridge notifications already on for s3://{target.bucket}", file=sys.stderr)
     if not args.dry_run:  # before its events are routed: ingest stores none of an untracked bucket
         register_bucket(clients.dynamodb, target.table, target.bucket, by="adopt")
+    changes += _plan_shards(args, clients.dynamodb, target)
     if queue is not None:
         changes += _route(args, target, queue)
     if args.no_reconcile:

@@ -320,6 +320,18 @@ class DynamoDBLocal:
             time.sleep(0.1)
         return self
 
+    def client(self) -> Any:
+        """A boto3 DynamoDB client on this engine (it takes any credentials and region)."""
+        import boto3
+
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
     def warm_up(self, writes: int = WARM_UP_WRITES) -> None:
         """Run the engine's write and read paths once, in a scratch table it then drops.
 
@@ -330,17 +342,9 @@ class DynamoDBLocal:
         served like the rest, as DynamoDB would."""
         import uuid
 
-        import boto3
-
         from pipeline.adapters.dynamo.schema import create_files_table
 
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        client = self.client()
         table = f"warm-up-{uuid.uuid4().hex[:8]}"
         create_files_table(client, table)
         try:

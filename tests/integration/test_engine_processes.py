@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from pipeline.local import dynamodb_local
@@ -86,14 +85,7 @@ def test_a_free_port_taken_before_java_binds_it_is_replaced(
     with DynamoDBLocal() as engine:
         # Then it runs on another port and answers there
         assert engine.port != taken_port
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=engine.endpoint_url,
-            region_name="ap-south-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        assert client.list_tables()["TableNames"] == []
+        assert engine.client().list_tables()["TableNames"] == []
 
 
 def test_an_explicit_port_taken_after_the_check_is_a_port_in_use_error(
@@ -110,13 +102,7 @@ def test_a_warmed_up_engine_keeps_no_scratch_table_and_serves_writes(
     dynamodb_local: DynamoDBLocal,
 ) -> None:
     # Given a running DynamoDB Local with a table of its user
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=dynamodb_local.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = dynamodb_local.client()
     before = set(client.list_tables()["TableNames"])
     # When it is warmed up (conditional inserts and updates, reads, in a scratch table)
     dynamodb_local.warm_up(writes=50)

@@ -48,8 +48,8 @@ def plan_of_item(item: dict[str, Any] | None) -> ShardPlan:
     return ShardPlan.from_record(from_item(item) if item else None)
 
 
-class CachedShardPlans:
-    """`ShardPlans` over an aiobotocore client, each bucket's plan kept `ttl_s` seconds."""
+class _PlanCache:
+    """Each bucket's plan kept `ttl_s` seconds (the readers' and the writers' caches)."""
 
     def __init__(
         self,
@@ -60,40 +60,39 @@ class CachedShardPlans:
     ) -> None:
         self._client, self._table, self._ttl, self._clock = client, table, ttl_s, clock
         self._cache: dict[str, tuple[ShardPlan, float]] = {}
+
+    def _cached(self, bucket: str) -> ShardPlan | None:
+        cached = self._cache.get(bucket)
+        if cached is not None and self._clock() - cached[1] < self._ttl:
+            return cached[0]
+        return None
+
+    def _keep(self, bucket: str, response: dict[str, Any]) -> ShardPlan:
+        plan = plan_of_item(response.get("Item"))
+        self._cache[bucket] = (plan, self._clock())
+        return plan
+
+
+class CachedShardPlans(_PlanCache):
+    """`ShardPlans` over an aiobotocore client."""
 
     async def plan(self, bucket: str) -> ShardPlan:
         """The plan of `bucket` (raises the SDK's error when it cannot be read)."""
-        cached = self._cache.get(bucket)
-        if cached is not None and self._clock() - cached[1] < self._ttl:
-            return cached[0]
-        response = await self._client.get_item(**_get_request(self._table, bucket))
-        plan = plan_of_item(response.get("Item"))
-        self._cache[bucket] = (plan, self._clock())
-        return plan
+        cached = self._cached(bucket)
+        if cached is not None:
+            return cached
+        return self._keep(bucket, await self._client.get_item(**_get_request(self._table, bucket)))
 
 
-class SyncShardPlans:
+class SyncShardPlans(_PlanCache):
     """The same over a boto3 client (the read API's readers)."""
-
-    def __init__(
-        self,
-        client: Any,
-        table: str,
-        ttl_s: float = DEFAULT_TTL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client, self._table, self._ttl, self._clock = client, table, ttl_s, clock
-        self._cache: dict[str, tuple[ShardPlan, float]] = {}
 
     def plan(self, bucket: str) -> ShardPlan:
         """The plan of `bucket`."""
-        cached = self._cache.get(bucket)
-        if cached is not None and self._clock() - cached[1] < self._ttl:
-            return cached[0]
-        response = self._client.get_item(**_get_request(self._table, bucket))
-        plan = plan_of_item(response.get("Item"))
-        self._cache[bucket] = (plan, self._clock())
-        return plan
+        cached = self._cached(bucket)
+        if cached is not None:
+            return cached
+        return self._keep(bucket, self._client.get_item(**_get_request(self._table, bucket)))
 
 
 def _set(client: Any, table: str, bucket: str, values: dict[str, int]) -> None:
